@@ -1,0 +1,352 @@
+package keypolicy
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// operator is a condition operator's base comparison; negated operators
+// (StringNotEquals, NotIpAddress, ...) share their positive form's compare.
+type operator struct {
+	name    string
+	kind    opKind
+	negated bool
+}
+
+type opKind int
+
+const (
+	opStringEquals opKind = iota
+	opStringEqualsIgnoreCase
+	opStringLike
+	opNumericEquals
+	opNumericLessThan
+	opNumericLessThanEquals
+	opNumericGreaterThan
+	opNumericGreaterThanEquals
+	opDateEquals
+	opDateLessThan
+	opDateLessThanEquals
+	opDateGreaterThan
+	opDateGreaterThanEquals
+	opBool
+	opBinaryEquals
+	opIPAddress
+	opArnLike
+	opNull
+)
+
+type setQualifier int
+
+const (
+	setNone setQualifier = iota
+	setAnyValue
+	setAllValues
+)
+
+// operators lists every documented condition operator (IAM User Guide,
+// "IAM JSON policy elements: Condition operators"). Lookup is
+// case-insensitive.
+var operators = map[string]operator{}
+
+func init() {
+	for _, o := range []operator{
+		{"StringEquals", opStringEquals, false},
+		{"StringNotEquals", opStringEquals, true},
+		{"StringEqualsIgnoreCase", opStringEqualsIgnoreCase, false},
+		{"StringNotEqualsIgnoreCase", opStringEqualsIgnoreCase, true},
+		{"StringLike", opStringLike, false},
+		{"StringNotLike", opStringLike, true},
+		{"NumericEquals", opNumericEquals, false},
+		{"NumericNotEquals", opNumericEquals, true},
+		{"NumericLessThan", opNumericLessThan, false},
+		{"NumericLessThanEquals", opNumericLessThanEquals, false},
+		{"NumericGreaterThan", opNumericGreaterThan, false},
+		{"NumericGreaterThanEquals", opNumericGreaterThanEquals, false},
+		{"DateEquals", opDateEquals, false},
+		{"DateNotEquals", opDateEquals, true},
+		{"DateLessThan", opDateLessThan, false},
+		{"DateLessThanEquals", opDateLessThanEquals, false},
+		{"DateGreaterThan", opDateGreaterThan, false},
+		{"DateGreaterThanEquals", opDateGreaterThanEquals, false},
+		{"Bool", opBool, false},
+		{"BinaryEquals", opBinaryEquals, false},
+		{"IpAddress", opIPAddress, false},
+		{"NotIpAddress", opIPAddress, true},
+		{"ArnEquals", opArnLike, false},
+		{"ArnLike", opArnLike, false},
+		{"ArnNotEquals", opArnLike, true},
+		{"ArnNotLike", opArnLike, true},
+		{"Null", opNull, false},
+	} {
+		operators[strings.ToLower(o.name)] = o
+	}
+}
+
+func parseOperator(name string) (operator, setQualifier, bool, error) {
+	rest := name
+	set := setNone
+	if i := strings.IndexByte(rest, ':'); i >= 0 {
+		switch strings.ToLower(rest[:i]) {
+		case "foranyvalue":
+			set = setAnyValue
+		case "forallvalues":
+			set = setAllValues
+		default:
+			return operator{}, 0, false, fmt.Errorf("unknown condition qualifier %q in %q (want ForAnyValue: or ForAllValues:)", rest[:i], name)
+		}
+		rest = rest[i+1:]
+	}
+	lower := strings.ToLower(rest)
+	if o, ok := operators[lower]; ok {
+		return o, set, false, nil
+	}
+	if base, ok := strings.CutSuffix(lower, "ifexists"); ok {
+		if o, ok := operators[base]; ok && o.kind != opNull {
+			return o, set, true, nil
+		}
+	}
+	return operator{}, 0, false, fmt.Errorf("unknown condition operator %q", name)
+}
+
+// validate checks the policy values once, at parse time, so evaluation never
+// meets a malformed literal.
+func (c *Condition) validate() error {
+	for _, v := range c.Values.Items {
+		if hasVariable(v) && c.op.kind != opStringEquals && c.op.kind != opStringEqualsIgnoreCase &&
+			c.op.kind != opStringLike && c.op.kind != opArnLike {
+			continue
+		}
+		var err error
+		switch c.op.kind {
+		case opNumericEquals, opNumericLessThan, opNumericLessThanEquals, opNumericGreaterThan, opNumericGreaterThanEquals:
+			_, err = strconv.ParseFloat(v, 64)
+		case opDateEquals, opDateLessThan, opDateLessThanEquals, opDateGreaterThan, opDateGreaterThanEquals:
+			_, err = parseDate(v)
+		case opBool, opNull:
+			if !strings.EqualFold(v, "true") && !strings.EqualFold(v, "false") {
+				err = fmt.Errorf("%q is not true or false", v)
+			}
+		case opBinaryEquals:
+			_, err = base64.StdEncoding.DecodeString(v)
+		case opIPAddress:
+			_, err = parseCIDR(v)
+		}
+		if err != nil {
+			return fmt.Errorf("bad value %q: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// conditionResult is the outcome of one condition.
+type conditionResult int
+
+const (
+	condFalse conditionResult = iota
+	condTrue
+	// condUnknown: a policy variable could not be resolved from the request.
+	condUnknown
+)
+
+// eval evaluates the condition against the request context (keys
+// lower-cased). Missing keys follow AWS: false, except for ...IfExists,
+// ForAllValues: and negated operators, which are true.
+func (c *Condition) eval(ctx map[string][]string) (conditionResult, string) {
+	vals, present := ctx[c.key]
+	if c.op.kind == opNull {
+		absent := !present || len(vals) == 0
+		for _, want := range c.Values.Items {
+			if strings.EqualFold(want, "true") == absent {
+				return condTrue, ""
+			}
+		}
+		return condFalse, ""
+	}
+	if !present {
+		if c.ifExists || c.set == setAllValues || (c.op.negated && c.set == setNone) {
+			return condTrue, ""
+		}
+		return condFalse, ""
+	}
+	policy, unknown := c.resolve(ctx)
+	if unknown != "" {
+		return condUnknown, unknown
+	}
+	matchOne := func(rv string) bool {
+		for _, pv := range policy {
+			if compare(c.op.kind, rv, pv) {
+				return true
+			}
+		}
+		return false
+	}
+	// For a negated operator a request value "satisfies" it when it matches
+	// none of the policy values.
+	sat := func(rv string) bool { return matchOne(rv) != c.op.negated }
+	switch c.set {
+	case setAllValues:
+		for _, rv := range vals {
+			if !sat(rv) {
+				return condFalse, ""
+			}
+		}
+		return condTrue, ""
+	case setAnyValue:
+		for _, rv := range vals {
+			if sat(rv) {
+				return condTrue, ""
+			}
+		}
+		return condFalse, ""
+	default:
+		// A single-valued operator on a multi-valued key matches when any
+		// value matches; its negation when none does.
+		any := false
+		for _, rv := range vals {
+			if matchOne(rv) {
+				any = true
+				break
+			}
+		}
+		if any != c.op.negated {
+			return condTrue, ""
+		}
+		return condFalse, ""
+	}
+}
+
+// resolve substitutes policy variables in the condition's values; only the
+// string and ARN operators take variables.
+func (c *Condition) resolve(ctx map[string][]string) ([]string, string) {
+	switch c.op.kind {
+	case opStringEquals, opStringEqualsIgnoreCase, opStringLike, opArnLike:
+	default:
+		return c.Values.Items, ""
+	}
+	var out []string
+	for i, v := range c.Values.Items {
+		if !hasVariable(v) {
+			continue
+		}
+		if out == nil {
+			out = append([]string(nil), c.Values.Items...)
+		}
+		r, unknown := substitute(v, ctx, c.op.kind == opStringLike || c.op.kind == opArnLike)
+		if unknown != "" {
+			return nil, unknown
+		}
+		out[i] = r
+	}
+	if out == nil {
+		return c.Values.Items, ""
+	}
+	return out, ""
+}
+
+func compare(kind opKind, request, policy string) bool {
+	switch kind {
+	case opStringEquals:
+		return request == policy
+	case opStringEqualsIgnoreCase:
+		return strings.EqualFold(request, policy)
+	case opStringLike:
+		return wildcardMatch(policy, request)
+	case opNumericEquals, opNumericLessThan, opNumericLessThanEquals, opNumericGreaterThan, opNumericGreaterThanEquals:
+		r, err1 := strconv.ParseFloat(request, 64)
+		p, err2 := strconv.ParseFloat(policy, 64)
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		return ordered(kind-opNumericEquals, r < p, r == p)
+	case opDateEquals, opDateLessThan, opDateLessThanEquals, opDateGreaterThan, opDateGreaterThanEquals:
+		r, err1 := parseDate(request)
+		p, err2 := parseDate(policy)
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		return ordered(kind-opDateEquals, r.Before(p), r.Equal(p))
+	case opBool:
+		return strings.EqualFold(request, policy)
+	case opBinaryEquals:
+		r, err1 := base64.StdEncoding.DecodeString(request)
+		p, err2 := base64.StdEncoding.DecodeString(policy)
+		return err1 == nil && err2 == nil && bytes.Equal(r, p)
+	case opIPAddress:
+		ip, err := netip.ParseAddr(request)
+		if err != nil {
+			return false
+		}
+		pfx, err := parseCIDR(policy)
+		return err == nil && pfx.Contains(ip.Unmap())
+	case opArnLike:
+		return arnLike(policy, request)
+	}
+	return false
+}
+
+// ordered maps the five ordered comparisons (equals, <, <=, >, >=), given as
+// an offset from the Equals kind, to their truth.
+func ordered(offset opKind, less, equal bool) bool {
+	switch offset {
+	case 0:
+		return equal
+	case 1:
+		return less
+	case 2:
+		return less || equal
+	case 3:
+		return !less && !equal
+	default:
+		return !less
+	}
+}
+
+func parseDate(s string) (time.Time, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05Z0700", "2006-01-02T15:04Z07:00", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not an ISO 8601 date or epoch time", s)
+}
+
+func parseCIDR(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// arnLike matches an ARN against a pattern component by component: the
+// first five colons separate partition, service, region and account, and
+// '*' in one component does not cross into another.
+func arnLike(pattern, arn string) bool {
+	pp := strings.SplitN(pattern, ":", 6)
+	ap := strings.SplitN(arn, ":", 6)
+	if len(pp) != 6 || len(ap) != 6 {
+		return pattern == "*" || wildcardMatch(pattern, arn) && len(pp) != 6
+	}
+	for i := range pp {
+		if !wildcardMatch(pp[i], ap[i]) {
+			return false
+		}
+	}
+	return true
+}

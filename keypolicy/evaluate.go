@@ -1,0 +1,202 @@
+package keypolicy
+
+import (
+	"strings"
+)
+
+// Request is one KMS API call to authorise.
+type Request struct {
+	// Principal is the caller: an account id or root ARN, a role or user ARN,
+	// an assumed-role session ARN, or a service principal.
+	Principal string
+	// Action such as "kms:Decrypt"; case-insensitive.
+	Action string
+	// Resource is the key ARN.
+	Resource string
+	// Context holds the request's condition keys (any case) and values.
+	Context map[string][]string
+}
+
+// Decision is the outcome of an evaluation.
+type Decision int
+
+// The three outcomes of AWS's policy evaluation.
+const (
+	ImplicitDeny Decision = iota
+	Allowed
+	ExplicitDeny
+)
+
+func (d Decision) String() string {
+	switch d {
+	case Allowed:
+		return "Allow"
+	case ExplicitDeny:
+		return "ExplicitDeny"
+	default:
+		return "ImplicitDeny"
+	}
+}
+
+// Result is the outcome of evaluating one policy.
+type Result struct {
+	Decision Decision
+	// Deciding holds the indexes of the statements that decided: the
+	// matching Deny statements, else the matching Allow statements.
+	Deciding []int
+	// Direct is true when an Allow statement names the caller itself (or
+	// "*"), not only its account: within the key's account, an allow for
+	// the account delegates to IAM instead.
+	Direct bool
+	// Unknown lists policy variables the request did not supply; statements
+	// using them were not matched.
+	Unknown []string
+}
+
+// Evaluate decides the request against this policy alone: a matching Deny
+// wins, else a matching Allow allows, else the request is implicitly denied.
+func (p *Policy) Evaluate(req Request) Result {
+	return p.evaluate(req.Principal, strings.ToLower(req.Action), req.Resource, lowerKeys(req.Context))
+}
+
+func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]string) Result {
+	var r Result
+	if p == nil {
+		return r
+	}
+	c := parseCaller(principal)
+	var allows, denies []int
+	for i := range p.Statements {
+		s := &p.Statements[i]
+		m, unknown := s.match(c, action, resource, ctx)
+		if unknown != "" {
+			r.Unknown = appendUnique(r.Unknown, unknown)
+		}
+		if m == noMatch {
+			continue
+		}
+		if s.Effect == Deny {
+			denies = append(denies, i)
+			continue
+		}
+		allows = append(allows, i)
+		if m == matchDirect {
+			r.Direct = true
+		}
+	}
+	switch {
+	case len(denies) > 0:
+		r.Decision, r.Deciding, r.Direct = ExplicitDeny, denies, false
+	case len(allows) > 0:
+		r.Decision, r.Deciding = Allowed, allows
+	}
+	return r
+}
+
+// match reports how the statement applies to the request (noMatch when it
+// does not), and the first policy variable it could not resolve.
+func (s *Statement) match(c caller, action, resource string, ctx map[string][]string) (principalMatch, string) {
+	pm := matchDirect
+	switch {
+	case s.Principal != nil:
+		pm = s.Principal.match(c, false)
+	case s.NotPrincipal != nil:
+		if s.NotPrincipal.match(c, true) != noMatch {
+			pm = noMatch
+		}
+	}
+	if pm == noMatch || !s.matchAction(action) {
+		return noMatch, ""
+	}
+	ok, unknown := s.matchResource(resource, ctx)
+	if !ok {
+		return noMatch, unknown
+	}
+	for i := range s.Conditions {
+		switch res, unknown := s.Conditions[i].eval(ctx); res {
+		case condFalse:
+			return noMatch, ""
+		case condUnknown:
+			return noMatch, unknown
+		}
+	}
+	return pm, ""
+}
+
+func (s *Statement) matchAction(action string) bool {
+	found := false
+	for _, a := range s.actions {
+		if wildcardMatch(a, action) {
+			found = true
+			break
+		}
+	}
+	return found != s.NotAction
+}
+
+func (s *Statement) matchResource(resource string, ctx map[string][]string) (bool, string) {
+	found := false
+	for _, r := range s.Resource.Items {
+		if hasVariable(r) {
+			sub, unknown := substitute(r, ctx, true)
+			if unknown != "" {
+				return false, unknown
+			}
+			r = sub
+		}
+		if wildcardMatch(r, resource) {
+			found = true
+			break
+		}
+	}
+	return found != s.NotResource, ""
+}
+
+// failedConditions lists the condition keys that keep a statement, which
+// otherwise applies to the request, from matching. It explains near misses.
+func (s *Statement) failedConditions(c caller, action, resource string, ctx map[string][]string) ([]string, bool) {
+	pm := matchDirect
+	switch {
+	case s.Principal != nil:
+		pm = s.Principal.match(c, false)
+	case s.NotPrincipal != nil:
+		if s.NotPrincipal.match(c, true) != noMatch {
+			pm = noMatch
+		}
+	}
+	if pm == noMatch || !s.matchAction(action) {
+		return nil, false
+	}
+	if ok, _ := s.matchResource(resource, ctx); !ok {
+		return nil, false
+	}
+	var keys []string
+	for i := range s.Conditions {
+		if res, _ := s.Conditions[i].eval(ctx); res != condTrue {
+			keys = appendUnique(keys, s.Conditions[i].key)
+		}
+	}
+	return keys, true
+}
+
+func lowerKeys(ctx map[string][]string) map[string][]string {
+	for k := range ctx {
+		if k != strings.ToLower(k) {
+			out := make(map[string][]string, len(ctx))
+			for k, v := range ctx {
+				out[strings.ToLower(k)] = v
+			}
+			return out
+		}
+	}
+	return ctx
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}

@@ -1,0 +1,162 @@
+package keypolicy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// explain turns a refused request into a finding: which statement, which
+// action, why, and the concrete fix.
+func explain(key *Key, keyARN ARN, t Target, p Path, principal string, req Request, auth Authorization) Finding {
+	action := req.Action
+	f := Finding{Severity: SeverityError, Actions: []string{action}}
+	if auth.Decision == ExplicitDeny {
+		if auth.Identity != nil && auth.Identity.Decision == ExplicitDeny {
+			f.Code = CodeIdentityPolicy
+			f.Statement = "identity:" + t.Identity.Statements[auth.Identity.Deciding[0]].Label(auth.Identity.Deciding[0])
+			f.Message = fmt.Sprintf("%s's identity policy denies %s on the key", principal, action)
+			f.Fix = "remove or narrow the Deny in the principal's identity policy"
+			return f
+		}
+		i := auth.KeyPolicy.Deciding[0]
+		s := &key.Policy.Statements[i]
+		f.Statement = s.Label(i)
+		if keys := networkConditionKeys(s); len(keys) > 0 {
+			f.Code = CodeSourceIPCondition
+			f.Message = fmt.Sprintf("key-policy statement %q denies %s to %s because of its %s condition: EC2 calls KMS for the launch from AWS's own addresses, not from the user's network",
+				f.Statement, action, principal, strings.Join(keys, ", "))
+			f.Fix = fmt.Sprintf("in statement %q, exempt calls made through AWS services: add \"Bool\": {\"aws:ViaAWSService\": \"false\"} to its Condition, or replace the network condition with \"StringEquals\": {\"kms:ViaService\": \"ec2.%s.amazonaws.com\"}", f.Statement, keyARN.Region)
+			return f
+		}
+		f.Code = CodeKeyPolicyDenies
+		f.Message = fmt.Sprintf("key-policy statement %q explicitly denies %s to %s; an explicit deny wins over every allow and grant", f.Statement, action, principal)
+		f.Fix = fmt.Sprintf("the key owner must narrow statement %q so it does not match %s (amigate never edits statements it does not own)", f.Statement, principal)
+		return f
+	}
+	if p == PathASG {
+		f.Code = CodeGrantMissing
+		if auth.CrossAccount {
+			f.Message = fmt.Sprintf("%s has no grant on the key: a role of another account can use it only through a grant, because the Auto Scaling service-linked role's policy has no KMS permission (a key-policy allow alone is not enough)", principal)
+		} else {
+			f.Message = fmt.Sprintf("%s has neither a grant nor a key-policy statement naming it, and its own policy has no KMS permission", principal)
+		}
+		f.Fix = GrantCommand(keyARN, principal, t.Account)
+		return f
+	}
+	if auth.KeyPolicy.Decision == Allowed && !auth.IdentityAllows {
+		f.Code = CodeIdentityPolicy
+		f.Statement = key.Policy.Statements[auth.KeyPolicy.Deciding[0]].Label(auth.KeyPolicy.Deciding[0])
+		f.Message = fmt.Sprintf("the key policy allows %s, but %s's identity policy does not: KMS needs both for this principal", action, principal)
+		f.Fix = fmt.Sprintf(`add to the principal's identity policy: {"Effect": "Allow", "Action": %q, "Resource": %q}`, action, key.ARN)
+		return f
+	}
+	if nm, ok := nearMiss(key.Policy, principal, req); ok {
+		f.Statement = nm.label
+		switch {
+		case nm.network != "":
+			f.Code = CodeSourceIPCondition
+			f.Message = fmt.Sprintf("key-policy statement %q would allow %s to %s, but its %s condition cannot match: EC2 calls KMS for the launch from AWS's own addresses", f.Statement, action, principal, nm.network)
+			f.Fix = fmt.Sprintf("in statement %q, replace the %s condition with \"StringEquals\": {\"kms:ViaService\": \"ec2.%s.amazonaws.com\"}", f.Statement, nm.network, keyARN.Region)
+			return f
+		case nm.viaService:
+			f.Code = CodeViaServiceMismatch
+			f.Message = fmt.Sprintf("key-policy statement %q would allow %s to %s only through another service: the launch arrives with kms:ViaService = ec2.%s.amazonaws.com", f.Statement, action, principal, keyARN.Region)
+			f.Fix = fmt.Sprintf("add \"ec2.%s.amazonaws.com\" to the kms:ViaService values of statement %q", keyARN.Region, f.Statement)
+			return f
+		}
+	}
+	f.Code = CodeKeyPolicyMissing
+	f.Statement = ""
+	partition := keyARN.Partition
+	var st Statement
+	if isCreateGrant(action) {
+		f.Message = fmt.Sprintf("no key-policy statement allows %s to call %s for EC2 (with kms:GrantIsForAWSResource = true)", principal, action)
+		st = ec2GrantStatement([]string{RootARN(partition, t.Account)})
+	} else {
+		f.Message = fmt.Sprintf("no key-policy statement allows %s to call %s through EC2 (kms:ViaService = ec2.%s.amazonaws.com)", principal, action, keyARN.Region)
+		st = useKeyStatement([]string{RootARN(partition, t.Account)}, []string{"ec2." + keyARN.Region + ".amazonaws.com"})
+	}
+	b, _ := st.MarshalJSON()
+	f.Fix = "add this statement to the key policy (or let amigate patch it): " + string(b)
+	return f
+}
+
+func isCreateGrant(action string) bool { return strings.EqualFold(action, "kms:CreateGrant") }
+
+// GrantCommand is the AWS CLI command that creates the grant the Auto
+// Scaling service-linked role needs. AWS documents running it in the target
+// account, by key ARN.
+func GrantCommand(keyARN ARN, role, targetAccount string) string {
+	return fmt.Sprintf("aws kms create-grant --region %s --key-id %s --grantee-principal %s --operations %s --name %s   # run in account %s (its key-policy must allow it kms:CreateGrant) or in the key owner's account %s",
+		keyARN.Region, keyARN.String(), role, strings.Join(AutoScalingGrantOperations, " "), GrantName(role), targetAccount, keyARN.Account)
+}
+
+// GrantName is the deterministic grant name amigate uses for a role, so
+// that CreateGrant is idempotent.
+func GrantName(role string) string {
+	a, err := ParseARN(role)
+	name := role
+	if err == nil {
+		name = a.Account + "-" + a.Resource[strings.LastIndexByte(a.Resource, '/')+1:]
+	}
+	return "amigate-asg-" + name
+}
+
+func networkConditionKeys(s *Statement) []string {
+	var keys []string
+	for _, c := range s.Conditions {
+		if networkKeys[c.key] {
+			keys = appendUnique(keys, c.Key)
+		}
+	}
+	return keys
+}
+
+type nearMissInfo struct {
+	label      string
+	network    string
+	viaService bool
+}
+
+// nearMiss finds an Allow statement that names the caller, the action and
+// the key, and fails only on conditions that a launch cannot satisfy.
+func nearMiss(p *Policy, principal string, req Request) (nearMissInfo, bool) {
+	if p == nil {
+		return nearMissInfo{}, false
+	}
+	c := parseCaller(principal)
+	ctx := lowerKeys(req.Context)
+	action := strings.ToLower(req.Action)
+	for i := range p.Statements {
+		s := &p.Statements[i]
+		if s.Effect != Allow {
+			continue
+		}
+		failed, applies := s.failedConditions(c, action, req.Resource, ctx)
+		if !applies || len(failed) == 0 {
+			continue
+		}
+		info := nearMissInfo{label: s.Label(i)}
+		for _, k := range failed {
+			switch {
+			case networkKeys[k]:
+				info.network = originalKey(s, k)
+			case k == "kms:viaservice":
+				info.viaService = true
+			}
+		}
+		if info.network != "" || info.viaService {
+			return info, true
+		}
+	}
+	return nearMissInfo{}, false
+}
+
+func originalKey(s *Statement, lower string) string {
+	for _, c := range s.Conditions {
+		if c.key == lower {
+			return c.Key
+		}
+	}
+	return lower
+}

@@ -1,0 +1,296 @@
+package keypolicy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Sentinels for the literal '*' and '?' that the ${*} and ${?} policy
+// variables produce inside a wildcard pattern.
+const (
+	literalStar  = '\uE000'
+	literalQuest = '\uE001'
+)
+
+// wildcardMatch reports whether s matches pattern, where '*' matches any
+// run of characters and '?' exactly one.
+func wildcardMatch(pattern, s string) bool {
+	if pattern == "*" {
+		return true
+	}
+	p, i := 0, 0
+	star, mark := -1, 0
+	for i < len(s) {
+		if p < len(pattern) {
+			pr, pw := utf8.DecodeRuneInString(pattern[p:])
+			sr, sw := utf8.DecodeRuneInString(s[i:])
+			switch {
+			case pr == '*':
+				star, mark = p+pw, i
+				p += pw
+				continue
+			case pr == '?' || pr == sr || (pr == literalStar && sr == '*') || (pr == literalQuest && sr == '?'):
+				p += pw
+				i += sw
+				continue
+			}
+		}
+		if star < 0 {
+			return false
+		}
+		_, sw := utf8.DecodeRuneInString(s[mark:])
+		mark += sw
+		p, i = star, mark
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+func hasVariable(s string) bool { return strings.Contains(s, "${") }
+
+// substitute replaces the policy variables in s with values from the
+// request context. It returns the name of the first variable the request
+// does not supply (and has no default), so the caller can report it instead
+// of matching silently.
+func substitute(s string, ctx map[string][]string, wildcard bool) (string, string) {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), ""
+		}
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			b.WriteString(s)
+			return b.String(), ""
+		}
+		b.WriteString(s[:i])
+		expr := s[i+2 : i+j]
+		s = s[i+j+1:]
+		switch expr {
+		case "*":
+			b.WriteRune(pick(wildcard, literalStar, '*'))
+			continue
+		case "?":
+			b.WriteRune(pick(wildcard, literalQuest, '?'))
+			continue
+		case "$":
+			b.WriteByte('$')
+			continue
+		}
+		key, def, hasDef := strings.Cut(expr, ",")
+		key = strings.ToLower(strings.TrimSpace(key))
+		if vals, ok := ctx[key]; ok && len(vals) == 1 {
+			b.WriteString(vals[0])
+			continue
+		}
+		if hasDef {
+			b.WriteString(strings.Trim(strings.TrimSpace(def), "'"))
+			continue
+		}
+		return "", key
+	}
+}
+
+func pick(cond bool, a, b rune) rune {
+	if cond {
+		return a
+	}
+	return b
+}
+
+// ARN is an Amazon Resource Name split into its parts.
+type ARN struct {
+	Partition, Service, Region, Account, Resource string
+}
+
+func (a ARN) String() string {
+	return "arn:" + a.Partition + ":" + a.Service + ":" + a.Region + ":" + a.Account + ":" + a.Resource
+}
+
+// ParseARN splits an ARN; it checks the shape, not that the resource exists.
+func ParseARN(s string) (ARN, error) {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[1] == "" || parts[2] == "" || parts[5] == "" {
+		return ARN{}, fmt.Errorf("%q is not an ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)", s)
+	}
+	if parts[4] != "" && !ValidAccountID(parts[4]) {
+		return ARN{}, fmt.Errorf("%q: account %q is not a 12-digit account id", s, parts[4])
+	}
+	return ARN{Partition: parts[1], Service: parts[2], Region: parts[3], Account: parts[4], Resource: parts[5]}, nil
+}
+
+// ParseKeyARN parses the ARN of a KMS key (not an alias).
+func ParseKeyARN(s string) (ARN, error) {
+	a, err := ParseARN(s)
+	if err != nil {
+		return a, err
+	}
+	if a.Service != "kms" || a.Region == "" || a.Account == "" || !strings.HasPrefix(a.Resource, "key/") || len(a.Resource) == len("key/") {
+		return a, fmt.Errorf("%q is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY_ID)", s)
+	}
+	return a, nil
+}
+
+// ParseRoleARN parses the ARN of an IAM role.
+func ParseRoleARN(s string) (ARN, error) {
+	a, err := ParseARN(s)
+	if err != nil {
+		return a, err
+	}
+	if a.Service != "iam" || a.Account == "" || !strings.HasPrefix(a.Resource, "role/") || strings.HasSuffix(a.Resource, "/") {
+		return a, fmt.Errorf("%q is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", s)
+	}
+	return a, nil
+}
+
+// ValidAccountID reports whether s is a 12-digit AWS account id.
+func ValidAccountID(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// RootARN is the ARN that stands for an account in a policy.
+func RootARN(partition, account string) string {
+	return "arn:" + partition + ":iam::" + account + ":root"
+}
+
+// caller is the principal making a request, parsed once per evaluation.
+type caller struct {
+	arn      string
+	account  string
+	kind     callerKind
+	roleName string // for roles and their sessions
+}
+
+type callerKind int
+
+const (
+	callerOther callerKind = iota
+	callerRoot
+	callerRole
+	callerSession
+	callerService
+)
+
+func parseCaller(p string) caller {
+	if ValidAccountID(p) {
+		return caller{arn: RootARN("aws", p), account: p, kind: callerRoot}
+	}
+	a, err := ParseARN(p)
+	if err != nil {
+		if strings.HasSuffix(p, ".amazonaws.com") {
+			return caller{arn: p, kind: callerService}
+		}
+		return caller{arn: p}
+	}
+	c := caller{arn: p, account: a.Account}
+	switch {
+	case a.Service == "iam" && a.Resource == "root":
+		c.kind = callerRoot
+	case a.Service == "iam" && strings.HasPrefix(a.Resource, "role/"):
+		c.kind = callerRole
+		c.roleName = a.Resource[strings.LastIndexByte(a.Resource, '/')+1:]
+	case a.Service == "sts" && strings.HasPrefix(a.Resource, "assumed-role/"):
+		c.kind = callerSession
+		name, _, _ := strings.Cut(strings.TrimPrefix(a.Resource, "assumed-role/"), "/")
+		c.roleName = name
+	}
+	return c
+}
+
+// principalMatch says how a Principal element matched a caller.
+type principalMatch int
+
+const (
+	noMatch principalMatch = iota
+	// matchAccount: the element names the caller's account (its id or
+	// root ARN); within the key's account this delegates to IAM.
+	matchAccount
+	// matchDirect: the element names the caller itself, or "*".
+	matchDirect
+)
+
+// matchPrincipal evaluates a Principal element. In a NotPrincipal element
+// (negate), an account's root ARN exempts only the root user, as AWS
+// documents, not every principal of the account.
+func (p *Principal) match(c caller, negate bool) principalMatch {
+	if p.Any {
+		return matchDirect
+	}
+	best := noMatch
+	for _, v := range p.AWS.Items {
+		if m := matchAWSPrincipal(v, c, negate); m > best {
+			best = m
+		}
+	}
+	if c.kind == callerService {
+		for _, v := range p.Service.Items {
+			if strings.EqualFold(v, c.arn) {
+				return matchDirect
+			}
+		}
+	}
+	return best
+}
+
+func matchAWSPrincipal(v string, c caller, negate bool) principalMatch {
+	if v == "*" {
+		if c.kind == callerService {
+			return noMatch
+		}
+		return matchDirect
+	}
+	if v == c.arn {
+		return matchDirect
+	}
+	account := v
+	if !ValidAccountID(v) {
+		a, err := ParseARN(v)
+		if err != nil || a.Service != "iam" {
+			if err == nil && a.Service == "sts" {
+				return noMatch // sessions match only by exact ARN
+			}
+			return noMatch
+		}
+		switch {
+		case a.Resource == "root":
+			account = a.Account
+		case strings.HasPrefix(a.Resource, "role/"):
+			name := a.Resource[strings.LastIndexByte(a.Resource, '/')+1:]
+			if a.Account == c.account && c.roleName == name && (c.kind == callerSession || c.kind == callerRole) {
+				return matchDirect
+			}
+			return noMatch
+		default:
+			return noMatch
+		}
+	}
+	if c.account != account {
+		return noMatch
+	}
+	if negate {
+		if c.kind == callerRoot {
+			return matchDirect
+		}
+		return noMatch
+	}
+	if c.kind == callerRoot {
+		return matchDirect
+	}
+	return matchAccount
+}
+
+var errNoPolicy = errors.New("no key policy")

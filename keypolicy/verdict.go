@@ -1,0 +1,126 @@
+package keypolicy
+
+// Path is a way a target account launches the image (DESIGN §1.2).
+type Path string
+
+// The launch paths amigate knows.
+const (
+	// PathASG is a launch by the target's Auto Scaling group, acting through
+	// its Auto Scaling service-linked role.
+	PathASG Path = "asg"
+	// PathInstance is RunInstances/StartInstances by a principal of the target.
+	PathInstance Path = "instance"
+	// PathCopy is CopyImage by a principal of the target, re-encrypting to its own key.
+	PathCopy Path = "copy"
+)
+
+// DefaultPaths are checked when a target names none.
+var DefaultPaths = []Path{PathASG, PathInstance}
+
+// Severity of a finding.
+const (
+	SeverityError   = "error"
+	SeverityWarning = "warning"
+)
+
+// Finding codes: stable, shared with reports and tools (DESIGN §3.1). Add new
+// ones; never rename.
+const (
+	CodeAWSManagedKey       = "AWS_MANAGED_KEY"
+	CodeKeyNotEnabled       = "KEY_NOT_ENABLED"
+	CodeKeySpec             = "KEY_SPEC_UNSUPPORTED"
+	CodeUnencryptedSnapshot = "UNENCRYPTED_SNAPSHOT"
+	CodeKeyPolicyMissing    = "KEY_POLICY_MISSING"
+	CodeKeyPolicyDenies     = "KEY_POLICY_DENIES"
+	CodeIdentityPolicy      = "IDENTITY_POLICY_MISSING"
+	CodeSourceIPCondition   = "SOURCE_IP_CONDITION"
+	CodeViaServiceMismatch  = "VIA_SERVICE_MISMATCH"
+	CodeGrantMissing        = "GRANT_MISSING"
+	CodeUnknownVariable     = "POLICY_VARIABLE_UNKNOWN"
+	CodeImageNotShared      = "IMAGE_NOT_SHARED"
+	CodeSnapshotNotShared   = "SNAPSHOT_NOT_SHARED"
+	CodeLaunchFailed        = "LAUNCH_FAILED"
+)
+
+// Finding is one problem, as data: every rendering (text, JSON, JUnit,
+// Markdown, Packer UI) is made from it.
+type Finding struct {
+	Code     string   `json:"code"`
+	Severity string   `json:"severity"`
+	Actions  []string `json:"actions"`
+	// Statement is the Sid (or "#index" when it has none) of the key-policy
+	// statement the finding is about, or "" when no statement is involved.
+	Statement string `json:"statement"`
+	Message   string `json:"message"`
+	Fix       string `json:"fix"`
+}
+
+// Key is what amigate knows about a KMS key: its metadata, policy and grants.
+type Key struct {
+	ARN     string
+	Manager string // "CUSTOMER" or "AWS"
+	State   string // "Enabled", "Disabled", "PendingDeletion", ...
+	Spec    string // "SYMMETRIC_DEFAULT", ...
+	Usage   string // "ENCRYPT_DECRYPT", ...
+	Policy  *Policy
+	Grants  []Grant
+}
+
+// Grant is a KMS grant on the key, as ListGrants returns it.
+type Grant struct {
+	ID                      string
+	Name                    string
+	GranteePrincipal        string
+	RetiringPrincipal       string
+	IssuingAccount          string
+	Operations              []string // "Decrypt", "CreateGrant", ...
+	EncryptionContextEquals map[string]string
+	EncryptionContextSubset map[string]string
+}
+
+// Target is an account that must be able to launch the image.
+type Target struct {
+	Account string
+	// ASGRoles are the Auto Scaling service-linked roles of the target's
+	// groups; empty means the account's default AWSServiceRoleForAutoScaling.
+	ASGRoles []string
+	// Principal launches instances on the instance and copy paths; empty
+	// means any principal of the account (its root ARN stands for it).
+	Principal string
+	// Identity is the launching principal's identity policy when known; nil
+	// means it is assumed to allow what the key policy allows.
+	Identity *Policy
+	// Paths to check; empty means DefaultPaths.
+	Paths []Path
+}
+
+// KeyInfo summarises the key in a verdict.
+type KeyInfo struct {
+	ARN     string `json:"arn"`
+	Manager string `json:"manager"`
+	State   string `json:"state"`
+}
+
+// PathVerdict is the verdict for one target and path.
+type PathVerdict struct {
+	Path      Path      `json:"path"`
+	Principal string    `json:"principal"`
+	OK        bool      `json:"ok"`
+	Findings  []Finding `json:"findings"`
+}
+
+// TargetVerdict is the verdict for one target.
+type TargetVerdict struct {
+	Account string        `json:"account"`
+	OK      bool          `json:"ok"`
+	Paths   []PathVerdict `json:"paths"`
+}
+
+// Verdict is the answer to "can every target launch an image encrypted with
+// this key?" (DESIGN §3.1 JSON shape).
+type Verdict struct {
+	OK       bool            `json:"ok"`
+	Key      KeyInfo         `json:"key"`
+	Findings []Finding       `json:"findings"`
+	Targets  []TargetVerdict `json:"targets"`
+}
