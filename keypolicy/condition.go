@@ -341,7 +341,7 @@ func arnLike(pattern, arn string) bool {
 	pp := strings.SplitN(pattern, ":", 6)
 	ap := strings.SplitN(arn, ":", 6)
 	if len(pp) != 6 || len(ap) != 6 {
-		return pattern == "*" || wildcardMatch(pattern, arn) && len(pp) != 6
+		return pattern == "*"
 	}
 	for i := range pp {
 		if !wildcardMatch(pp[i], ap[i]) {
