@@ -223,17 +223,64 @@ const (
 	matchDirect
 )
 
-// matchPrincipal evaluates a Principal element. In a NotPrincipal element
-// (negate), an account's root ARN exempts only the root user, as AWS
-// documents, not every principal of the account.
+// awsPrincipal is one entry of a Principal's "AWS" list, parsed once.
+type awsPrincipal struct {
+	raw      string
+	kind     awsPrincipalKind
+	account  string
+	roleName string
+}
+
+type awsPrincipalKind int
+
+const (
+	awsOther awsPrincipalKind = iota
+	awsAnyone
+	awsAccount // an account id or its root ARN
+	awsRole
+)
+
+func compileAWSPrincipal(v string) awsPrincipal {
+	if v == "*" {
+		return awsPrincipal{raw: v, kind: awsAnyone}
+	}
+	if ValidAccountID(v) {
+		return awsPrincipal{raw: v, kind: awsAccount, account: v}
+	}
+	a, err := ParseARN(v)
+	if err != nil || a.Service != "iam" {
+		return awsPrincipal{raw: v}
+	}
+	switch {
+	case a.Resource == "root":
+		return awsPrincipal{raw: v, kind: awsAccount, account: a.Account}
+	case strings.HasPrefix(a.Resource, "role/"):
+		return awsPrincipal{raw: v, kind: awsRole, account: a.Account, roleName: a.Resource[strings.LastIndexByte(a.Resource, '/')+1:]}
+	}
+	return awsPrincipal{raw: v}
+}
+
+func (p *Principal) compile() {
+	p.aws = make([]awsPrincipal, len(p.AWS.Items))
+	for i, v := range p.AWS.Items {
+		p.aws[i] = compileAWSPrincipal(v)
+	}
+}
+
+// match evaluates a Principal element. In a NotPrincipal element (negate),
+// an account's root ARN exempts only the root user, as AWS documents, not
+// every principal of the account.
 func (p *Principal) match(c caller, negate bool) principalMatch {
 	if p.Any {
 		return matchDirect
 	}
 	best := noMatch
-	for _, v := range p.AWS.Items {
-		if m := matchAWSPrincipal(v, c, negate); m > best {
+	for i := range p.aws {
+		if m := p.aws[i].match(c, negate); m > best {
 			best = m
+			if best == matchDirect {
+				return best
+			}
 		}
 	}
 	if c.kind == callerService {
@@ -246,51 +293,28 @@ func (p *Principal) match(c caller, negate bool) principalMatch {
 	return best
 }
 
-func matchAWSPrincipal(v string, c caller, negate bool) principalMatch {
-	if v == "*" {
+func (e *awsPrincipal) match(c caller, negate bool) principalMatch {
+	switch {
+	case e.raw == c.arn:
+		return matchDirect
+	case e.kind == awsAnyone:
 		if c.kind == callerService {
 			return noMatch
 		}
 		return matchDirect
-	}
-	if v == c.arn {
-		return matchDirect
-	}
-	account := v
-	if !ValidAccountID(v) {
-		a, err := ParseARN(v)
-		if err != nil || a.Service != "iam" {
-			if err == nil && a.Service == "sts" {
-				return noMatch // sessions match only by exact ARN
-			}
-			return noMatch
+	case e.kind == awsRole:
+		if e.account == c.account && e.roleName == c.roleName && (c.kind == callerSession || c.kind == callerRole) {
+			return matchDirect
 		}
-		switch {
-		case a.Resource == "root":
-			account = a.Account
-		case strings.HasPrefix(a.Resource, "role/"):
-			name := a.Resource[strings.LastIndexByte(a.Resource, '/')+1:]
-			if a.Account == c.account && c.roleName == name && (c.kind == callerSession || c.kind == callerRole) {
-				return matchDirect
-			}
-			return noMatch
-		default:
-			return noMatch
-		}
-	}
-	if c.account != account {
-		return noMatch
-	}
-	if negate {
+	case e.kind == awsAccount && e.account == c.account:
 		if c.kind == callerRoot {
 			return matchDirect
 		}
-		return noMatch
+		if !negate {
+			return matchAccount
+		}
 	}
-	if c.kind == callerRoot {
-		return matchDirect
-	}
-	return matchAccount
+	return noMatch
 }
 
 var errNoPolicy = errors.New("no key policy")

@@ -29,7 +29,7 @@ func useKeyStatement(principals, viaServices []string) Statement {
 	return Statement{
 		Sid:       SidUseKey,
 		Effect:    Allow,
-		Principal: &Principal{AWS: Values{Items: principals, List: true}},
+		Principal: awsPrincipals(principals),
 		Action:    Values{Items: []string{"kms:Decrypt", "kms:DescribeKey", "kms:ReEncrypt*", "kms:GenerateDataKey*"}, List: true},
 		Resource:  Values{Items: []string{"*"}},
 		Conditions: []Condition{
@@ -42,7 +42,7 @@ func ec2GrantStatement(principals []string) Statement {
 	return Statement{
 		Sid:       SidEC2Grants,
 		Effect:    Allow,
-		Principal: &Principal{AWS: Values{Items: principals, List: true}},
+		Principal: awsPrincipals(principals),
 		Action:    Values{Items: []string{"kms:CreateGrant"}},
 		Resource:  Values{Items: []string{"*"}},
 		Conditions: []Condition{
@@ -58,7 +58,7 @@ func autoScalingGrantStatement(principals, grantees []string) Statement {
 	return Statement{
 		Sid:       SidAutoScalingGrants,
 		Effect:    Allow,
-		Principal: &Principal{AWS: Values{Items: principals, List: true}},
+		Principal: awsPrincipals(principals),
 		Action:    Values{Items: []string{"kms:CreateGrant"}},
 		Resource:  Values{Items: []string{"*"}},
 		Conditions: []Condition{
@@ -66,6 +66,12 @@ func autoScalingGrantStatement(principals, grantees []string) Statement {
 			newCondition("StringLike", "kms:GranteePrincipal", grantees),
 		},
 	}
+}
+
+func awsPrincipals(arns []string) *Principal {
+	p := &Principal{AWS: Values{Items: arns, List: true}}
+	p.compile()
+	return p
 }
 
 func newCondition(op, key string, values []string) Condition {

@@ -79,6 +79,8 @@ type Principal struct {
 	Service       Values
 	Federated     Values
 	CanonicalUser Values
+
+	aws []awsPrincipal // AWS, parsed once
 }
 
 // Condition is one (operator, key, values) triple of a Condition block.
@@ -156,6 +158,9 @@ func Parse(data []byte) (*Policy, error) {
 
 // checkJSON reports a syntax error with its line and column.
 func checkJSON(data []byte) error {
+	if json.Valid(data) {
+		return nil
+	}
 	var v any
 	d := json.NewDecoder(bytes.NewReader(data))
 	err := d.Decode(&v)
@@ -412,6 +417,7 @@ func parsePrincipal(v json.RawMessage) (*Principal, error) {
 			return nil, fmt.Errorf("unknown principal type %q", k)
 		}
 	}
+	p.compile()
 	return p, nil
 }
 
