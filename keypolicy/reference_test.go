@@ -216,3 +216,26 @@ func TestKeyMetadataChecks(t *testing.T) {
 		t.Error("AWS managed key passed")
 	}
 }
+
+// The EC2 Auto Scaling User Guide's same-account example: the key policy
+// names the service-linked role directly, with CreateGrant limited by
+// kms:GrantIsForAWSResource. No grant is needed in the key's own account.
+func TestAutoScalingGuideSameAccountExample(t *testing.T) {
+	slr := DefaultAutoScalingRole("aws", "444455556666")
+	p := mustPolicy(t, `{"Version":"2012-10-17","Statement":[
+	  {"Sid":"Allow service-linked role use of the customer managed key","Effect":"Allow","Principal":{"AWS":["`+slr+`"]},
+	   "Action":["kms:Encrypt","kms:Decrypt","kms:ReEncrypt*","kms:GenerateDataKey*","kms:DescribeKey"],"Resource":"*"},
+	  {"Sid":"Allow attachment of persistent resources","Effect":"Allow","Principal":{"AWS":["`+slr+`"]},
+	   "Action":["kms:CreateGrant"],"Resource":"*","Condition":{"Bool":{"kms:GrantIsForAWSResource":true}}}]}`)
+	v := Check(Key{ARN: writeup1Key, Policy: p}, []Target{{Account: "444455556666", Paths: []Path{PathASG}}})
+	if !v.OK {
+		t.Fatalf("guide example fails: %+v", v)
+	}
+	// Without the GrantIsForAWSResource-limited CreateGrant, the launch's
+	// CreateGrant is refused.
+	p.Statements = p.Statements[:1]
+	v = Check(Key{ARN: writeup1Key, Policy: p}, []Target{{Account: "444455556666", Paths: []Path{PathASG}}})
+	if asg := pathVerdict(t, v, "444455556666", PathASG); asg.OK || asg.Findings[0].Actions[0] != "kms:CreateGrant" {
+		t.Fatalf("without CreateGrant: %+v", asg)
+	}
+}
