@@ -1,0 +1,227 @@
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,TargetConfig,AssumeRoleConfig
+//go:generate packer-sdc struct-markdown
+
+// Package amigate is the Packer post-processor that gates an AMI before the
+// build is marked green. This file holds its configuration: decoding,
+// defaults and validation; the decisions are internal/gate's.
+package amigate
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/packer-plugin-sdk/common"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"github.com/hashicorp/packer-plugin-sdk/template/config"
+	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
+
+	"github.com/amigate/packer-plugin-amigate/internal/gate"
+	"github.com/amigate/packer-plugin-amigate/keypolicy"
+)
+
+// AssumeRoleConfig is the role amigate assumes in the source account.
+type AssumeRoleConfig struct {
+	// The ARN of the role to assume, in the account that owns the AMI and its key.
+	RoleARN string `mapstructure:"role_arn" required:"false"`
+	// The external id the role's trust policy requires, if any.
+	ExternalID string `mapstructure:"external_id" required:"false"`
+	// The session name, visible in CloudTrail. Defaults to `amigate`.
+	SessionName string `mapstructure:"session_name" required:"false"`
+	// How long the assumed-role credentials last, in seconds. Defaults to 3600.
+	DurationSeconds int `mapstructure:"duration_seconds" required:"false"`
+}
+
+// TargetConfig is one account that must be able to launch the AMI.
+type TargetConfig struct {
+	// The 12-digit id of the target account.
+	AccountID string `mapstructure:"account_id" required:"true"`
+	// The regions the target launches in. Defaults to every region of the AMI.
+	Regions []string `mapstructure:"regions" required:"false"`
+	// A role amigate assumes in the target to read its Auto Scaling groups,
+	// create the Auto Scaling grants from the target (AWS's documented way)
+	// and test-launch.
+	RoleARN string `mapstructure:"role_arn" required:"false"`
+	// The external id the target role's trust policy requires, if any.
+	ExternalID string `mapstructure:"external_id" required:"false"`
+	// The target's Auto Scaling groups that will launch the AMI; amigate reads
+	// their service-linked role (and clones one for a test launch).
+	AutoScalingGroups []string `mapstructure:"autoscaling_groups" required:"false"`
+	// The Auto Scaling service-linked roles of the target, when they cannot be
+	// read from its groups. Defaults to the account's AWSServiceRoleForAutoScaling.
+	ServiceLinkedRoleARNs []string `mapstructure:"service_linked_role_arns" required:"false"`
+	// How the target launches the AMI: `asg`, `instance` and/or `copy`.
+	// Defaults to `["asg", "instance"]`.
+	Paths []string `mapstructure:"paths" required:"false"`
+}
+
+// Config is the post-processor's configuration.
+type Config struct {
+	common.PackerConfig `mapstructure:",squash"`
+
+	// The region of the AMI when the artifact does not say. Defaults to the
+	// SDK's region resolution (AWS_REGION, profile).
+	Region string `mapstructure:"region" required:"false"`
+	// The shared-config profile to use.
+	Profile string `mapstructure:"profile" required:"false"`
+	// The AWS access key. Defaults to the SDK's credential chain.
+	AccessKey string `mapstructure:"access_key" required:"false"`
+	// The AWS secret key.
+	SecretKey string `mapstructure:"secret_key" required:"false"`
+	// The session token of temporary credentials.
+	Token string `mapstructure:"token" required:"false"`
+	// The shared credentials file. Defaults to ~/.aws/credentials.
+	SharedCredentialsFile string `mapstructure:"shared_credentials_file" required:"false"`
+	// A role to assume in the source account before anything else.
+	AssumeRole AssumeRoleConfig `mapstructure:"assume_role" required:"false"`
+	// How many times the SDK retries a throttled or failed call. Defaults to
+	// the SDK's standard retryer.
+	MaxRetries int `mapstructure:"max_retries" required:"false"`
+
+	// The AMIs to gate, by region, instead of the build's artifact.
+	AMIIDs map[string]string `mapstructure:"ami_ids" required:"false"`
+
+	// The accounts that must be able to launch the AMI. Repeatable.
+	Targets []TargetConfig `mapstructure:"target" required:"true"`
+	// Organizations to share the AMI with (launch permission by organization).
+	TargetOrganizationARNs []string `mapstructure:"target_organization_arns" required:"false"`
+	// Organizational units to share the AMI with.
+	TargetOrganizationalUnitARNs []string `mapstructure:"target_organizational_unit_arns" required:"false"`
+
+	// Give every target a launch permission on the AMI. Defaults to true.
+	ShareImage *bool `mapstructure:"share_image" required:"false"`
+	// Also give the targets create-volume permission on the snapshots
+	// (needed to copy the AMI; implied by a `copy` path). Defaults to false.
+	ShareSnapshots bool `mapstructure:"share_snapshots" required:"false"`
+	// What to do with the key policy: `patch` it minimally for the targets,
+	// only `check` it, or `ignore` it. Defaults to `patch`.
+	KeyPolicy string `mapstructure:"key_policy" required:"false"`
+	// Create the KMS grants the targets' Auto Scaling service-linked roles
+	// need. Defaults to true.
+	CreateGrants *bool `mapstructure:"create_grants" required:"false"`
+	// Where the grants are created from: `target` (through the target's role,
+	// as AWS documents) or `source`. Defaults to `target` when the target has
+	// a role_arn, else `source`.
+	GrantFrom string `mapstructure:"grant_from" required:"false"`
+	// Launch the AMI in each target before passing: `none`, `asg` (a
+	// temporary clone of the target's group) or `instance`. Defaults to `none`.
+	TestLaunch string `mapstructure:"test_launch" required:"false"`
+	// How long a test launch may take. Defaults to `10m`.
+	TestLaunchTimeout string `mapstructure:"test_launch_timeout" required:"false"`
+	// The instance type of a test launch. Defaults to the launch template's.
+	InstanceType string `mapstructure:"instance_type" required:"false"`
+	// The subnet of an `instance` test launch.
+	SubnetID string `mapstructure:"subnet_id" required:"false"`
+	// Accept unencrypted snapshots instead of failing. Defaults to false.
+	AllowUnencrypted bool `mapstructure:"allow_unencrypted" required:"false"`
+	// Compute and print every change, make none.
+	DryRun bool `mapstructure:"dry_run" required:"false"`
+	// Write the JSON report to this file.
+	ReportFile string `mapstructure:"report_file" required:"false"`
+	// Write a JUnit XML report (one test case per target and path) to this file.
+	JUnitFile string `mapstructure:"junit_file" required:"false"`
+	// Write a Markdown summary to this file.
+	MarkdownFile string `mapstructure:"markdown_file" required:"false"`
+
+	ctx interpolate.Context
+}
+
+// Prepare decodes the configuration, applies the defaults and reports every
+// problem at once. It registers the secrets with Packer's log filter before
+// anything can be logged.
+func (c *Config) Prepare(raws ...interface{}) (gate.Options, error) {
+	err := config.Decode(c, &config.DecodeOpts{
+		PluginType:         "amigate",
+		Interpolate:        true,
+		InterpolateContext: &c.ctx,
+	}, raws...)
+	if err != nil {
+		return gate.Options{}, fmt.Errorf("decode amigate configuration: %w", err)
+	}
+	packersdk.LogSecretFilter.Set(c.AccessKey, c.SecretKey, c.Token)
+
+	var errs *packersdk.MultiError
+	opts, convErrs := c.options()
+	for _, e := range convErrs {
+		errs = packersdk.MultiErrorAppend(errs, e)
+	}
+	for _, fe := range opts.Validate() {
+		errs = packersdk.MultiErrorAppend(errs, fe)
+	}
+	if c.AssumeRole.RoleARN != "" {
+		if _, err := keypolicy.ParseRoleARN(c.AssumeRole.RoleARN); err != nil {
+			errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: "assume_role.role_arn", Value: c.AssumeRole.RoleARN, Problem: "not an IAM role ARN"})
+		}
+	}
+	if d := c.AssumeRole.DurationSeconds; d != 0 && (d < 900 || d > 43200) {
+		errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: "assume_role.duration_seconds", Value: fmt.Sprint(d), Problem: "must be between 900 and 43200"})
+	}
+	if c.Region != "" && !gate.ValidRegion(c.Region) {
+		errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: "region", Value: c.Region, Problem: "not an AWS region"})
+	}
+	if c.MaxRetries < 0 {
+		errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: "max_retries", Value: fmt.Sprint(c.MaxRetries), Problem: "must not be negative"})
+	}
+	if (c.AccessKey == "") != (c.SecretKey == "") {
+		errs = packersdk.MultiErrorAppend(errs, errors.New("access_key and secret_key: give both or neither"))
+	}
+	if errs != nil && len(errs.Errors) > 0 {
+		return opts, errs
+	}
+	return opts, nil
+}
+
+// options converts the configuration to the gate's options, with defaults.
+func (c *Config) options() (gate.Options, []error) {
+	var errs []error
+	o := gate.Options{
+		AMIs:                      c.AMIIDs,
+		TargetOrganizationARNs:    c.TargetOrganizationARNs,
+		TargetOrganizationalUnits: c.TargetOrganizationalUnitARNs,
+		ShareImage:                c.ShareImage == nil || *c.ShareImage,
+		ShareSnapshots:            c.ShareSnapshots,
+		KeyPolicy:                 orDefault(c.KeyPolicy, gate.KeyPolicyPatch),
+		CreateGrants:              c.CreateGrants == nil || *c.CreateGrants,
+		GrantFrom:                 c.GrantFrom,
+		TestLaunch:                orDefault(c.TestLaunch, gate.TestLaunchNone),
+		TestLaunchTimeout:         10 * time.Minute,
+		InstanceType:              c.InstanceType,
+		SubnetID:                  c.SubnetID,
+		AllowUnencrypted:          c.AllowUnencrypted,
+		DryRun:                    c.DryRun,
+	}
+	if c.TestLaunchTimeout != "" {
+		d, err := time.ParseDuration(c.TestLaunchTimeout)
+		if err != nil {
+			errs = append(errs, gate.FieldError{Field: "test_launch_timeout", Value: c.TestLaunchTimeout, Problem: "not a duration (such as 10m or 90s)"})
+		} else {
+			o.TestLaunchTimeout = d
+		}
+	}
+	for i, t := range c.Targets {
+		gt := gate.Target{
+			AccountID: t.AccountID, Regions: t.Regions, RoleARN: t.RoleARN, ExternalID: t.ExternalID,
+			AutoScalingGroups: t.AutoScalingGroups, ServiceLinkedRoleARNs: t.ServiceLinkedRoleARNs,
+		}
+		for _, p := range t.Paths {
+			path, err := keypolicy.ParsePath(p)
+			if err != nil {
+				errs = append(errs, gate.FieldError{Field: fmt.Sprintf("target[%d].paths", i), Value: p, Problem: "must be one of asg, instance, copy"})
+				continue
+			}
+			gt.Paths = append(gt.Paths, path)
+			if path == keypolicy.PathCopy {
+				o.ShareSnapshots = true
+			}
+		}
+		o.Targets = append(o.Targets, gt)
+	}
+	return o, errs
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
