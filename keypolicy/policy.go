@@ -174,7 +174,8 @@ func checkJSON(data []byte) error {
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		line, col := lineCol(data, int(se.Offset))
+		// Offset counts the bytes read, the offending one included.
+		line, col := lineCol(data, max(int(se.Offset)-1, 0))
 		return &SyntaxError{Line: line, Column: col, Msg: se.Error()}
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {

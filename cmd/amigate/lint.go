@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/amigate/packer-plugin-amigate/internal/awsjson"
+	"github.com/amigate/packer-plugin-amigate/internal/report"
+	"github.com/amigate/packer-plugin-amigate/keypolicy"
+)
+
+// listFlag is a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// inputError is bad input: exit 2, one line naming the flag and the value.
+type inputError struct {
+	flag, value string
+	err         error
+}
+
+func (e *inputError) Error() string {
+	return fmt.Sprintf("%s %q: %v", e.flag, e.value, e.err)
+}
+
+func badInput(flag, value string, err error) error { return &inputError{flag, value, err} }
+
+type lintArgs struct {
+	keyPolicy, keyARN, keyMetadata, grants string
+	targets, asgRoles                      listFlag
+	paths, format                          string
+}
+
+func runLint(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var a lintArgs
+	fs := flag.NewFlagSet("amigate lint", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&a.keyPolicy, "key-policy", "", "key policy `FILE`: a policy document or `aws kms get-key-policy` output (- for stdin)")
+	fs.StringVar(&a.keyARN, "key-arn", "", "the key's `ARN`")
+	fs.StringVar(&a.keyMetadata, "key-metadata", "", "`aws kms describe-key` output `FILE` (default: customer managed, enabled, symmetric)")
+	fs.StringVar(&a.grants, "grants", "", "`aws kms list-grants` output `FILE`")
+	fs.Var(&a.targets, "target", "target `ACCOUNT` id (repeatable)")
+	fs.Var(&a.asgRoles, "asg-role", "Auto Scaling service-linked role `ARN` of a target (repeatable; default the account's AWSServiceRoleForAutoScaling)")
+	fs.StringVar(&a.paths, "paths", "asg,instance", "launch `PATHS` to check: asg, instance, copy")
+	fs.StringVar(&a.format, "format", "text", "output `FORMAT`: text or json")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: amigate lint --key-policy FILE --key-arn ARN [--key-metadata FILE] [--grants FILE]\n                    --target ACCOUNT [--target ACCOUNT ...] [--asg-role ARN ...]\n                    [--paths asg,instance,copy] [--format text|json]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitBadInput
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "amigate lint: unexpected argument %q\n", fs.Arg(0))
+		return exitBadInput
+	}
+	key, targets, err := a.load(stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "amigate lint: %v\n", err)
+		return exitBadInput
+	}
+	v := keypolicy.Check(key, targets)
+	if a.format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			fmt.Fprintf(stderr, "amigate lint: write output: %v\n", err)
+			return exitRuntime
+		}
+	} else {
+		report.WriteVerdictText(stdout, v)
+	}
+	if !v.OK {
+		return exitGateSaysNo
+	}
+	return exitOK
+}
+
+// load validates every argument and reads every file; nothing is printed
+// on stdout when it fails.
+func (a *lintArgs) load(stdin io.Reader) (keypolicy.Key, []keypolicy.Target, error) {
+	var key keypolicy.Key
+	if a.format != "text" && a.format != "json" {
+		return key, nil, badInput("--format", a.format, errors.New("must be text or json"))
+	}
+	switch {
+	case a.keyPolicy == "":
+		return key, nil, errors.New("--key-policy is required")
+	case a.keyARN == "":
+		return key, nil, errors.New("--key-arn is required")
+	case len(a.targets) == 0:
+		return key, nil, errors.New("--target is required (repeat it for each account)")
+	}
+	keyARN, err := keypolicy.ParseKeyARN(a.keyARN)
+	if err != nil {
+		return key, nil, badInput("--key-arn", a.keyARN, errors.New("not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY_ID)"))
+	}
+	paths, err := keypolicy.ParsePaths(a.paths)
+	if err != nil {
+		return key, nil, badInput("--paths", a.paths, err)
+	}
+	targets, err := a.targetList(paths)
+	if err != nil {
+		return key, nil, err
+	}
+	key = keypolicy.Key{ARN: keyARN.String(), Manager: "CUSTOMER", State: "Enabled", Spec: "SYMMETRIC_DEFAULT", Usage: "ENCRYPT_DECRYPT"}
+
+	data, err := readInput(a.keyPolicy, stdin)
+	if err != nil {
+		return key, nil, badInput("--key-policy", a.keyPolicy, err)
+	}
+	if key.Policy, err = awsjson.KeyPolicy(data); err != nil {
+		return key, nil, badInput("--key-policy", a.keyPolicy, err)
+	}
+	if a.keyMetadata != "" {
+		data, err := readInput(a.keyMetadata, stdin)
+		if err != nil {
+			return key, nil, badInput("--key-metadata", a.keyMetadata, err)
+		}
+		m, err := awsjson.DescribeKey(data)
+		if err != nil {
+			return key, nil, badInput("--key-metadata", a.keyMetadata, err)
+		}
+		if m.Arn != key.ARN {
+			return key, nil, badInput("--key-metadata", a.keyMetadata, fmt.Errorf("describes key %s, not --key-arn %s", m.Arn, key.ARN))
+		}
+		key.Manager, key.State, key.Spec, key.Usage = m.KeyManager, m.KeyState, m.KeySpec, m.KeyUsage
+	}
+	if a.grants != "" {
+		data, err := readInput(a.grants, stdin)
+		if err != nil {
+			return key, nil, badInput("--grants", a.grants, err)
+		}
+		if key.Grants, err = awsjson.ListGrants(data, key.ARN); err != nil {
+			return key, nil, badInput("--grants", a.grants, err)
+		}
+	}
+	return key, targets, nil
+}
+
+func (a *lintArgs) targetList(paths []keypolicy.Path) ([]keypolicy.Target, error) {
+	var targets []keypolicy.Target
+	index := map[string]int{}
+	for _, acct := range a.targets {
+		if !keypolicy.ValidAccountID(acct) {
+			return nil, badInput("--target", acct, errors.New("not a 12-digit AWS account id"))
+		}
+		if _, dup := index[acct]; dup {
+			continue
+		}
+		index[acct] = len(targets)
+		targets = append(targets, keypolicy.Target{Account: acct, Paths: paths})
+	}
+	for _, role := range a.asgRoles {
+		arn, err := keypolicy.ParseRoleARN(role)
+		if err != nil {
+			return nil, badInput("--asg-role", role, errors.New("not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"))
+		}
+		i, ok := index[arn.Account]
+		if !ok {
+			return nil, badInput("--asg-role", role, fmt.Errorf("account %s is not one of the --target accounts", arn.Account))
+		}
+		targets[i].ASGRoles = append(targets[i].ASGRoles, role)
+	}
+	return targets, nil
+}
+
+// readInput reads a file, or stdin for "-".
+func readInput(name string, stdin io.Reader) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(stdin)
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return nil, pe.Err // the flag already names the file
+		}
+		return nil, err
+	}
+	return data, nil
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const exampleKey = "arn:aws:kms:us-east-1:444455556666:key/12ee9c11-3476-492c-b5cc-ed4a4d636337"
+
+func example(name string) string { return filepath.Join("..", "..", "example", "lint", name) }
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func amigate(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errOut)
+	return result{code, out.String(), errOut.String()}
+}
+
+func TestLintReferenceWriteup(t *testing.T) {
+	base := []string{"lint", "--key-policy", example("key-policy.json"), "--key-arn", exampleKey, "--key-metadata", example("describe-key.json"), "--target", "111122223333"}
+
+	r := amigate(t, "", append(base, "--grants", example("grants-none.json"))...)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{
+		"✘ 111122223333  asg       arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+		"✔ 111122223333  instance  arn:aws:iam::111122223333:root",
+		"GRANT_MISSING",
+		"fix: aws kms create-grant --region us-east-1 --key-id " + exampleKey,
+		"1 of 2 paths fail",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r.stderr != "" {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+
+	r = amigate(t, "", append(base, "--grants", example("grants-fixed.json"))...)
+	if r.code != 0 || !strings.Contains(r.stdout, "every path passes (2)") {
+		t.Fatalf("with the grant: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestLintJSON(t *testing.T) {
+	r := amigate(t, "", "lint", "--key-policy", example("key-policy.json"), "--key-arn", exampleKey, "--target", "111122223333", "--format", "json")
+	if r.code != 1 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var v struct {
+		OK  bool `json:"ok"`
+		Key struct {
+			ARN, Manager, State string
+		} `json:"key"`
+		Findings []json.RawMessage `json:"findings"`
+		Targets  []struct {
+			Account string `json:"account"`
+			OK      bool   `json:"ok"`
+			Paths   []struct {
+				Path, Principal string
+				OK              bool `json:"ok"`
+				Findings        []struct {
+					Code, Severity, Statement, Message, Fix string
+					Actions                                 []string
+				} `json:"findings"`
+			} `json:"paths"`
+		} `json:"targets"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, r.stdout)
+	}
+	if v.OK || v.Key.ARN != exampleKey || v.Key.Manager != "CUSTOMER" || v.Findings == nil || len(v.Targets) != 1 {
+		t.Fatalf("verdict: %+v", v)
+	}
+	asg := v.Targets[0].Paths[0]
+	if asg.Path != "asg" || asg.OK || len(asg.Findings) != 1 || asg.Findings[0].Code != "GRANT_MISSING" || asg.Findings[0].Severity != "error" || len(asg.Findings[0].Actions) != 5 {
+		t.Errorf("asg path: %+v", asg)
+	}
+	if !strings.Contains(r.stdout, `"findings": []`) {
+		t.Error("empty findings must be [] not null")
+	}
+}
+
+func TestLintRawPolicyFromStdin(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "keypolicy", "testdata", "writeup3-fixed-policy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := amigate(t, string(raw), "lint", "--key-policy", "-", "--key-arn", exampleKey, "--target", "111122223333", "--paths", "instance")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestLintCustomASGRole(t *testing.T) {
+	role := "arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling_golden"
+	r := amigate(t, "", "lint", "--key-policy", example("key-policy.json"), "--key-arn", exampleKey, "--target", "111122223333",
+		"--asg-role", role, "--grants", example("grants-fixed.json"), "--paths", "asg")
+	if r.code != 1 || !strings.Contains(r.stdout, "✘ 111122223333  asg  "+role) {
+		t.Fatalf("the grant for the default role must not cover a custom-suffix role: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestLintAWSManagedKey(t *testing.T) {
+	dir := t.TempDir()
+	meta := filepath.Join(dir, "describe-key.json")
+	data, _ := os.ReadFile(example("describe-key.json"))
+	os.WriteFile(meta, bytes.Replace(data, []byte(`"CUSTOMER"`), []byte(`"AWS"`), 1), 0o600)
+	r := amigate(t, "", "lint", "--key-policy", example("key-policy.json"), "--key-arn", exampleKey, "--key-metadata", meta, "--target", "111122223333", "--grants", example("grants-fixed.json"))
+	if r.code != 1 || !strings.Contains(r.stdout, "AWS_MANAGED_KEY") {
+		t.Fatalf("exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+func TestLintBadInput(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken.json")
+	os.WriteFile(broken, []byte("{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [\n    {\"Effect\": \"Allow\",}\n  ]\n}\n"), 0o600)
+	otherKey := filepath.Join(dir, "other-key.json")
+	os.WriteFile(otherKey, []byte(`{"KeyMetadata":{"Arn":"arn:aws:kms:us-east-1:444455556666:key/other","KeyManager":"CUSTOMER","KeyState":"Enabled"}}`), 0o600)
+	good := []string{"--key-policy", example("key-policy.json"), "--key-arn", exampleKey, "--target", "111122223333"}
+	with := func(flag, value string) []string {
+		args := []string{"lint"}
+		for i := 0; i < len(good); i += 2 {
+			if good[i] != flag {
+				args = append(args, good[i], good[i+1])
+			}
+		}
+		return append(args, flag, value)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unreadable file", with("--key-policy", filepath.Join(dir, "missing.json")), `--key-policy "` + filepath.Join(dir, "missing.json") + `": no such file or directory`},
+		{"invalid JSON with position", with("--key-policy", broken), "line 4, column 24"},
+		{"bad account id", with("--target", "12345"), `--target "12345": not a 12-digit AWS account id`},
+		{"letters in account id", with("--target", "11112222333x"), `--target "11112222333x"`},
+		{"bad key ARN", with("--key-arn", "arn:aws:kms:us-east-1:444455556666:alias/golden"), `--key-arn "arn:aws:kms:us-east-1:444455556666:alias/golden": not a KMS key ARN`},
+		{"not an ARN", with("--key-arn", "12ee9c11"), `--key-arn "12ee9c11"`},
+		{"unknown path", with("--paths", "asg,lambda"), `--paths "asg,lambda": unknown path "lambda"`},
+		{"unknown format", with("--format", "yaml"), `--format "yaml": must be text or json`},
+		{"asg role not a role", with("--asg-role", "arn:aws:iam::111122223333:user/bob"), `--asg-role "arn:aws:iam::111122223333:user/bob": not an IAM role ARN`},
+		{"asg role of another account", with("--asg-role", "arn:aws:iam::999999999999:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"), "account 999999999999 is not one of the --target accounts"},
+		{"metadata of another key", with("--key-metadata", otherKey), "describes key arn:aws:kms:us-east-1:444455556666:key/other, not --key-arn"},
+		{"grants file is not list-grants", with("--grants", example("describe-key.json")), `--grants "` + example("describe-key.json") + `": not list-grants output`},
+		{"missing key policy", []string{"lint", "--key-arn", exampleKey, "--target", "111122223333"}, "--key-policy is required"},
+		{"missing target", []string{"lint", "--key-policy", example("key-policy.json"), "--key-arn", exampleKey}, "--target is required"},
+		{"unknown flag", with("--targets", "111122223333"), "flag provided but not defined: -targets"},
+		{"stray argument", append(with("--format", "text"), "extra"), `unexpected argument "extra"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := amigate(t, "", tc.args...)
+			if r.code != 2 {
+				t.Fatalf("exit %d, want 2\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout not empty: %s", r.stdout)
+			}
+			if !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("stderr lacks %q:\n%s", tc.want, r.stderr)
+			}
+			if strings.Contains(r.stderr, "goroutine") || strings.Contains(r.stderr, "panic") {
+				t.Errorf("stack trace on stderr:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	if r := amigate(t, "", "lnit"); r.code != 2 || !strings.Contains(r.stderr, `unknown command "lnit"`) {
+		t.Fatalf("%+v", r)
+	}
+	if r := amigate(t, "", "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "amigate ") {
+		t.Fatalf("%+v", r)
+	}
+}

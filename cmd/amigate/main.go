@@ -1,0 +1,66 @@
+// Command amigate checks, outside Packer, that other accounts can launch an
+// AMI encrypted with a KMS key, and says how to fix it when they cannot.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/amigate/packer-plugin-amigate/version"
+)
+
+// Exit codes shared by every subcommand (DESIGN §3.1).
+const (
+	exitOK         = 0
+	exitGateSaysNo = 1
+	exitBadInput   = 2
+	exitRuntime    = 3
+)
+
+// command runs a subcommand and returns its exit code.
+type command func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+
+var commands = map[string]command{
+	"lint": runLint,
+}
+
+const usage = `usage: amigate <command> [flags]
+
+commands:
+  lint      check a key policy and grants offline for the targets' launch paths
+  version   print the version
+
+Run "amigate <command> -h" for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitBadInput
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "version", "--version":
+		fmt.Fprintln(stdout, "amigate", version.PluginVersion.FormattedVersion())
+		return exitOK
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "amigate: unknown command %q\n\n%s", args[0], usage)
+		return exitBadInput
+	}
+	return cmd(ctx, args[1:], stdin, stdout, stderr)
+}
