@@ -11,10 +11,10 @@ import (
 // amazonBuilderIDs are the artifacts whose Id() lists AMIs as
 // "region:ami-id,..." (packer-plugin-amazon's builders and amazon-import).
 var amazonBuilderIDs = map[string]bool{
-	"mitchellh.amazonebs":                true, // amazon-ebs
-	"mitchellh.amazon.ebssurrogate":      true, // amazon-ebssurrogate
-	"mitchellh.amazon.instance":          true, // amazon-instance
-	"mitchellh.amazon.chroot":            true, // amazon-chroot
+	"mitchellh.amazonebs":                 true, // amazon-ebs
+	"mitchellh.amazon.ebssurrogate":       true, // amazon-ebssurrogate
+	"mitchellh.amazon.instance":           true, // amazon-instance
+	"mitchellh.amazon.chroot":             true, // amazon-chroot
 	"packer.post-processor.amazon-import": true, // amazon-import
 }
 
