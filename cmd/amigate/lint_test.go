@@ -188,3 +188,25 @@ func TestUnknownCommand(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+func TestSimRefusesNonLoopback(t *testing.T) {
+	r := amigate(t, "", "sim", "--listen", "0.0.0.0:4566")
+	if r.code != 2 || !strings.Contains(r.stderr, `--listen "0.0.0.0:4566"`) || !strings.Contains(r.stderr, "loopback only") {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestSimServesUntilCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result)
+	go func() {
+		var out, errOut bytes.Buffer
+		code := run(ctx, []string{"sim", "--listen", "127.0.0.1:0"}, strings.NewReader(""), &out, &errOut)
+		done <- result{code, out.String(), errOut.String()}
+	}()
+	cancel()
+	r := <-done
+	if r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+}

@@ -26,12 +26,14 @@ type command func(ctx context.Context, args []string, stdin io.Reader, stdout, s
 
 var commands = map[string]command{
 	"lint": runLint,
+	"sim":  runSim,
 }
 
 const usage = `usage: amigate <command> [flags]
 
 commands:
   lint      check a key policy and grants offline for the targets' launch paths
+  sim       serve the simulated AWS on loopback (work in progress: STS, IAM roles, KMS)
   version   print the version
 
 Run "amigate <command> -h" for a command's flags.

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/amigate/packer-plugin-amigate/internal/awsim"
+)
+
+// runSim serves the simulated AWS until interrupted.
+func runSim(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("amigate sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:4566", "loopback `ADDRESS:PORT` to listen on")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitBadInput
+	}
+	sim := awsim.New()
+	url, err := sim.Start(ctx, *listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "amigate sim: --listen %q: %v\n", *listen, err)
+		return exitBadInput
+	}
+	fmt.Fprintf(stdout, "listening on %s (access key SIM<account id>, any secret)\n", url)
+	<-ctx.Done()
+	if err := sim.Close(); err != nil {
+		fmt.Fprintf(stderr, "amigate sim: stop: %v\n", err)
+		return exitRuntime
+	}
+	return exitOK
+}

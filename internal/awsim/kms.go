@@ -1,0 +1,552 @@
+package awsim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+const maxKeyPolicySize = 32768
+
+// jsonTargets maps X-Amz-Target prefixes to services.
+var jsonTargets = map[string]string{
+	"TrentService": "kms",
+}
+
+// kmsOps are the KMS operations and whether they change state.
+var kmsOps = map[string]struct {
+	mutating bool
+	handle   func(s *Server, c caller, in map[string]json.RawMessage) (any, error)
+}{
+	"CreateKey":           {true, (*Server).kmsCreateKey},
+	"DescribeKey":         {false, (*Server).kmsDescribeKey},
+	"GetKeyPolicy":        {false, (*Server).kmsGetKeyPolicy},
+	"PutKeyPolicy":        {true, (*Server).kmsPutKeyPolicy},
+	"ListKeyPolicies":     {false, (*Server).kmsListKeyPolicies},
+	"CreateAlias":         {true, (*Server).kmsCreateAlias},
+	"ListAliases":         {false, (*Server).kmsListAliases},
+	"EnableKey":           {true, setKeyState("Enabled")},
+	"DisableKey":          {true, setKeyState("Disabled")},
+	"ScheduleKeyDeletion": {true, (*Server).kmsScheduleKeyDeletion},
+	"CreateGrant":         {true, (*Server).kmsCreateGrant},
+	"ListGrants":          {false, (*Server).kmsListGrants},
+	"RevokeGrant":         {true, (*Server).kmsRevokeGrant},
+	"RetireGrant":         {true, (*Server).kmsRetireGrant},
+}
+
+func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request, c caller) {
+	target := r.Header.Get("X-Amz-Target")
+	prefix, action, _ := strings.Cut(target, ".")
+	service := jsonTargets[prefix]
+	op, ok := kmsOps[action]
+	if service != "kms" || !ok {
+		writeJSONError(w, errorf(http.StatusBadRequest, "UnknownOperationException", "unknown operation %s", target))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	var in map[string]json.RawMessage
+	if err == nil {
+		err = json.Unmarshal(body, &in)
+	}
+	if err != nil {
+		e := errorf(http.StatusBadRequest, "SerializationException", "the request body is not a JSON object")
+		s.record(c, service, action, op.mutating, e)
+		writeJSONError(w, e)
+		return
+	}
+	s.mu.Lock()
+	out, err := op.handle(s, c, in)
+	s.mu.Unlock()
+	s.record(c, service, action, op.mutating, err)
+	if err != nil {
+		writeJSONError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+func writeJSONError(w http.ResponseWriter, err error) {
+	ae, ok := err.(*apiError)
+	if !ok {
+		ae = errorf(http.StatusInternalServerError, "KMSInternalException", "%v", err)
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", ae.code)
+	w.WriteHeader(ae.status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"__type": ae.code, "message": ae.message})
+}
+
+// str reads a string parameter; required ones fail with ValidationException.
+func str(in map[string]json.RawMessage, name string, required bool) (string, error) {
+	raw, ok := in[name]
+	if !ok {
+		if required {
+			return "", errorf(http.StatusBadRequest, "ValidationException", "1 validation error detected: Value null at '%s' failed to satisfy constraint: Member must not be null", lowerFirst(name))
+		}
+		return "", nil
+	}
+	var v string
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "", errorf(http.StatusBadRequest, "SerializationException", "%s must be a string", name)
+	}
+	if required && v == "" {
+		return "", errorf(http.StatusBadRequest, "ValidationException", "1 validation error detected: Value '' at '%s' failed to satisfy constraint: Member must have length greater than or equal to 1", lowerFirst(name))
+	}
+	return v, nil
+}
+
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}
+
+// defaultKeyPolicy is the policy KMS gives a key created without one: the
+// account's IAM policies decide.
+func defaultKeyPolicy(account string) string {
+	return fmt.Sprintf(`{
+  "Version" : "2012-10-17",
+  "Id" : "key-default-1",
+  "Statement" : [ {
+    "Sid" : "Enable IAM User Permissions",
+    "Effect" : "Allow",
+    "Principal" : {
+      "AWS" : "arn:aws:iam::%s:root"
+    },
+    "Action" : "kms:*",
+    "Resource" : "*"
+  } ]
+}`, account)
+}
+
+// awsManagedEBSPolicy is the shape of the policy of an account's aws/ebs
+// key: use only through EC2, only by the account itself.
+func awsManagedEBSPolicy(account, region string) string {
+	return fmt.Sprintf(`{
+  "Version" : "2012-10-17",
+  "Id" : "auto-ebs-2",
+  "Statement" : [ {
+    "Sid" : "Allow access through EBS for all principals in the account that are authorized to use EBS",
+    "Effect" : "Allow",
+    "Principal" : {
+      "AWS" : "*"
+    },
+    "Action" : [ "kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant", "kms:DescribeKey" ],
+    "Resource" : "*",
+    "Condition" : {
+      "StringEquals" : {
+        "kms:ViaService" : "ec2.%s.amazonaws.com",
+        "kms:CallerAccount" : "%s"
+      }
+    }
+  }, {
+    "Sid" : "Allow direct access to key metadata to the account",
+    "Effect" : "Allow",
+    "Principal" : {
+      "AWS" : "arn:aws:iam::%s:root"
+    },
+    "Action" : [ "kms:Describe*", "kms:Get*", "kms:List*", "kms:RevokeGrant" ],
+    "Resource" : "*"
+  } ]
+}`, region, account, account)
+}
+
+func (s *Server) newKey(account, region, manager, policy, description string) *key {
+	id := newUUID()
+	k := &key{
+		arn: fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", region, account, id), id: id, account: account, region: region,
+		manager: manager, state: "Enabled", policy: policy, description: description, created: s.now().UTC(),
+	}
+	s.world.keys[k.arn] = k
+	return k
+}
+
+// awsEBSKey returns the account's aws/ebs key in the region, creating it on
+// first use as AWS does.
+func (s *Server) awsEBSKey(account, region string) *key {
+	aliasARN := fmt.Sprintf("arn:aws:kms:%s:%s:alias/aws/ebs", region, account)
+	if arn, ok := s.world.aliases[aliasARN]; ok {
+		return s.world.keys[arn]
+	}
+	k := s.newKey(account, region, "AWS", awsManagedEBSPolicy(account, region), "Default key that protects my EBS volumes when no other key is defined")
+	s.world.aliases[aliasARN] = k.arn
+	return k
+}
+
+// findKey resolves a KeyId: a key id, key ARN, alias name or alias ARN.
+// Another account's key is reachable only by ARN (KMS's rule for
+// cross-account use).
+func (s *Server) findKey(c caller, id string) (*key, error) {
+	notFound := errorf(http.StatusBadRequest, "NotFoundException", "Key '%s' does not exist", id)
+	switch {
+	case strings.HasPrefix(id, "arn:aws:kms:"):
+		if strings.Contains(id, ":alias/") {
+			return s.keyByAlias(c, id, notFound)
+		}
+		if k, ok := s.world.keys[id]; ok {
+			return k, nil
+		}
+		return nil, notFound
+	case strings.HasPrefix(id, "alias/"):
+		return s.keyByAlias(c, fmt.Sprintf("arn:aws:kms:%s:%s:%s", c.region, c.account, id), notFound)
+	default:
+		if k, ok := s.world.keys[fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", c.region, c.account, id)]; ok {
+			return k, nil
+		}
+		return nil, notFound
+	}
+}
+
+func (s *Server) keyByAlias(c caller, aliasARN string, notFound error) (*key, error) {
+	if strings.HasSuffix(aliasARN, ":alias/aws/ebs") {
+		parts := strings.Split(aliasARN, ":")
+		return s.awsEBSKey(parts[4], parts[3]), nil
+	}
+	if arn, ok := s.world.aliases[aliasARN]; ok {
+		return s.world.keys[arn], nil
+	}
+	return nil, notFound
+}
+
+type keyMetadata struct {
+	AWSAccountID          string   `json:"AWSAccountId"`
+	KeyID                 string   `json:"KeyId"`
+	Arn                   string   `json:"Arn"`
+	CreationDate          float64  `json:"CreationDate"`
+	Enabled               bool     `json:"Enabled"`
+	Description           string   `json:"Description"`
+	KeyUsage              string   `json:"KeyUsage"`
+	KeyState              string   `json:"KeyState"`
+	DeletionDate          *float64 `json:"DeletionDate,omitempty"`
+	Origin                string   `json:"Origin"`
+	KeyManager            string   `json:"KeyManager"`
+	CustomerMasterKeySpec string   `json:"CustomerMasterKeySpec"`
+	KeySpec               string   `json:"KeySpec"`
+	EncryptionAlgorithms  []string `json:"EncryptionAlgorithms"`
+	MultiRegion           bool     `json:"MultiRegion"`
+}
+
+func epoch(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
+
+func (k *key) metadata() keyMetadata {
+	m := keyMetadata{
+		AWSAccountID: k.account, KeyID: k.id, Arn: k.arn, CreationDate: epoch(k.created), Enabled: k.state == "Enabled",
+		Description: k.description, KeyUsage: "ENCRYPT_DECRYPT", KeyState: k.state, Origin: "AWS_KMS", KeyManager: k.manager,
+		CustomerMasterKeySpec: "SYMMETRIC_DEFAULT", KeySpec: "SYMMETRIC_DEFAULT", EncryptionAlgorithms: []string{"SYMMETRIC_DEFAULT"},
+	}
+	if !k.deletionDate.IsZero() {
+		d := epoch(k.deletionDate)
+		m.DeletionDate = &d
+	}
+	return m
+}
+
+func (s *Server) kmsCreateKey(c caller, in map[string]json.RawMessage) (any, error) {
+	policy, err := str(in, "Policy", false)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := str(in, "Description", false)
+	if err != nil {
+		return nil, err
+	}
+	if policy == "" {
+		policy = defaultKeyPolicy(c.account)
+	} else if err := validatePolicy(policy); err != nil {
+		return nil, err
+	}
+	k := s.newKey(c.account, c.region, "CUSTOMER", policy, desc)
+	return map[string]any{"KeyMetadata": k.metadata()}, nil
+}
+
+func validatePolicy(policy string) error {
+	if len(policy) > maxKeyPolicySize {
+		return errorf(http.StatusBadRequest, "LimitExceededException", "Policy exceeds the maximum size of %d bytes", maxKeyPolicySize)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(policy), &doc); err != nil {
+		return errorf(http.StatusBadRequest, "MalformedPolicyDocumentException", "The key policy is not valid JSON")
+	}
+	if _, ok := doc["Statement"]; !ok {
+		return errorf(http.StatusBadRequest, "MalformedPolicyDocumentException", "The key policy has no Statement")
+	}
+	return nil
+}
+
+func (s *Server) keyParam(c caller, in map[string]json.RawMessage) (*key, error) {
+	id, err := str(in, "KeyId", true)
+	if err != nil {
+		return nil, err
+	}
+	return s.findKey(c, id)
+}
+
+func (s *Server) kmsDescribeKey(c caller, in map[string]json.RawMessage) (any, error) {
+	k, err := s.keyParam(c, in)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"KeyMetadata": k.metadata()}, nil
+}
+
+func policyName(in map[string]json.RawMessage) error {
+	name, err := str(in, "PolicyName", false)
+	if err != nil {
+		return err
+	}
+	if name != "" && name != "default" {
+		return errorf(http.StatusBadRequest, "NotFoundException", "No such policy exists")
+	}
+	return nil
+}
+
+func (s *Server) kmsGetKeyPolicy(c caller, in map[string]json.RawMessage) (any, error) {
+	k, err := s.keyParam(c, in)
+	if err != nil {
+		return nil, err
+	}
+	if err := policyName(in); err != nil {
+		return nil, err
+	}
+	return map[string]string{"Policy": k.policy, "PolicyName": "default"}, nil
+}
+
+func (s *Server) kmsPutKeyPolicy(c caller, in map[string]json.RawMessage) (any, error) {
+	k, err := s.keyParam(c, in)
+	if err != nil {
+		return nil, err
+	}
+	if err := policyName(in); err != nil {
+		return nil, err
+	}
+	policy, err := str(in, "Policy", true)
+	if err != nil {
+		return nil, err
+	}
+	if k.manager == "AWS" {
+		return nil, errorf(http.StatusBadRequest, "AccessDeniedException", "You cannot change the key policy of an AWS managed key")
+	}
+	if err := validatePolicy(policy); err != nil {
+		return nil, err
+	}
+	k.policy = policy
+	return map[string]any{}, nil
+}
+
+func (s *Server) kmsListKeyPolicies(c caller, in map[string]json.RawMessage) (any, error) {
+	if _, err := s.keyParam(c, in); err != nil {
+		return nil, err
+	}
+	return map[string]any{"PolicyNames": []string{"default"}, "Truncated": false}, nil
+}
+
+func (s *Server) kmsCreateAlias(c caller, in map[string]json.RawMessage) (any, error) {
+	name, err := str(in, "AliasName", true)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(name, "alias/") || strings.HasPrefix(name, "alias/aws/") {
+		return nil, errorf(http.StatusBadRequest, "ValidationException", "Alias must start with the prefix \"alias/\" and must not start with \"alias/aws/\"")
+	}
+	target, err := str(in, "TargetKeyId", true)
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.findKey(c, target)
+	if err != nil {
+		return nil, err
+	}
+	aliasARN := fmt.Sprintf("arn:aws:kms:%s:%s:%s", c.region, c.account, name)
+	if _, exists := s.world.aliases[aliasARN]; exists {
+		return nil, errorf(http.StatusBadRequest, "AlreadyExistsException", "An alias with the name %s already exists", aliasARN)
+	}
+	s.world.aliases[aliasARN] = k.arn
+	return map[string]any{}, nil
+}
+
+func (s *Server) kmsListAliases(c caller, in map[string]json.RawMessage) (any, error) {
+	var filter *key
+	if _, ok := in["KeyId"]; ok {
+		k, err := s.keyParam(c, in)
+		if err != nil {
+			return nil, err
+		}
+		filter = k
+	}
+	prefix := fmt.Sprintf("arn:aws:kms:%s:%s:", c.region, c.account)
+	aliases := []map[string]string{}
+	for aliasARN, keyARN := range s.world.aliases {
+		if !strings.HasPrefix(aliasARN, prefix) || (filter != nil && filter.arn != keyARN) {
+			continue
+		}
+		aliases = append(aliases, map[string]string{"AliasName": strings.TrimPrefix(aliasARN, prefix), "AliasArn": aliasARN, "TargetKeyId": s.world.keys[keyARN].id})
+	}
+	sort.Slice(aliases, func(i, j int) bool { return aliases[i]["AliasArn"] < aliases[j]["AliasArn"] })
+	return map[string]any{"Aliases": aliases, "Truncated": false}, nil
+}
+
+func setKeyState(state string) func(*Server, caller, map[string]json.RawMessage) (any, error) {
+	return func(s *Server, c caller, in map[string]json.RawMessage) (any, error) {
+		k, err := s.keyParam(c, in)
+		if err != nil {
+			return nil, err
+		}
+		if k.manager == "AWS" {
+			return nil, errorf(http.StatusBadRequest, "UnsupportedOperationException", "You cannot change the state of an AWS managed key")
+		}
+		if k.state == "PendingDeletion" {
+			return nil, errorf(http.StatusBadRequest, "KMSInvalidStateException", "%s is pending deletion.", k.arn)
+		}
+		k.state = state
+		return map[string]any{}, nil
+	}
+}
+
+func (s *Server) kmsScheduleKeyDeletion(c caller, in map[string]json.RawMessage) (any, error) {
+	k, err := s.keyParam(c, in)
+	if err != nil {
+		return nil, err
+	}
+	days := 30
+	if raw, ok := in["PendingWindowInDays"]; ok {
+		if err := json.Unmarshal(raw, &days); err != nil || days < 7 || days > 30 {
+			return nil, errorf(http.StatusBadRequest, "ValidationException", "PendingWindowInDays must be between 7 and 30")
+		}
+	}
+	if k.manager == "AWS" {
+		return nil, errorf(http.StatusBadRequest, "UnsupportedOperationException", "You cannot schedule the deletion of an AWS managed key")
+	}
+	k.state = "PendingDeletion"
+	k.deletionDate = s.now().UTC().Add(time.Duration(days) * 24 * time.Hour)
+	return map[string]any{"KeyId": k.arn, "DeletionDate": epoch(k.deletionDate), "KeyState": k.state, "PendingWindowInDays": days}, nil
+}
+
+// grantOperations are the operations a grant may allow.
+var grantOperations = []string{"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo",
+	"Sign", "Verify", "GetPublicKey", "CreateGrant", "RetireGrant", "DescribeKey", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext",
+	"GenerateMac", "VerifyMac", "DeriveSharedSecret"}
+
+func (s *Server) kmsCreateGrant(c caller, in map[string]json.RawMessage) (any, error) {
+	k, err := s.keyParam(c, in)
+	if err != nil {
+		return nil, err
+	}
+	grantee, err := str(in, "GranteePrincipal", true)
+	if err != nil {
+		return nil, err
+	}
+	retiring, err := str(in, "RetiringPrincipal", false)
+	if err != nil {
+		return nil, err
+	}
+	name, err := str(in, "Name", false)
+	if err != nil {
+		return nil, err
+	}
+	var ops []string
+	if raw, ok := in["Operations"]; !ok || json.Unmarshal(raw, &ops) != nil || len(ops) == 0 {
+		return nil, errorf(http.StatusBadRequest, "ValidationException", "1 validation error detected: Value null at 'operations' failed to satisfy constraint: Member must not be null")
+	}
+	for _, op := range ops {
+		if !slices.Contains(grantOperations, op) {
+			return nil, errorf(http.StatusBadRequest, "ValidationException", "1 validation error detected: Value '[%s]' at 'operations' failed to satisfy constraint: Member must satisfy enum value set", op)
+		}
+	}
+	var cons *grantConstraints
+	if raw, ok := in["Constraints"]; ok {
+		cons = &grantConstraints{}
+		if err := json.Unmarshal(raw, cons); err != nil {
+			return nil, errorf(http.StatusBadRequest, "SerializationException", "Constraints has the wrong shape")
+		}
+	}
+	if k.state != "Enabled" {
+		return nil, errorf(http.StatusBadRequest, "KMSInvalidStateException", "%s is %s.", k.arn, strings.ToLower(k.state))
+	}
+	// CreateGrant with the same name and parameters returns the same grant.
+	sorted := slices.Sorted(slices.Values(ops))
+	for _, g := range k.grants {
+		if name != "" && g.name == name && g.grantee == grantee && slices.Equal(g.operations, sorted) && g.retiring == retiring {
+			return map[string]string{"GrantId": g.id, "GrantToken": g.token}, nil
+		}
+	}
+	g := &grant{
+		id: newID("", 32), name: name, token: newID("AQpAM", 40), grantee: grantee, retiring: retiring,
+		issuingAccount: "arn:aws:iam::" + c.account + ":root", operations: sorted, constraints: cons, created: s.now().UTC(),
+	}
+	k.grants = append(k.grants, g)
+	return map[string]string{"GrantId": g.id, "GrantToken": g.token}, nil
+}
+
+func (s *Server) kmsListGrants(c caller, in map[string]json.RawMessage) (any, error) {
+	k, err := s.keyParam(c, in)
+	if err != nil {
+		return nil, err
+	}
+	grants := []map[string]any{}
+	for _, g := range k.grants {
+		out := map[string]any{
+			"KeyId": k.arn, "GrantId": g.id, "Name": g.name, "CreationDate": epoch(g.created), "GranteePrincipal": g.grantee,
+			"IssuingAccount": g.issuingAccount, "Operations": g.operations,
+		}
+		if g.retiring != "" {
+			out["RetiringPrincipal"] = g.retiring
+		}
+		if g.constraints != nil {
+			out["Constraints"] = g.constraints
+		}
+		grants = append(grants, out)
+	}
+	return map[string]any{"Grants": grants, "Truncated": false}, nil
+}
+
+func (s *Server) removeGrant(k *key, id string) error {
+	for i, g := range k.grants {
+		if g.id == id {
+			k.grants = append(k.grants[:i], k.grants[i+1:]...)
+			return nil
+		}
+	}
+	return errorf(http.StatusBadRequest, "NotFoundException", "Grant ID %s not found", id)
+}
+
+func (s *Server) kmsRevokeGrant(c caller, in map[string]json.RawMessage) (any, error) {
+	k, err := s.keyParam(c, in)
+	if err != nil {
+		return nil, err
+	}
+	id, err := str(in, "GrantId", true)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{}, s.removeGrant(k, id)
+}
+
+func (s *Server) kmsRetireGrant(c caller, in map[string]json.RawMessage) (any, error) {
+	token, err := str(in, "GrantToken", false)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range s.world.keys {
+		for _, g := range k.grants {
+			if token != "" && g.token == token {
+				return map[string]any{}, s.removeGrant(k, g.id)
+			}
+		}
+	}
+	k, err := s.keyParam(c, in)
+	if err != nil {
+		return nil, err
+	}
+	id, err := str(in, "GrantId", true)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{}, s.removeGrant(k, id)
+}

@@ -1,0 +1,204 @@
+package awsim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+)
+
+const (
+	owner  = "444455556666"
+	target = "111122223333"
+	region = "us-east-1"
+)
+
+func startSim(t *testing.T) (*Server, string) {
+	t.Helper()
+	s := New()
+	ctx, cancel := context.WithCancel(context.Background())
+	url, err := s.Start(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = s.Close()
+	})
+	return s, url
+}
+
+func config(url, account string) aws.Config {
+	return aws.Config{
+		Region:       region,
+		BaseEndpoint: aws.String(url),
+		Credentials:  credentials.NewStaticCredentialsProvider("SIM"+account, "secret", ""),
+		// The SDK retries LimitExceededException as throttling; one attempt
+		// keeps error tests fast.
+		RetryMaxAttempts: 1,
+	}
+}
+
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+func TestSTSIdentityAndAssumeRole(t *testing.T) {
+	s, url := startSim(t)
+	ctx := context.Background()
+	out, err := sts.NewFromConfig(config(url, target)).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(out.Account) != target || aws.ToString(out.Arn) != "arn:aws:iam::"+target+":root" {
+		t.Fatalf("identity %+v", out)
+	}
+
+	// A role that trusts the owner account.
+	s.mu.Lock()
+	s.world.roles["arn:aws:iam::"+target+":role/amigate"] = &role{
+		arn: "arn:aws:iam::" + target + ":role/amigate", name: "amigate", path: "/", account: target,
+		trustPolicy: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + owner + `:root"},"Action":"sts:AssumeRole"}]}`,
+	}
+	s.mu.Unlock()
+	stsOwner := sts.NewFromConfig(config(url, owner))
+	ar, err := stsOwner.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::" + target + ":role/amigate"), RoleSessionName: aws.String("gate")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config(url, target)
+	cfg.Credentials = credentials.NewStaticCredentialsProvider(aws.ToString(ar.Credentials.AccessKeyId), aws.ToString(ar.Credentials.SecretAccessKey), aws.ToString(ar.Credentials.SessionToken))
+	who, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(who.Arn) != "arn:aws:sts::"+target+":assumed-role/amigate/gate" {
+		t.Errorf("assumed identity %s", aws.ToString(who.Arn))
+	}
+	// An account the role does not trust is refused.
+	_, err = sts.NewFromConfig(config(url, "999988887777")).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::" + target + ":role/amigate"), RoleSessionName: aws.String("x")})
+	if apiCode(err) != "AccessDenied" {
+		t.Errorf("untrusted AssumeRole: %v", err)
+	}
+}
+
+func TestKMSKeysPoliciesAndGrants(t *testing.T) {
+	s, url := startSim(t)
+	ctx := context.Background()
+	kc := kms.NewFromConfig(config(url, owner))
+	created, err := kc.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("golden")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := created.KeyMetadata
+	if md.KeyManager != kmstypes.KeyManagerTypeCustomer || md.KeyState != kmstypes.KeyStateEnabled || !strings.HasPrefix(aws.ToString(md.Arn), "arn:aws:kms:us-east-1:"+owner+":key/") {
+		t.Fatalf("metadata %+v", md)
+	}
+	keyARN := aws.ToString(md.Arn)
+	pol, err := kc.GetKeyPolicy(ctx, &kms.GetKeyPolicyInput{KeyId: md.KeyId, PolicyName: aws.String("default")})
+	if err != nil || !strings.Contains(aws.ToString(pol.Policy), `"AWS" : "arn:aws:iam::`+owner+`:root"`) {
+		t.Fatalf("default policy: %v %s", err, aws.ToString(pol.Policy))
+	}
+
+	// PutKeyPolicy rejects invalid JSON and oversized policies.
+	_, err = kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: md.KeyId, PolicyName: aws.String("default"), Policy: aws.String("{not json")})
+	if apiCode(err) != "MalformedPolicyDocumentException" {
+		t.Errorf("invalid JSON: %v", err)
+	}
+	big := `{"Version":"2012-10-17","Statement":[],"Id":"` + strings.Repeat("x", maxKeyPolicySize) + `"}`
+	_, err = kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: md.KeyId, PolicyName: aws.String("default"), Policy: aws.String(big)})
+	if apiCode(err) != "LimitExceededException" {
+		t.Errorf("oversized policy: %v", err)
+	}
+
+	// Another account reaches the key only by ARN.
+	tc := kms.NewFromConfig(config(url, target))
+	if _, err := tc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: md.KeyId}); apiCode(err) != "NotFoundException" {
+		t.Errorf("cross-account by id: %v", err)
+	}
+	if _, err := tc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyARN)}); err != nil {
+		t.Errorf("cross-account by ARN: %v", err)
+	}
+
+	// CreateGrant with the same name and parameters is idempotent.
+	slr := "arn:aws:iam::" + target + ":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+	in := &kms.CreateGrantInput{KeyId: aws.String(keyARN), GranteePrincipal: aws.String(slr), Name: aws.String("amigate-asg"),
+		Operations: []kmstypes.GrantOperation{"Decrypt", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "CreateGrant"}}
+	g1, err := tc.CreateGrant(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := tc.CreateGrant(ctx, in)
+	if err != nil || aws.ToString(g2.GrantId) != aws.ToString(g1.GrantId) {
+		t.Fatalf("second CreateGrant: %v %s != %s", err, aws.ToString(g2.GrantId), aws.ToString(g1.GrantId))
+	}
+	list, err := kc.ListGrants(ctx, &kms.ListGrantsInput{KeyId: md.KeyId})
+	if err != nil || len(list.Grants) != 1 || aws.ToString(list.Grants[0].GranteePrincipal) != slr || aws.ToString(list.Grants[0].IssuingAccount) != "arn:aws:iam::"+target+":root" {
+		t.Fatalf("grants: %v %+v", err, list)
+	}
+	if _, err := kc.RevokeGrant(ctx, &kms.RevokeGrantInput{KeyId: md.KeyId, GrantId: g1.GrantId}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The AWS-managed aws/ebs key exists on first use, and cannot be changed.
+	ebs, err := kc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String("alias/aws/ebs")})
+	if err != nil || ebs.KeyMetadata.KeyManager != kmstypes.KeyManagerTypeAws {
+		t.Fatalf("aws/ebs: %v %+v", err, ebs)
+	}
+	_, err = kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: ebs.KeyMetadata.KeyId, PolicyName: aws.String("default"), Policy: pol.Policy})
+	if err == nil {
+		t.Error("the aws/ebs key policy was changed")
+	}
+
+	// The call log records every call and whether it changed state.
+	var mutating []string
+	for _, c := range s.Calls() {
+		if c.Mutating && c.Status == http.StatusOK {
+			mutating = append(mutating, c.Action)
+		}
+	}
+	if strings.Join(mutating, ",") != "CreateKey,CreateGrant,CreateGrant,RevokeGrant" {
+		t.Errorf("mutating calls %v", mutating)
+	}
+}
+
+func TestMalformedRequests(t *testing.T) {
+	_, url := startSim(t)
+	ctx := context.Background()
+	kc := kms.NewFromConfig(config(url, owner))
+	if _, err := kc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String("")}); apiCode(err) == "" {
+		t.Errorf("empty KeyId: %v", err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader("{not json"))
+	req.Header.Set("X-Amz-Target", "TrentService.DescribeKey")
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=SIM"+owner+"/20261122/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=x")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]string
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != http.StatusBadRequest || body["__type"] != "SerializationException" {
+		t.Errorf("malformed body: %d %v", resp.StatusCode, body)
+	}
+}
+
+func TestLoopbackOnly(t *testing.T) {
+	if _, err := New().Start(context.Background(), "0.0.0.0:0"); err == nil || !strings.Contains(err.Error(), "loopback only") {
+		t.Fatalf("err = %v", err)
+	}
+}

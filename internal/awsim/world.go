@@ -1,0 +1,59 @@
+package awsim
+
+import "time"
+
+// world is the simulated state of every account and region. The server's
+// mutex guards it.
+type world struct {
+	keys     map[string]*key // by key ARN
+	aliases  map[string]string
+	roles    map[string]*role    // by role ARN
+	sessions map[string]*session // by access key id
+}
+
+func newWorld() *world {
+	return &world{
+		keys:     map[string]*key{},
+		aliases:  map[string]string{},
+		roles:    map[string]*role{},
+		sessions: map[string]*session{},
+	}
+}
+
+type key struct {
+	arn, id, account, region string
+	manager                  string // CUSTOMER or AWS
+	state                    string
+	description              string
+	policy                   string
+	created                  time.Time
+	deletionDate             time.Time
+	grants                   []*grant
+}
+
+type grant struct {
+	id, name, token   string
+	grantee, retiring string
+	issuingAccount    string
+	operations        []string
+	constraints       *grantConstraints
+	created           time.Time
+}
+
+type grantConstraints struct {
+	EncryptionContextEquals map[string]string `json:",omitempty"`
+	EncryptionContextSubset map[string]string `json:",omitempty"`
+}
+
+type role struct {
+	arn, name, path, account string
+	trustPolicy              string
+	inlinePolicies           map[string]string
+	serviceLinked            bool
+	created                  time.Time
+}
+
+type session struct {
+	account, arn, roleARN string
+	expires               time.Time
+}
