@@ -280,16 +280,28 @@ func validatePolicy(policy string) error {
 	return nil
 }
 
-func (s *Server) keyParam(c caller, in map[string]json.RawMessage) (*key, error) {
+// keyParam resolves the KeyId parameter and authorises the call on it.
+func (s *Server) keyParam(c caller, in map[string]json.RawMessage, action string) (*key, error) {
+	return s.keyParamWith(c, in, action, nil)
+}
+
+func (s *Server) keyParamWith(c caller, in map[string]json.RawMessage, action string, extra map[string][]string) (*key, error) {
 	id, err := str(in, "KeyId", true)
 	if err != nil {
 		return nil, err
 	}
-	return s.findKey(c, id)
+	k, err := s.findKey(c, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorizeCall(c, k, action, extra); err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
 func (s *Server) kmsDescribeKey(c caller, in map[string]json.RawMessage) (any, error) {
-	k, err := s.keyParam(c, in)
+	k, err := s.keyParam(c, in, "kms:DescribeKey")
 	if err != nil {
 		return nil, err
 	}
@@ -308,7 +320,7 @@ func policyName(in map[string]json.RawMessage) error {
 }
 
 func (s *Server) kmsGetKeyPolicy(c caller, in map[string]json.RawMessage) (any, error) {
-	k, err := s.keyParam(c, in)
+	k, err := s.keyParam(c, in, "kms:GetKeyPolicy")
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +331,7 @@ func (s *Server) kmsGetKeyPolicy(c caller, in map[string]json.RawMessage) (any, 
 }
 
 func (s *Server) kmsPutKeyPolicy(c caller, in map[string]json.RawMessage) (any, error) {
-	k, err := s.keyParam(c, in)
+	k, err := s.keyParam(c, in, "kms:PutKeyPolicy")
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +353,7 @@ func (s *Server) kmsPutKeyPolicy(c caller, in map[string]json.RawMessage) (any, 
 }
 
 func (s *Server) kmsListKeyPolicies(c caller, in map[string]json.RawMessage) (any, error) {
-	if _, err := s.keyParam(c, in); err != nil {
+	if _, err := s.keyParam(c, in, "kms:ListKeyPolicies"); err != nil {
 		return nil, err
 	}
 	return map[string]any{"PolicyNames": []string{"default"}, "Truncated": false}, nil
@@ -374,7 +386,7 @@ func (s *Server) kmsCreateAlias(c caller, in map[string]json.RawMessage) (any, e
 func (s *Server) kmsListAliases(c caller, in map[string]json.RawMessage) (any, error) {
 	var filter *key
 	if _, ok := in["KeyId"]; ok {
-		k, err := s.keyParam(c, in)
+		k, err := s.keyParam(c, in, "kms:ListAliases")
 		if err != nil {
 			return nil, err
 		}
@@ -393,8 +405,12 @@ func (s *Server) kmsListAliases(c caller, in map[string]json.RawMessage) (any, e
 }
 
 func setKeyState(state string) func(*Server, caller, map[string]json.RawMessage) (any, error) {
+	action := "kms:EnableKey"
+	if state == "Disabled" {
+		action = "kms:DisableKey"
+	}
 	return func(s *Server, c caller, in map[string]json.RawMessage) (any, error) {
-		k, err := s.keyParam(c, in)
+		k, err := s.keyParam(c, in, action)
 		if err != nil {
 			return nil, err
 		}
@@ -410,7 +426,7 @@ func setKeyState(state string) func(*Server, caller, map[string]json.RawMessage)
 }
 
 func (s *Server) kmsScheduleKeyDeletion(c caller, in map[string]json.RawMessage) (any, error) {
-	k, err := s.keyParam(c, in)
+	k, err := s.keyParam(c, in, "kms:ScheduleKeyDeletion")
 	if err != nil {
 		return nil, err
 	}
@@ -434,7 +450,11 @@ var grantOperations = []string{"Decrypt", "Encrypt", "GenerateDataKey", "Generat
 	"GenerateMac", "VerifyMac", "DeriveSharedSecret"}
 
 func (s *Server) kmsCreateGrant(c caller, in map[string]json.RawMessage) (any, error) {
-	k, err := s.keyParam(c, in)
+	id, err := str(in, "KeyId", true)
+	if err != nil {
+		return nil, err
+	}
+	k, err := s.findKey(c, id)
 	if err != nil {
 		return nil, err
 	}
@@ -466,6 +486,15 @@ func (s *Server) kmsCreateGrant(c caller, in map[string]json.RawMessage) (any, e
 			return nil, errorf(http.StatusBadRequest, "SerializationException", "Constraints has the wrong shape")
 		}
 	}
+	// A direct call: kms:GrantIsForAWSResource is false, and no service is
+	// in between.
+	if err := s.authorizeCall(c, k, "kms:CreateGrant", map[string][]string{
+		"kms:granteeprincipal":      {grantee},
+		"kms:grantoperations":       ops,
+		"kms:grantisforawsresource": {"false"},
+	}); err != nil {
+		return nil, err
+	}
 	if k.state != "Enabled" {
 		return nil, errorf(http.StatusBadRequest, "KMSInvalidStateException", "%s is %s.", k.arn, strings.ToLower(k.state))
 	}
@@ -485,7 +514,7 @@ func (s *Server) kmsCreateGrant(c caller, in map[string]json.RawMessage) (any, e
 }
 
 func (s *Server) kmsListGrants(c caller, in map[string]json.RawMessage) (any, error) {
-	k, err := s.keyParam(c, in)
+	k, err := s.keyParam(c, in, "kms:ListGrants")
 	if err != nil {
 		return nil, err
 	}
@@ -517,7 +546,7 @@ func (s *Server) removeGrant(k *key, id string) error {
 }
 
 func (s *Server) kmsRevokeGrant(c caller, in map[string]json.RawMessage) (any, error) {
-	k, err := s.keyParam(c, in)
+	k, err := s.keyParam(c, in, "kms:RevokeGrant")
 	if err != nil {
 		return nil, err
 	}
@@ -540,7 +569,7 @@ func (s *Server) kmsRetireGrant(c caller, in map[string]json.RawMessage) (any, e
 			}
 		}
 	}
-	k, err := s.keyParam(c, in)
+	k, err := s.keyParam(c, in, "kms:RetireGrant")
 	if err != nil {
 		return nil, err
 	}

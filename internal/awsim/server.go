@@ -111,6 +111,8 @@ type caller struct {
 	arn string
 	// roleARN is the role behind an assumed-role session.
 	roleARN string
+	// sourceIP is the address the request came from.
+	sourceIP string
 }
 
 var credentialRE = regexp.MustCompile(`Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request`)
@@ -154,6 +156,9 @@ func (s *Server) identify(r *http.Request) (caller, error) {
 	}
 	akid, region, service := m[1], m[2], m[3]
 	c := caller{region: region, service: service}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		c.sourceIP = host
+	}
 	if acct, ok := strings.CutPrefix(akid, "SIM"); ok && len(acct) == 12 && isDigits(acct) {
 		c.account = acct
 		c.arn = "arn:aws:iam::" + acct + ":root"

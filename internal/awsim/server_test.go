@@ -56,6 +56,11 @@ func apiCode(err error) string {
 	return ""
 }
 
+const writeup1Policy = `{"Version":"2012-10-17","Statement":[
+ {"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"},
+ {"Sid":"Allow use of the key","Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:root"]},"Action":["kms:Encrypt","kms:Decrypt","kms:ReEncrypt*","kms:GenerateDataKey*","kms:DescribeKey"],"Resource":"*"},
+ {"Sid":"Allow attachment of persistent resources","Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:root"]},"Action":["kms:CreateGrant","kms:ListGrants","kms:RevokeGrant"],"Resource":"*"}]}`
+
 func TestSTSIdentityAndAssumeRole(t *testing.T) {
 	s, url := startSim(t)
 	ctx := context.Background()
@@ -124,8 +129,16 @@ func TestKMSKeysPoliciesAndGrants(t *testing.T) {
 		t.Errorf("oversized policy: %v", err)
 	}
 
-	// Another account reaches the key only by ARN.
+	// The default policy lets no other account in.
 	tc := kms.NewFromConfig(config(url, target))
+	if _, err := tc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyARN)}); apiCode(err) != "AccessDeniedException" {
+		t.Errorf("cross-account with the default policy: %v", err)
+	}
+	// The first write-up's policy lets the target use the key and create grants.
+	if _, err := kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: md.KeyId, PolicyName: aws.String("default"), Policy: aws.String(writeup1Policy)}); err != nil {
+		t.Fatal(err)
+	}
+	// Another account reaches the key only by ARN.
 	if _, err := tc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: md.KeyId}); apiCode(err) != "NotFoundException" {
 		t.Errorf("cross-account by id: %v", err)
 	}
@@ -163,6 +176,17 @@ func TestKMSKeysPoliciesAndGrants(t *testing.T) {
 		t.Error("the aws/ebs key policy was changed")
 	}
 
+	// A grant limited to EC2 (kms:GrantIsForAWSResource) refuses a direct call.
+	limited := strings.Replace(writeup1Policy, `"Action":["kms:CreateGrant","kms:ListGrants","kms:RevokeGrant"],"Resource":"*"`,
+		`"Action":["kms:CreateGrant","kms:ListGrants","kms:RevokeGrant"],"Resource":"*","Condition":{"Bool":{"kms:GrantIsForAWSResource":"true"}}`, 1)
+	if _, err := kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: md.KeyId, PolicyName: aws.String("default"), Policy: aws.String(limited)}); err != nil {
+		t.Fatal(err)
+	}
+	in.Name = aws.String("another")
+	if _, err := tc.CreateGrant(ctx, in); apiCode(err) != "AccessDeniedException" {
+		t.Errorf("direct CreateGrant under kms:GrantIsForAWSResource: %v", err)
+	}
+
 	// The call log records every call and whether it changed state.
 	var mutating []string
 	for _, c := range s.Calls() {
@@ -170,7 +194,7 @@ func TestKMSKeysPoliciesAndGrants(t *testing.T) {
 			mutating = append(mutating, c.Action)
 		}
 	}
-	if strings.Join(mutating, ",") != "CreateKey,CreateGrant,CreateGrant,RevokeGrant" {
+	if strings.Join(mutating, ",") != "CreateKey,PutKeyPolicy,CreateGrant,CreateGrant,RevokeGrant,PutKeyPolicy" {
 		t.Errorf("mutating calls %v", mutating)
 	}
 }
