@@ -122,6 +122,11 @@ func (g *Grant) grantee(c caller, identityAllows bool) bool {
 	if g.GranteePrincipal == c.arn {
 		return true
 	}
+	// Cheap filter before parsing: a role grantee must end with the
+	// caller's role name, an account grantee with ":root".
+	if !strings.HasSuffix(g.GranteePrincipal, ":root") && (c.roleName == "" || !strings.HasSuffix(g.GranteePrincipal, "/"+c.roleName)) {
+		return false
+	}
 	gc := parseCaller(g.GranteePrincipal)
 	switch gc.kind {
 	case callerRole:
