@@ -40,7 +40,9 @@ func explain(key *Key, keyARN ARN, t Target, p Path, principal string, req Reque
 		} else {
 			f.Message = fmt.Sprintf("%s has neither a grant nor a key-policy statement naming it, and its own policy has no KMS permission", principal)
 		}
-		f.Fix = GrantCommand(keyARN, principal, t.Account)
+		root := RootARN(keyARN.Partition, t.Account)
+		fromTarget := Authorize(key, directGrantRequest(keyARN, root, principal), nil).Decision == Allowed
+		f.Fix = GrantCommand(keyARN, principal, t.Account, fromTarget)
 		return f
 	}
 	if auth.KeyPolicy.Decision == Allowed && !auth.IdentityAllows {
@@ -85,10 +87,20 @@ func isCreateGrant(action string) bool { return strings.EqualFold(action, "kms:C
 
 // GrantCommand is the AWS CLI command that creates the grant the Auto
 // Scaling service-linked role needs. AWS documents running it in the target
-// account, by key ARN.
-func GrantCommand(keyARN ARN, role, targetAccount string) string {
-	return fmt.Sprintf("aws kms create-grant --region %s --key-id %s --grantee-principal %s --operations %s --name %s   # run in account %s (its key-policy must allow it kms:CreateGrant) or in the key owner's account %s",
-		keyARN.Region, keyARN.String(), role, strings.Join(AutoScalingGrantOperations, " "), GrantName(role), targetAccount, keyARN.Account)
+// account, by key ARN; when the key policy does not let the target call
+// CreateGrant directly, it says so and how to run it from the key owner or
+// which statement lets the target do it.
+func GrantCommand(keyARN ARN, role, targetAccount string, fromTarget bool) string {
+	cmd := fmt.Sprintf("aws kms create-grant --region %s --key-id %s --grantee-principal %s --operations %s --name %s",
+		keyARN.Region, keyARN.String(), role, strings.Join(AutoScalingGrantOperations, " "), GrantName(role))
+	if fromTarget {
+		return cmd + "   # run in account " + targetAccount + " (or in the key owner's account " + keyARN.Account + ")"
+	}
+	st := autoScalingGrantStatement([]string{RootARN(keyARN.Partition, targetAccount)}, []string{autoScalingRolePattern(keyARN.Partition, targetAccount)})
+	b, _ := st.MarshalJSON()
+	return cmd + "   # run in the key owner's account " + keyARN.Account + ": the key policy does not let account " + targetAccount +
+		" call CreateGrant directly for this role (a kms:GrantIsForAWSResource or kms:ViaService condition, or no statement at all); to create it from " +
+		targetAccount + " instead, first add to the key policy: " + string(b)
 }
 
 // GrantName is the deterministic grant name amigate uses for a role, so

@@ -79,7 +79,7 @@ func TestWriteup1AutoScalingNeedsGrant(t *testing.T) {
 		t.Errorf("asg principal = %s", asg.Principal)
 	}
 	fix := asg.Findings[0].Fix
-	for _, want := range []string{"aws kms create-grant", "--key-id " + writeup1Key, "--grantee-principal " + writeup1SLR, "Decrypt GenerateDataKeyWithoutPlaintext ReEncryptFrom ReEncryptTo CreateGrant"} {
+	for _, want := range []string{"aws kms create-grant", "--key-id " + writeup1Key, "--grantee-principal " + writeup1SLR, "Decrypt GenerateDataKeyWithoutPlaintext ReEncryptFrom ReEncryptTo CreateGrant", "# run in account 111122223333"} {
 		if !strings.Contains(fix, want) {
 			t.Errorf("fix %q lacks %q", fix, want)
 		}
@@ -108,6 +108,13 @@ func TestCrossAccountRoleNamedInKeyPolicyStillNeedsGrant(t *testing.T) {
 	v = Check(Key{ARN: writeup1Key, Policy: p}, []Target{{Account: "444455556666", Paths: []Path{PathASG}}})
 	if !v.OK {
 		t.Fatalf("same-account named role: %+v", v)
+	}
+	// When the target may not create the grant itself, the fix says to run it
+	// from the key owner, and which statement would let the target do it.
+	v = Check(Key{ARN: writeup1Key, Policy: loadPolicy(t, "writeup3-fixed-policy.json")}, []Target{{Account: "111122223333", Paths: []Path{PathASG}}})
+	fix := pathVerdict(t, v, "111122223333", PathASG).Findings[0].Fix
+	if !strings.Contains(fix, "run in the key owner's account 444455556666") || !strings.Contains(fix, SidAutoScalingGrants) {
+		t.Errorf("fix when the target cannot create the grant: %s", fix)
 	}
 	// Root delegation alone does not help the same-account role either.
 	p = loadPolicy(t, "writeup3-default-policy.json")
