@@ -15,7 +15,9 @@ const maxKeyPolicySize = 32768
 
 // jsonTargets maps X-Amz-Target prefixes to services.
 var jsonTargets = map[string]string{
-	"TrentService": "kms",
+	"TrentService":        "kms",
+	"CloudTrail_20131101": "cloudtrail",
+	"com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101": "cloudtrail",
 }
 
 // kmsOps are the KMS operations and whether they change state.
@@ -39,12 +41,25 @@ var kmsOps = map[string]struct {
 	"RetireGrant":         {true, (*Server).kmsRetireGrant},
 }
 
+var cloudTrailOps = map[string]struct {
+	mutating bool
+	handle   func(s *Server, c caller, in map[string]json.RawMessage) (any, error)
+}{
+	"LookupEvents": {false, (*Server).cloudTrailLookupEvents},
+}
+
 func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request, c caller) {
 	target := r.Header.Get("X-Amz-Target")
-	prefix, action, _ := strings.Cut(target, ".")
+	// The service prefix may itself contain dots (boto3 sends
+	// com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents).
+	i := strings.LastIndexByte(target, '.')
+	prefix, action := target[:max(i, 0)], target[i+1:]
 	service := jsonTargets[prefix]
 	op, ok := kmsOps[action]
-	if service != "kms" || !ok {
+	if service == "cloudtrail" {
+		op, ok = cloudTrailOps[action]
+	}
+	if service == "" || !ok {
 		writeJSONError(w, errorf(http.StatusBadRequest, "UnknownOperationException", "unknown operation %s", target))
 		return
 	}

@@ -37,6 +37,10 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	action := r.Form.Get("Action")
+	if c.service == "ec2" {
+		s.serveEC2(w, action, r.Form, c)
+		return
+	}
 	op, ok := queryOps[c.service][action]
 	if !ok {
 		e := errorf(http.StatusBadRequest, "InvalidAction", "The action %s is not valid for this web service.", action)

@@ -9,6 +9,13 @@ type world struct {
 	aliases  map[string]string
 	roles    map[string]*role    // by role ARN
 	sessions map[string]*session // by access key id
+
+	volumes   map[string]*volume
+	snapshots map[string]*snapshot
+	images    map[string]*image
+	instances map[string]*instance
+	// trail holds each account's CloudTrail events, oldest first.
+	trail map[string][]trailEvent
 }
 
 func newWorld() *world {
@@ -17,6 +24,12 @@ func newWorld() *world {
 		aliases:  map[string]string{},
 		roles:    map[string]*role{},
 		sessions: map[string]*session{},
+
+		volumes:   map[string]*volume{},
+		snapshots: map[string]*snapshot{},
+		images:    map[string]*image{},
+		instances: map[string]*instance{},
+		trail:     map[string][]trailEvent{},
 	}
 }
 

@@ -1,0 +1,129 @@
+package awsim
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+)
+
+// bakeImage makes, in the owner account, an AMI whose snapshot is
+// encrypted with a new customer managed key, shared with the target.
+func bakeImage(t *testing.T, url string) (keyARN, amiID string) {
+	t.Helper()
+	ctx := context.Background()
+	kc := kms.NewFromConfig(config(url, owner))
+	k, err := kc.CreateKey(ctx, &kms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyARN = aws.ToString(k.KeyMetadata.Arn)
+	ec := ec2.NewFromConfig(config(url, owner))
+	vol, err := ec.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("us-east-1a"), Size: aws.Int32(8), Encrypted: aws.Bool(true), KmsKeyId: aws.String(keyARN)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := ec.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{VolumeId: vol.VolumeId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !aws.ToBool(snap.Encrypted) || aws.ToString(snap.KmsKeyId) != keyARN {
+		t.Fatalf("snapshot %+v", snap)
+	}
+	img, err := ec.RegisterImage(ctx, &ec2.RegisterImageInput{Name: aws.String("golden"), RootDeviceName: aws.String("/dev/xvda"),
+		BlockDeviceMappings: []ec2types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), Ebs: &ec2types.EbsBlockDevice{SnapshotId: snap.SnapshotId}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	amiID = aws.ToString(img.ImageId)
+	if _, err := ec.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{ImageId: img.ImageId,
+		LaunchPermission: &ec2types.LaunchPermissionModifications{Add: []ec2types.LaunchPermission{{UserId: aws.String(target)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	return keyARN, amiID
+}
+
+func runOne(t *testing.T, url, amiID string) ec2types.Instance {
+	t.Helper()
+	ctx := context.Background()
+	ec := ec2.NewFromConfig(config(url, target))
+	run, err := ec.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(amiID), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: ec2types.InstanceTypeT3Micro})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := ec.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{aws.ToString(run.Instances[0].InstanceId)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Reservations[0].Instances[0]
+}
+
+// An encrypted AMI shared with another account fails to launch there until
+// the key policy lets that account use the key through EC2 — the way AWS
+// fails it: accepted, then terminated with Client.InternalError, and a KMS
+// AccessDenied event in the target's CloudTrail.
+func TestSharedEncryptedImageLaunch(t *testing.T) {
+	_, url := startSim(t)
+	ctx := context.Background()
+	keyARN, amiID := bakeImage(t, url)
+
+	// Visible to the target, not to a third account.
+	if _, err := ec2.NewFromConfig(config(url, "999988887777")).DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{amiID}}); apiCode(err) != "InvalidAMIID.NotFound" {
+		t.Errorf("third account sees the image: %v", err)
+	}
+	imgs, err := ec2.NewFromConfig(config(url, target)).DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{amiID}})
+	if err != nil || len(imgs.Images) != 1 || !aws.ToBool(imgs.Images[0].BlockDeviceMappings[0].Ebs.Encrypted) {
+		t.Fatalf("target DescribeImages: %v %+v", err, imgs)
+	}
+
+	in := runOne(t, url, amiID)
+	if in.State.Name != ec2types.InstanceStateNameTerminated || aws.ToString(in.StateReason.Message) != "Client.InternalError: Client error on launch" {
+		t.Fatalf("launch with the default key policy: %s %+v", in.State.Name, in.StateReason)
+	}
+	events, err := cloudtrail.NewFromConfig(config(url, target)).LookupEvents(ctx, &cloudtrail.LookupEventsInput{
+		LookupAttributes: []cttypes.LookupAttribute{{AttributeKey: cttypes.LookupAttributeKeyEventSource, AttributeValue: aws.String("kms.amazonaws.com")}}})
+	if err != nil || len(events.Events) == 0 {
+		t.Fatalf("LookupEvents: %v %+v", err, events)
+	}
+	doc := aws.ToString(events.Events[0].CloudTrailEvent)
+	for _, want := range []string{`"errorCode":"AccessDenied"`, keyARN, `"invokedBy":"ec2.amazonaws.com"`} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("CloudTrail event lacks %s: %s", want, doc)
+		}
+	}
+
+	// The first write-up's policy lets the target's principals launch it.
+	if _, err := kms.NewFromConfig(config(url, owner)).PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(keyARN), PolicyName: aws.String("default"), Policy: aws.String(writeup1Policy)}); err != nil {
+		t.Fatal(err)
+	}
+	if in := runOne(t, url, amiID); in.State.Name != ec2types.InstanceStateNameRunning {
+		t.Fatalf("launch with the write-up's policy: %s %+v", in.State.Name, in.StateReason)
+	}
+}
+
+// A key policy whose allow depends on the caller's address does not cover
+// the calls EC2 makes from AWS's own addresses.
+func TestSourceIPConditionFailsLaunch(t *testing.T) {
+	_, url := startSim(t)
+	ctx := context.Background()
+	keyARN, amiID := bakeImage(t, url)
+	policy := strings.ReplaceAll(writeup1Policy, `"Resource":"*"}`, `"Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"127.0.0.0/8"}}}`)
+	policy = strings.Replace(policy, `"Action":"kms:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"127.0.0.0/8"}}}`, `"Action":"kms:*","Resource":"*"}`, 1)
+	if _, err := kms.NewFromConfig(config(url, owner)).PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(keyARN), PolicyName: aws.String("default"), Policy: aws.String(policy)}); err != nil {
+		t.Fatal(err)
+	}
+	// The target's direct call from 127.0.0.1 is allowed...
+	if _, err := kms.NewFromConfig(config(url, target)).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyARN)}); err != nil {
+		t.Fatalf("direct DescribeKey from an allowed address: %v", err)
+	}
+	// ...but EC2's calls for the launch are not.
+	if in := runOne(t, url, amiID); in.State.Name != ec2types.InstanceStateNameTerminated {
+		t.Fatalf("launch under an aws:SourceIp condition: %s", in.State.Name)
+	}
+}

@@ -1,0 +1,61 @@
+"""The encrypted-AMI story driven with boto3 against the simulator.
+
+Usage: boto3_story.py ENDPOINT. Exits non-zero, with the reason, when a
+response does not parse or says something AWS would not.
+"""
+import json
+import sys
+
+import boto3
+from botocore.exceptions import ClientError
+
+endpoint = sys.argv[1]
+
+
+def client(service, account):
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="SIM" + account, aws_secret_access_key="any")
+
+
+def check(cond, what):
+    if not cond:
+        sys.exit("boto3 story: " + what)
+
+
+owner, target = "444455556666", "111122223333"
+check(client("sts", owner).get_caller_identity()["Account"] == owner, "GetCallerIdentity account")
+
+kms = client("kms", owner)
+key = kms.create_key(Description="golden")["KeyMetadata"]
+check(key["KeyManager"] == "CUSTOMER" and key["KeyState"] == "Enabled", "CreateKey metadata")
+policy = json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+check(policy["Statement"][0]["Principal"]["AWS"] == "arn:aws:iam::%s:root" % owner, "default key policy")
+
+ec2 = client("ec2", owner)
+vol = ec2.create_volume(AvailabilityZone="us-east-1a", Size=8, Encrypted=True, KmsKeyId=key["Arn"])
+snap = ec2.create_snapshot(VolumeId=vol["VolumeId"])
+check(snap["Encrypted"] and snap["KmsKeyId"] == key["Arn"], "CreateSnapshot encryption")
+ami = ec2.register_image(Name="golden", RootDeviceName="/dev/xvda", BlockDeviceMappings=[
+    {"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snap["SnapshotId"]}}])["ImageId"]
+ec2.modify_image_attribute(ImageId=ami, LaunchPermission={"Add": [{"UserId": target}]})
+perms = ec2.describe_image_attribute(ImageId=ami, Attribute="launchPermission")["LaunchPermissions"]
+check(perms == [{"UserId": target}], "DescribeImageAttribute %r" % perms)
+
+t_ec2 = client("ec2", target)
+image = t_ec2.describe_images(ImageIds=[ami])["Images"][0]
+check(image["BlockDeviceMappings"][0]["Ebs"]["Encrypted"], "shared image is encrypted")
+iid = t_ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+inst = t_ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+check(inst["State"]["Name"] == "terminated", "launch state %s" % inst["State"]["Name"])
+check(inst["StateReason"]["Message"] == "Client.InternalError: Client error on launch", "state reason %r" % inst["StateReason"])
+
+events = client("cloudtrail", target).lookup_events(
+    LookupAttributes=[{"AttributeKey": "EventSource", "AttributeValue": "kms.amazonaws.com"}])["Events"]
+check(events and json.loads(events[0]["CloudTrailEvent"])["errorCode"] == "AccessDenied", "CloudTrail AccessDenied event")
+
+try:
+    client("ec2", "999988887777").describe_images(ImageIds=[ami])
+    check(False, "a third account sees the image")
+except ClientError as e:
+    check(e.response["Error"]["Code"] == "InvalidAMIID.NotFound", "error code %s" % e.response["Error"]["Code"])
+print("ok")
