@@ -53,10 +53,7 @@ type instance struct {
 }
 
 // ec2Ops are the EC2 operations, and whether they change state.
-var ec2Ops = map[string]struct {
-	mutating bool
-	handle   func(s *Server, c caller, form url.Values) (any, error)
-}{
+var ec2Ops = map[string]queryOp{
 	"CreateVolume":           {true, (*Server).ec2CreateVolume},
 	"CreateSnapshot":         {true, (*Server).ec2CreateSnapshot},
 	"DescribeSnapshots":      {false, (*Server).ec2DescribeSnapshots},

@@ -10,11 +10,15 @@ import (
 	"time"
 )
 
-// queryOps are the awsQuery operations (STS, IAM), by service.
-var queryOps = map[string]map[string]struct {
+// queryOp is an operation of a query-protocol service, and whether it
+// changes state.
+type queryOp struct {
 	mutating bool
 	handle   func(s *Server, c caller, form url.Values) (any, error)
-}{
+}
+
+// queryOps are the awsQuery operations (STS, IAM, Auto Scaling), by service.
+var queryOps = map[string]map[string]queryOp{
 	"sts": {
 		"GetCallerIdentity": {false, (*Server).stsGetCallerIdentity},
 		"AssumeRole":        {false, (*Server).stsAssumeRole},

@@ -32,6 +32,10 @@ type Server struct {
 	httpServer *http.Server
 	listener   net.Listener
 	now        func() time.Time
+
+	// RetryBackoff is how long Auto Scaling waits before it launches again
+	// for a group below its desired capacity. Set it before serving.
+	RetryBackoff time.Duration
 }
 
 // Call is one API call, as GET /_sim/calls lists it.
@@ -48,7 +52,7 @@ type Call struct {
 
 // New returns a simulator with an empty world.
 func New() *Server {
-	return &Server{world: newWorld(), now: time.Now}
+	return &Server{world: newWorld(), now: time.Now, RetryBackoff: 10 * time.Second}
 }
 
 // Start listens on addr (a loopback address; "127.0.0.1:0" picks a free

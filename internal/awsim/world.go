@@ -14,6 +14,8 @@ type world struct {
 	snapshots map[string]*snapshot
 	images    map[string]*image
 	instances map[string]*instance
+	templates map[string]*launchTemplate
+	groups    map[string]*autoScalingGroup // by account/region/name
 	// trail holds each account's CloudTrail events, oldest first.
 	trail map[string][]trailEvent
 }
@@ -29,6 +31,8 @@ func newWorld() *world {
 		snapshots: map[string]*snapshot{},
 		images:    map[string]*image{},
 		instances: map[string]*instance{},
+		templates: map[string]*launchTemplate{},
+		groups:    map[string]*autoScalingGroup{},
 		trail:     map[string][]trailEvent{},
 	}
 }
