@@ -116,10 +116,13 @@ var (
 		`"StringNotEqualsIfExists":{"kms:ViaService":"ec2.us-east-1.amazonaws.com"}`,
 		`"StringLikeIfExists":{"kms:ViaService":"autoscaling.*"}`,
 		`"Null":{"kms:ViaService":"false"}`,
+		`"StringNotEquals":{"kms:ViaService":"ec2.us-east-1.amazonaws.com"}`,
+		`"StringLike":{"KMS:viaService":"*.us-east-1.amazonaws.com"}`,
 		// kms:CallerAccount
 		`"StringNotEquals":{"kms:CallerAccount":"111122223333"}`,
 		`"StringEquals":{"kms:CallerAccount":["111122223333","444455556666"]}`,
 		`"StringNotEqualsIgnoreCase":{"kms:CallerAccount":"444455556666"}`,
+		`"StringEquals":{"kms:CallerAccount":"${aws:PrincipalAccount}"}`,
 		// kms:GrantIsForAWSResource
 		`"Bool":{"kms:GrantIsForAWSResource":"true"}`,
 		`"BoolIfExists":{"kms:GrantIsForAWSResource":"true"}`,
@@ -147,6 +150,7 @@ var (
 		`"ArnEquals":{"aws:PrincipalArn":"arn:aws:iam::111122223333:root"}`,
 		`"ArnNotEquals":{"aws:PrincipalArn":"arn:aws:iam::444455556666:role/App"}`,
 		`"ArnNotLike":{"aws:PrincipalArn":"arn:aws:iam::999988887777:*"}`,
+		`"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::${aws:PrincipalAccount}:role/*"}`,
 		`"StringEquals":{"aws:PrincipalAccount":"111122223333"}`,
 		`"StringLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:*"}`,
 		// numbers and dates
@@ -155,6 +159,8 @@ var (
 		`"NumericLessThanIfExists":{"aws:MultiFactorAuthAge":"300"}`,
 		`"DateGreaterThan":{"aws:CurrentTime":"2025-01-01T00:00:00Z"}`,
 		`"DateLessThan":{"aws:CurrentTime":"2026-01-01T00:00:00Z"}`,
+		`"DateNotEquals":{"aws:CurrentTime":"2026-03-01T00:00:00Z"}`,
+		`"NumericNotEquals":{"aws:MultiFactorAuthAge":"200"}`,
 		`"DateGreaterThanIfExists":{"aws:CurrentTime":"2026-06-01T00:00:00Z"}`,
 		// tags, and the other multivalued key
 		`"StringLike":{"aws:PrincipalTag/team":["plat*","sec"]}`,
@@ -317,12 +323,23 @@ var knownDisagreements = []disagreement{{
 	doc: "IAM User Guide, AWS JSON policy elements: NotPrincipal " +
 		"(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html)",
 	applies: denyNotPrincipalNamesCallerRoot,
+}, {
+	class: "Policy variable in an ARN condition operator's value",
+	why: "iam-simulate splits the policy value into ARN fields at ':' before it substitutes variables, so " +
+		"\"arn:aws:iam::${aws:PrincipalAccount}:role/*\" breaks at the colon inside ${aws:PrincipalAccount} and " +
+		"never matches; keypolicy substitutes the variable and matches the ARN.",
+	right: "keypolicy",
+	doc: "IAM User Guide, IAM policy elements: Variables and tags, \"Where you can use policy variables\" " +
+		"(variables are allowed in the Condition element with string and ARN operators; " +
+		"https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html)",
+	applies: variableInArnCondition,
 }}
 
 // statementDoc is the part of a generated statement the predicates read.
 type statementDoc struct {
 	Effect       string
 	NotPrincipal *struct{ AWS any }
+	Condition    map[string]map[string]any
 }
 
 func statements(c simCase) []statementDoc {
@@ -357,6 +374,29 @@ func denyNotPrincipalNamesCallerRoot(c simCase) bool {
 		}
 		if slices.Contains(listed, root) && !slices.Contains(listed, c.Principal) {
 			return true
+		}
+	}
+	return false
+}
+
+// variableInArnCondition: some Arn* condition (with or without a
+// ForAnyValue:/ForAllValues: qualifier or IfExists) has a value holding a
+// policy variable.
+func variableInArnCondition(c simCase) bool {
+	for _, s := range statements(c) {
+		for op, block := range s.Condition {
+			if _, after, ok := strings.Cut(op, ":"); ok {
+				op = after
+			}
+			if !strings.HasPrefix(op, "Arn") {
+				continue
+			}
+			for _, v := range block {
+				b, _ := json.Marshal(v)
+				if bytes.Contains(b, []byte("${")) {
+					return true
+				}
+			}
 		}
 	}
 	return false
