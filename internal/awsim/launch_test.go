@@ -15,7 +15,9 @@ import (
 
 // bakeImage makes, in the owner account, an AMI whose snapshot is
 // encrypted with a new customer managed key, shared with the target.
-func bakeImage(t *testing.T, url string) (keyARN, amiID string) {
+func bakeImage(t *testing.T, url string) (keyARN, amiID string) { return bakeImageB(t, url) }
+
+func bakeImageB(t testing.TB, url string) (keyARN, amiID string) {
 	t.Helper()
 	ctx := context.Background()
 	kc := kms.NewFromConfig(config(url, owner))
