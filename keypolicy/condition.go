@@ -169,6 +169,11 @@ func (c *Condition) eval(ctx map[string][]string) (conditionResult, string) {
 		return condFalse, ""
 	}
 	if !present {
+		// ForAnyValue: over no values is false even with ...IfExists: AWS
+		// applies IfExists to each value inside the set test.
+		if c.set == setAnyValue {
+			return condFalse, ""
+		}
 		if c.ifExists || c.set == setAllValues || (c.op.negated && c.set == setNone) {
 			return condTrue, ""
 		}

@@ -78,6 +78,8 @@ func TestConditionOperators(t *testing.T) {
 		{"ForAllValues missing key is true", `{"ForAllValues:StringEquals":{"kms:GrantOperations":["Decrypt"]}}`, ctx{}, true},
 		{"ForAnyValue overlap", `{"ForAnyValue:StringEquals":{"kms:GrantOperations":["Encrypt"]}}`, ctx{"kms:GrantOperations": {"Decrypt", "Encrypt"}}, true},
 		{"ForAnyValue missing key is false", `{"ForAnyValue:StringEquals":{"kms:GrantOperations":["Encrypt"]}}`, ctx{}, false},
+		{"ForAnyValue IfExists missing key is false", `{"ForAnyValue:StringEqualsIfExists":{"kms:GrantOperations":["Encrypt"]}}`, ctx{}, false},
+		{"ForAllValues IfExists missing key is true", `{"ForAllValues:StringEqualsIfExists":{"kms:GrantOperations":["Encrypt"]}}`, ctx{}, true},
 		{"ForAnyValue StringNotEquals", `{"ForAnyValue:StringNotEquals":{"k":["a"]}}`, ctx{"k": {"a", "b"}}, true},
 		{"ForAllValues StringNotEquals", `{"ForAllValues:StringNotEquals":{"k":["a"]}}`, ctx{"k": {"a", "b"}}, false},
 		{"ForAnyValue StringLike", `{"ForAnyValue:StringLike":{"k":["De*"]}}`, ctx{"k": {"Encrypt", "Decrypt"}}, true},

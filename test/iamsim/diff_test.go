@@ -337,25 +337,6 @@ var knownDisagreements = []disagreement{{
 		"(variables are allowed in the Condition element with string and ARN operators; " +
 		"https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html)",
 	applies: variableInArnCondition,
-}, {
-	// TODO(keypolicy): ForAnyValue:…IfExists on an absent key is true in
-	// keypolicy, false in AWS. Minimal case (generated as case 325 with
-	// seed 2026,11): {"Effect":"Allow","Principal":{"AWS":"*"},"Action":
-	// "kms:*","Resource":"*","Condition":{"ForAnyValue:StringEqualsIfExists":
-	// {"kms:GrantOperations":"Encrypt"}}} and kms:Decrypt by any principal
-	// without kms:GrantOperations: keypolicy Allow, AWS ImplicitDeny. Remove
-	// this class once keypolicy is fixed.
-	class: "TEMPORARY keypolicy bug: ForAnyValue:…IfExists on an absent key",
-	why: "keypolicy applies IfExists to the whole set and treats the condition as true when the key is absent; " +
-		"AWS applies IfExists to each value inside the ForAnyValue loop, so with no values there is no match and " +
-		"the condition is false (iam-simulate does the same). For an Allow, keypolicy grants what AWS refuses.",
-	right: "iam-simulate",
-	doc: "IAM User Guide, single-valued vs multivalued context keys, ForAnyValue: \"If the key in the request is " +
-		"not present … the condition returns false\" " +
-		"(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html); " +
-		"observed on AWS in re:Post \"ForAnyValue:StringEqualsIfExists behaving unexpectedly\" " +
-		"(https://repost.aws/questions/QU9HFmDzP0QGuU-fd7rS6B7w)",
-	applies: forAnyValueIfExistsOnAbsentKey,
 }}
 
 // statementDoc is the part of a generated statement the predicates read.
@@ -417,25 +398,6 @@ func variableInArnCondition(c simCase) bool {
 			for _, v := range block {
 				b, _ := json.Marshal(v)
 				if bytes.Contains(b, []byte("${")) {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
-// forAnyValueIfExistsOnAbsentKey: some ForAnyValue:…IfExists condition
-// names a key the request does not carry.
-func forAnyValueIfExistsOnAbsentKey(c simCase) bool {
-	for _, s := range statements(c) {
-		for op, block := range s.Condition {
-			lower := strings.ToLower(op)
-			if !strings.HasPrefix(lower, "foranyvalue:") || !strings.HasSuffix(lower, "ifexists") {
-				continue
-			}
-			for key := range block {
-				if !hasKey(c.Context, key) {
 					return true
 				}
 			}
