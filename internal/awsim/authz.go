@@ -203,6 +203,9 @@ func conditionHolds(op string, have, want []string) bool {
 	negated := strings.Contains(op, "Not")
 	positive := strings.Replace(op, "Not", "", 1)
 	if len(have) == 0 {
+		if set == "foranyvalue" {
+			return false // no value can match, IfExists or not
+		}
 		return ifExists || set == "forallvalues" || (negated && set == "")
 	}
 	match := func(v string) bool {
@@ -307,7 +310,11 @@ func (s *Server) authorize(k *key, r request) error {
 		return nil
 	}
 	op := strings.TrimPrefix(r.action, "kms:")
+	delay := s.grantDelay()
 	for _, g := range k.grants {
+		if s.now().Sub(g.created) < delay {
+			continue // not yet propagated to every KMS host
+		}
 		grantee := g.grantee == r.principal || (r.roleARN != "" && g.grantee == r.roleARN) ||
 			(roleName(g.grantee) != "" && roleName(g.grantee) == roleName(r.roleARN) && accountOf(g.grantee) == r.account)
 		if grantee && containsFold(g.operations, op) {

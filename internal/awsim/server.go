@@ -33,6 +33,11 @@ type Server struct {
 	listener   net.Listener
 	now        func() time.Time
 
+	faults map[string]Faults
+	// lookups holds, per account, the times of recent LookupEvents calls,
+	// which CloudTrail throttles at 2 per second.
+	lookups map[string][]time.Time
+
 	// RetryBackoff is how long Auto Scaling waits before it launches again
 	// for a group below its desired capacity. Set it before serving.
 	RetryBackoff time.Duration
@@ -103,6 +108,8 @@ func (s *Server) Reset() {
 	defer s.mu.Unlock()
 	s.world = newWorld()
 	s.calls = nil
+	s.faults = nil
+	s.lookups = nil
 }
 
 // caller is who makes a request: an account's root, or an assumed role.
@@ -142,6 +149,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c, err := s.identify(r)
 	if err != nil {
 		writeQueryError(w, "", err)
+		return
+	}
+	if s.injectFault(w, c) {
 		return
 	}
 	switch {
@@ -204,6 +214,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/_sim/reset" && r.Method == http.MethodPost:
 		s.Reset()
 		w.WriteHeader(http.StatusNoContent)
+	case r.URL.Path == "/_sim/faults" && r.Method == http.MethodPost:
+		s.serveFaults(w, r)
 	case r.URL.Path == "/_sim/calls" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s.Calls())

@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -224,5 +226,62 @@ func TestMalformedRequests(t *testing.T) {
 func TestLoopbackOnly(t *testing.T) {
 	if _, err := New().Start(context.Background(), "0.0.0.0:0"); err == nil || !strings.Contains(err.Error(), "loopback only") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestFaults(t *testing.T) {
+	s, url := startSim(t)
+	ctx := context.Background()
+	resp, err := http.Post(url+"/_sim/faults", "application/json", strings.NewReader(`{"service":"kms","throttle_rate":1}`))
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("POST /_sim/faults: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	cfg := config(url, owner)
+	if _, err := kms.NewFromConfig(cfg).ListAliases(ctx, &kms.ListAliasesInput{}); apiCode(err) != "ThrottlingException" {
+		t.Errorf("throttled KMS: %v", err)
+	}
+	if _, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil {
+		t.Errorf("STS is not throttled: %v", err)
+	}
+	resp, _ = http.Post(url+"/_sim/faults", "application/json", strings.NewReader(`{"throttle_rate":2}`))
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a rate over 1 was accepted: %d", resp.StatusCode)
+	}
+	resp.Body.Close()
+
+	// A grant delay: the grant exists at once but is not usable until it
+	// has propagated.
+	s.Reset()
+	s.SetFaults(Faults{GrantDelayMS: 60_000})
+	kc := kms.NewFromConfig(cfg)
+	k, err := kc.CreateKey(ctx, &kms.CreateKeyInput{Policy: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.CreateGrant(ctx, &kms.CreateGrantInput{KeyId: k.KeyMetadata.Arn, GranteePrincipal: aws.String("arn:aws:iam::" + target + ":root"), Operations: []kmstypes.GrantOperation{"DescribeKey"}}); err != nil {
+		t.Fatal(err)
+	}
+	tk := kms.NewFromConfig(config(url, target))
+	if _, err := tk.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: k.KeyMetadata.Arn}); apiCode(err) != "AccessDeniedException" {
+		t.Errorf("grant usable before its delay: %v", err)
+	}
+	s.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	if _, err := tk.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: k.KeyMetadata.Arn}); err != nil {
+		t.Errorf("grant not usable after its delay: %v", err)
+	}
+}
+
+func TestLookupEventsThrottledAtTwoPerSecond(t *testing.T) {
+	_, url := startSim(t)
+	ct := cloudtrail.NewFromConfig(config(url, target))
+	var throttled int
+	for i := 0; i < 4; i++ {
+		if _, err := ct.LookupEvents(context.Background(), &cloudtrail.LookupEventsInput{}); apiCode(err) == "ThrottlingException" {
+			throttled++
+		}
+	}
+	if throttled < 2 {
+		t.Fatalf("%d of 4 back-to-back LookupEvents throttled, want at least 2", throttled)
 	}
 }

@@ -62,6 +62,21 @@ func (s *Server) recordKMSDenial(c caller, k *key, action, volumeID, invokedBy s
 // cloudTrailLookupEvents answers LookupEvents: one lookup attribute at most,
 // newest first, in the caller's account and region.
 func (s *Server) cloudTrailLookupEvents(c caller, in map[string]json.RawMessage) (any, error) {
+	if s.lookups == nil {
+		s.lookups = map[string][]time.Time{}
+	}
+	now := s.now()
+	recent := s.lookups[c.account][:0]
+	for _, t := range s.lookups[c.account] {
+		if now.Sub(t) < time.Second {
+			recent = append(recent, t)
+		}
+	}
+	if len(recent) >= 2 {
+		s.lookups[c.account] = recent
+		return nil, errorf(http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
+	}
+	s.lookups[c.account] = append(recent, now)
 	var attrs []struct{ AttributeKey, AttributeValue string }
 	if raw, ok := in["LookupAttributes"]; ok {
 		if err := json.Unmarshal(raw, &attrs); err != nil {
