@@ -210,3 +210,18 @@ func TestSimServesUntilCancelled(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+func TestSimBadWorld(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "world.json")
+	os.WriteFile(bad, []byte(`{"keys":[{"account":"12"}]}`), 0o600)
+	for file, want := range map[string]string{
+		bad:                             `keys[0]: account "12"`,
+		filepath.Join(dir, "none.json"): "no such file or directory",
+	} {
+		r := amigate(t, "", "sim", "--listen", "127.0.0.1:0", "--world", file)
+		if r.code != 2 || !strings.Contains(r.stderr, `--world "`+file+`"`) || !strings.Contains(r.stderr, want) {
+			t.Errorf("%s: %+v", file, r)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/amigate/packer-plugin-amigate/internal/awsim"
 )
@@ -15,6 +16,7 @@ func runSim(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	fs := flag.NewFlagSet("amigate sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:4566", "loopback `ADDRESS:PORT` to listen on")
+	worldFile := fs.String("world", "", "JSON world `FILE` to start from (docs/sim.md)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -22,6 +24,19 @@ func runSim(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		return exitBadInput
 	}
 	sim := awsim.New()
+	if *worldFile != "" {
+		f, err := os.Open(*worldFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "amigate sim: --world %q: %v\n", *worldFile, errors.Unwrap(err))
+			return exitBadInput
+		}
+		err = sim.LoadWorld(f)
+		f.Close()
+		if err != nil {
+			fmt.Fprintf(stderr, "amigate sim: --world %q: %v\n", *worldFile, err)
+			return exitBadInput
+		}
+	}
 	url, err := sim.Start(ctx, *listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "amigate sim: --listen %q: %v\n", *listen, err)

@@ -1,0 +1,234 @@
+package awsim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// WorldFile is a world to start from (`amigate sim --world FILE`):
+// roles, keys, images, launch templates and Auto Scaling groups, in
+// several accounts and regions. Images, templates and groups refer to each
+// other by name, since their ids are made when the world is loaded.
+// docs/sim.md documents it; example/sim-world.json is the first reference
+// write-up's two accounts.
+type WorldFile struct {
+	Roles []struct {
+		Account     string                     `json:"account"`
+		Name        string                     `json:"name"`
+		Path        string                     `json:"path"`
+		TrustPolicy json.RawMessage            `json:"trust_policy"`
+		Policies    map[string]json.RawMessage `json:"policies"`
+	} `json:"roles"`
+	ServiceLinkedRoles []struct {
+		Account      string `json:"account"`
+		CustomSuffix string `json:"custom_suffix"`
+	} `json:"service_linked_roles"`
+	Keys []struct {
+		Account string          `json:"account"`
+		Region  string          `json:"region"`
+		Alias   string          `json:"alias"`
+		Policy  json.RawMessage `json:"policy"`
+		State   string          `json:"state"`
+	} `json:"keys"`
+	Images []struct {
+		Account string `json:"account"`
+		Region  string `json:"region"`
+		Name    string `json:"name"`
+		// Key is the alias (alias/NAME) of a key of the world, or
+		// "alias/aws/ebs"; empty means unencrypted.
+		Key               string   `json:"key"`
+		LaunchPermissions []string `json:"launch_permissions"`
+		Public            bool     `json:"public"`
+	} `json:"images"`
+	LaunchTemplates []struct {
+		Account      string `json:"account"`
+		Region       string `json:"region"`
+		Name         string `json:"name"`
+		Image        string `json:"image"` // an image's name
+		ImageOwner   string `json:"image_owner"`
+		InstanceType string `json:"instance_type"`
+	} `json:"launch_templates"`
+	AutoScalingGroups []struct {
+		Account              string   `json:"account"`
+		Region               string   `json:"region"`
+		Name                 string   `json:"name"`
+		LaunchTemplate       string   `json:"launch_template"`
+		AvailabilityZones    []string `json:"availability_zones"`
+		Min                  int      `json:"min"`
+		Max                  int      `json:"max"`
+		Desired              int      `json:"desired"`
+		ServiceLinkedRoleARN string   `json:"service_linked_role_arn"`
+	} `json:"autoscaling_groups"`
+}
+
+// LoadWorld adds a world file's contents to the simulator. On error nothing
+// is added.
+func (s *Server) LoadWorld(r io.Reader) error {
+	var wf WorldFile
+	d := json.NewDecoder(r)
+	d.DisallowUnknownFields()
+	if err := d.Decode(&wf); err != nil {
+		return fmt.Errorf("read world: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	saved := s.world
+	s.world = cloneWorldShallow(saved)
+	if err := s.loadWorld(&wf); err != nil {
+		s.world = saved
+		return err
+	}
+	return nil
+}
+
+// cloneWorldShallow copies the maps so a failed load can be undone; the
+// objects they hold are not modified by a load.
+func cloneWorldShallow(w *world) *world {
+	c := newWorld()
+	for k, v := range w.keys {
+		c.keys[k] = v
+	}
+	for k, v := range w.aliases {
+		c.aliases[k] = v
+	}
+	for k, v := range w.roles {
+		c.roles[k] = v
+	}
+	for k, v := range w.sessions {
+		c.sessions[k] = v
+	}
+	for k, v := range w.volumes {
+		c.volumes[k] = v
+	}
+	for k, v := range w.snapshots {
+		c.snapshots[k] = v
+	}
+	for k, v := range w.images {
+		c.images[k] = v
+	}
+	for k, v := range w.instances {
+		c.instances[k] = v
+	}
+	for k, v := range w.templates {
+		c.templates[k] = v
+	}
+	for k, v := range w.groups {
+		c.groups[k] = v
+	}
+	for k, v := range w.trail {
+		c.trail[k] = v
+	}
+	return c
+}
+
+func (s *Server) loadWorld(wf *WorldFile) error {
+	for i, r := range wf.Roles {
+		if !validAccount(r.Account) || r.Name == "" {
+			return fmt.Errorf("roles[%d]: account %q and name %q are required", i, r.Account, r.Name)
+		}
+		path := r.Path
+		if path == "" {
+			path = "/"
+		}
+		ro := &role{arn: "arn:aws:iam::" + r.Account + ":role" + path + r.Name, name: r.Name, path: path, account: r.Account,
+			trustPolicy: string(r.TrustPolicy), inlinePolicies: map[string]string{}, created: s.now().UTC()}
+		for name, doc := range r.Policies {
+			ro.inlinePolicies[name] = string(doc)
+		}
+		s.world.roles[ro.arn] = ro
+	}
+	for i, r := range wf.ServiceLinkedRoles {
+		if !validAccount(r.Account) {
+			return fmt.Errorf("service_linked_roles[%d]: account %q is not a 12-digit account id", i, r.Account)
+		}
+		s.createServiceLinkedRole(r.Account, r.CustomSuffix)
+	}
+	for i, k := range wf.Keys {
+		if !validAccount(k.Account) || k.Region == "" {
+			return fmt.Errorf("keys[%d]: account %q and region %q are required", i, k.Account, k.Region)
+		}
+		policy := string(k.Policy)
+		if policy == "" {
+			policy = defaultKeyPolicy(k.Account)
+		} else if err := validatePolicy(policy); err != nil {
+			return fmt.Errorf("keys[%d].policy: %w", i, err)
+		}
+		nk := s.newKey(k.Account, k.Region, "CUSTOMER", policy, "")
+		if k.State != "" {
+			nk.state = k.State
+		}
+		if k.Alias != "" {
+			if !strings.HasPrefix(k.Alias, "alias/") {
+				return fmt.Errorf("keys[%d].alias %q must start with alias/", i, k.Alias)
+			}
+			s.world.aliases[fmt.Sprintf("arn:aws:kms:%s:%s:%s", k.Region, k.Account, k.Alias)] = nk.arn
+		}
+	}
+	images := map[string]*image{} // account/region/name
+	for i, im := range wf.Images {
+		c := caller{account: im.Account, region: im.Region, arn: "arn:aws:iam::" + im.Account + ":root"}
+		if !validAccount(im.Account) || im.Region == "" || im.Name == "" {
+			return fmt.Errorf("images[%d]: account, region and name are required", i)
+		}
+		sn := &snapshot{id: newID("snap-", 9)[:22], account: im.Account, region: im.Region, volumeID: newID("vol-", 9)[:21], size: 8,
+			created: s.now().UTC(), createVolumeUsers: map[string]bool{}}
+		if im.Key != "" {
+			k, err := s.findKey(c, im.Key)
+			if err != nil {
+				return fmt.Errorf("images[%d].key %q: no such key in %s/%s", i, im.Key, im.Account, im.Region)
+			}
+			sn.encrypted, sn.keyARN = true, k.arn
+		}
+		s.world.snapshots[sn.id] = sn
+		img := &image{id: newID("ami-", 9)[:21], account: im.Account, region: im.Region, name: im.Name, state: "available",
+			rootDevice: "/dev/xvda", mappings: []blockMapping{{device: "/dev/xvda", snapshotID: sn.id}}, public: im.Public,
+			launchUsers: map[string]bool{}, launchOrgs: map[string]bool{}, launchOUs: map[string]bool{}, created: s.now().UTC()}
+		for _, a := range im.LaunchPermissions {
+			if !validAccount(a) {
+				return fmt.Errorf("images[%d].launch_permissions: %q is not a 12-digit account id", i, a)
+			}
+			img.launchUsers[a] = true
+		}
+		s.world.images[img.id] = img
+		images[im.Account+"/"+im.Region+"/"+im.Name] = img
+	}
+	templates := map[string]*launchTemplate{}
+	for i, t := range wf.LaunchTemplates {
+		owner := t.ImageOwner
+		if owner == "" {
+			owner = t.Account
+		}
+		img, ok := images[owner+"/"+t.Region+"/"+t.Image]
+		if !ok {
+			return fmt.Errorf("launch_templates[%d].image %q: no image of that name of account %s in %s", i, t.Image, owner, t.Region)
+		}
+		lt := &launchTemplate{id: newID("lt-", 9)[:20], name: t.Name, account: t.Account, region: t.Region, imageID: img.id,
+			instanceType: t.InstanceType, created: s.now().UTC()}
+		s.world.templates[lt.id] = lt
+		templates[t.Account+"/"+t.Region+"/"+t.Name] = lt
+	}
+	for i, g := range wf.AutoScalingGroups {
+		lt, ok := templates[g.Account+"/"+g.Region+"/"+g.LaunchTemplate]
+		if !ok {
+			return fmt.Errorf("autoscaling_groups[%d].launch_template %q: no such template", i, g.LaunchTemplate)
+		}
+		r, err := s.autoScalingRole(g.Account, g.ServiceLinkedRoleARN)
+		if err != nil {
+			return fmt.Errorf("autoscaling_groups[%d].service_linked_role_arn: %w", i, err)
+		}
+		zones := g.AvailabilityZones
+		if len(zones) == 0 {
+			zones = []string{g.Region + "a"}
+		}
+		grp := &autoScalingGroup{name: g.Name, account: g.Account, region: g.Region, templateID: lt.id, min: g.Min, max: g.Max, desired: g.Desired,
+			zones: zones, serviceLinkedRole: r.arn, created: s.now().UTC(),
+			arn: fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", g.Region, g.Account, newUUID(), g.Name)}
+		s.world.groups[g.Account+"/"+g.Region+"/"+g.Name] = grp
+		s.scale(grp)
+	}
+	return nil
+}
+
+func validAccount(s string) bool { return len(s) == 12 && isDigits(s) }
