@@ -296,6 +296,52 @@ func validatePolicy(policy string) error {
 }
 
 // keyParam resolves the KeyId parameter and authorises the call on it.
+// principalsExist rejects a policy naming a role of a simulated account
+// that does not exist, as KMS does (MalformedPolicyDocumentException).
+// Account roots always exist.
+func (s *Server) principalsExist(policy string) error {
+	for _, st := range parsePolicy(policy).Statement {
+		for _, raw := range []json.RawMessage{st.Principal, st.NotPrincipal} {
+			var m map[string]json.RawMessage
+			if json.Unmarshal(raw, &m) != nil {
+				continue
+			}
+			for _, p := range stringList(m["AWS"]) {
+				if strings.Contains(p, ":role/") {
+					if _, ok := s.world.roles[p]; !ok && !s.roleNamed(p) {
+						return errorf(http.StatusBadRequest, "MalformedPolicyDocumentException", "Policy contains a statement with one or more invalid principals.")
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// roleNamed matches a role ARN by account and name, whatever its path.
+func (s *Server) roleNamed(arn string) bool {
+	for _, r := range s.world.roles {
+		if r.account == accountOf(arn) && r.name == roleName(arn) {
+			return true
+		}
+	}
+	return false
+}
+
+// locksOut reports whether the new policy would keep the caller from
+// calling PutKeyPolicy again (KMS's lockout safety check).
+func (s *Server) locksOut(k *key, policy string, c caller) bool {
+	trial := *k
+	trial.policy = policy
+	principalARN := c.arn
+	if c.roleARN != "" {
+		principalARN = c.roleARN
+	}
+	err := s.authorize(&trial, request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: "kms:PutKeyPolicy", resource: k.arn,
+		context: map[string][]string{"kms:calleraccount": {c.account}, "aws:principalaccount": {c.account}, "aws:principalarn": {principalARN}}})
+	return err != nil
+}
+
 func (s *Server) keyParam(c caller, in map[string]json.RawMessage, action string) (*key, error) {
 	return s.keyParamWith(c, in, action, nil)
 }
@@ -362,6 +408,17 @@ func (s *Server) kmsPutKeyPolicy(c caller, in map[string]json.RawMessage) (any, 
 	}
 	if err := validatePolicy(policy); err != nil {
 		return nil, err
+	}
+	if err := s.principalsExist(policy); err != nil {
+		return nil, err
+	}
+	bypass := false
+	if raw, ok := in["BypassPolicyLockoutSafetyCheck"]; ok {
+		_ = json.Unmarshal(raw, &bypass)
+	}
+	if !bypass && s.locksOut(k, policy, c) {
+		return nil, errorf(http.StatusBadRequest, "MalformedPolicyDocumentException",
+			"The new key policy will not allow you to update the key policy in the future.")
 	}
 	k.policy = policy
 	return map[string]any{}, nil

@@ -285,3 +285,29 @@ func TestLookupEventsThrottledAtTwoPerSecond(t *testing.T) {
 		t.Fatalf("%d of 4 back-to-back LookupEvents throttled, want at least 2", throttled)
 	}
 }
+
+func TestPutKeyPolicySafetyChecks(t *testing.T) {
+	_, url := startSim(t)
+	ctx := context.Background()
+	kc := kms.NewFromConfig(config(url, owner))
+	k, err := kc.CreateKey(ctx, &kms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(policy string, bypass bool) error {
+		_, err := kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: k.KeyMetadata.KeyId, PolicyName: aws.String("default"), Policy: aws.String(policy), BypassPolicyLockoutSafetyCheck: bypass})
+		return err
+	}
+	missingRole := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"},
+	 {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/NoSuchRole"},"Action":"kms:Decrypt","Resource":"*"}]}`
+	if apiCode(put(missingRole, false)) != "MalformedPolicyDocumentException" {
+		t.Error("a policy naming a missing role was accepted")
+	}
+	lockout := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}`
+	if apiCode(put(lockout, false)) != "MalformedPolicyDocumentException" {
+		t.Error("a policy locking the owner out was accepted")
+	}
+	if err := put(lockout, true); err != nil {
+		t.Errorf("BypassPolicyLockoutSafetyCheck: %v", err)
+	}
+}
