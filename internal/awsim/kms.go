@@ -20,11 +20,15 @@ var jsonTargets = map[string]string{
 	"com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101": "cloudtrail",
 }
 
-// kmsOps are the KMS operations and whether they change state.
-var kmsOps = map[string]struct {
+// jsonOp is an operation of a JSON-protocol service, and whether it
+// changes state.
+type jsonOp struct {
 	mutating bool
 	handle   func(s *Server, c caller, in map[string]json.RawMessage) (any, error)
-}{
+}
+
+// kmsOps are the KMS operations.
+var kmsOps = map[string]jsonOp{
 	"CreateKey":           {true, (*Server).kmsCreateKey},
 	"DescribeKey":         {false, (*Server).kmsDescribeKey},
 	"GetKeyPolicy":        {false, (*Server).kmsGetKeyPolicy},
@@ -41,10 +45,7 @@ var kmsOps = map[string]struct {
 	"RetireGrant":         {true, (*Server).kmsRetireGrant},
 }
 
-var cloudTrailOps = map[string]struct {
-	mutating bool
-	handle   func(s *Server, c caller, in map[string]json.RawMessage) (any, error)
-}{
+var cloudTrailOps = map[string]jsonOp{
 	"LookupEvents": {false, (*Server).cloudTrailLookupEvents},
 }
 

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -309,5 +311,45 @@ func TestPutKeyPolicySafetyChecks(t *testing.T) {
 	}
 	if err := put(lockout, true); err != nil {
 		t.Errorf("BypassPolicyLockoutSafetyCheck: %v", err)
+	}
+}
+
+func TestDirectCryptoAndSnapshotSharing(t *testing.T) {
+	_, url := startSim(t)
+	ctx := context.Background()
+	keyARN, _ := bakeImage(t, url)
+	kc := kms.NewFromConfig(config(url, owner))
+	dk, err := kc.GenerateDataKeyWithoutPlaintext(ctx, &kms.GenerateDataKeyWithoutPlaintextInput{KeyId: aws.String(keyARN), KeySpec: kmstypes.DataKeySpecAes256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: dk.CiphertextBlob}); err != nil {
+		t.Errorf("owner Decrypt: %v", err)
+	}
+	// The default policy lets no other account decrypt.
+	if _, err := kms.NewFromConfig(config(url, target)).Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: dk.CiphertextBlob}); apiCode(err) != "AccessDeniedException" {
+		t.Errorf("target Decrypt with the default policy: %v", err)
+	}
+
+	ec := ec2.NewFromConfig(config(url, owner))
+	snaps, err := ec.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{})
+	if err != nil || len(snaps.Snapshots) != 1 {
+		t.Fatalf("DescribeSnapshots: %v", err)
+	}
+	id := snaps.Snapshots[0].SnapshotId
+	if _, err := ec.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{SnapshotId: id, Attribute: ec2types.SnapshotAttributeNameCreateVolumePermission,
+		CreateVolumePermission: &ec2types.CreateVolumePermissionModifications{Add: []ec2types.CreateVolumePermission{{UserId: aws.String(target)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ec.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{SnapshotId: id, Attribute: ec2types.SnapshotAttributeNameCreateVolumePermission,
+		OperationType: ec2types.OperationTypeAdd, UserIds: []string{"555566667777"}}); err != nil {
+		t.Fatal(err)
+	}
+	attr, err := ec.DescribeSnapshotAttribute(ctx, &ec2.DescribeSnapshotAttributeInput{SnapshotId: id, Attribute: ec2types.SnapshotAttributeNameCreateVolumePermission})
+	if err != nil || len(attr.CreateVolumePermissions) != 2 {
+		t.Fatalf("DescribeSnapshotAttribute: %v %+v", err, attr)
+	}
+	if _, err := ec2.NewFromConfig(config(url, target)).DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{aws.ToString(id)}}); err != nil {
+		t.Errorf("shared snapshot not visible to the target: %v", err)
 	}
 }
