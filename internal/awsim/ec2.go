@@ -137,8 +137,13 @@ func (s *Server) ec2CreateVolume(c caller, form url.Values) (any, error) {
 		size = 8
 	}
 	v := &volume{id: newID("vol-", 9)[:21], account: c.account, region: c.region, az: az, size: size, created: s.now().UTC()}
-	if form.Get("Encrypted") == "true" || form.Get("KmsKeyId") != "" {
-		k, err := s.ec2Key(c, form.Get("KmsKeyId"))
+	acct := c.account + "/" + c.region
+	if form.Get("Encrypted") == "true" || form.Get("KmsKeyId") != "" || s.world.ebsDefault[acct] {
+		keyID := form.Get("KmsKeyId")
+		if keyID == "" {
+			keyID = s.world.ebsDefaultKey[acct]
+		}
+		k, err := s.ec2Key(c, keyID)
 		if err != nil {
 			return nil, err
 		}

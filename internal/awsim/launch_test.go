@@ -129,3 +129,82 @@ func TestSourceIPConditionFailsLaunch(t *testing.T) {
 		t.Fatalf("launch under an aws:SourceIp condition: %s", in.State.Name)
 	}
 }
+
+// The third write-up: StartInstances leaves an instance stopped when its
+// volumes' key can no longer be used through EC2.
+func TestStartInstancesWithUnusableKey(t *testing.T) {
+	_, url := startSim(t)
+	ctx := context.Background()
+	keyARN, amiID := bakeImage(t, url)
+	kc := kms.NewFromConfig(config(url, owner))
+	if _, err := kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(keyARN), PolicyName: aws.String("default"), Policy: aws.String(writeup1Policy)}); err != nil {
+		t.Fatal(err)
+	}
+	in := runOne(t, url, amiID)
+	ec := ec2.NewFromConfig(config(url, target))
+	if _, err := ec.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{aws.ToString(in.InstanceId)}}); err != nil {
+		t.Fatal(err)
+	}
+	// The key owner takes the target's CreateGrant away.
+	noGrant := strings.Replace(writeup1Policy, `"kms:CreateGrant",`, ``, 1)
+	if _, err := kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(keyARN), PolicyName: aws.String("default"), Policy: aws.String(noGrant)}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ec.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{aws.ToString(in.InstanceId)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.StartingInstances[0].CurrentState.Name; got != ec2types.InstanceStateNameStopped {
+		t.Fatalf("StartInstances without CreateGrant: %s, want stopped", got)
+	}
+}
+
+func TestCopyImageNeedsKeyAndSnapshotAccess(t *testing.T) {
+	_, url := startSim(t)
+	ctx := context.Background()
+	keyARN, amiID := bakeImage(t, url)
+	tec := ec2.NewFromConfig(config(url, target))
+	copyIt := func() error {
+		_, err := tec.CopyImage(ctx, &ec2.CopyImageInput{Name: aws.String("mine"), SourceImageId: aws.String(amiID), SourceRegion: aws.String(region), Encrypted: aws.Bool(true)})
+		return err
+	}
+	if copyIt() == nil {
+		t.Fatal("copied without create-volume permission on the snapshot")
+	}
+	oec := ec2.NewFromConfig(config(url, owner))
+	snaps, _ := oec.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{})
+	if _, err := oec.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{SnapshotId: snaps.Snapshots[0].SnapshotId, Attribute: ec2types.SnapshotAttributeNameCreateVolumePermission,
+		CreateVolumePermission: &ec2types.CreateVolumePermissionModifications{Add: []ec2types.CreateVolumePermission{{UserId: aws.String(target)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if copyIt() == nil {
+		t.Fatal("copied without access to the source key")
+	}
+	if _, err := kms.NewFromConfig(config(url, owner)).PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(keyARN), PolicyName: aws.String("default"), Policy: aws.String(writeup1Policy)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyIt(); err != nil {
+		t.Fatalf("copy with access: %v", err)
+	}
+}
+
+func TestEBSEncryptionByDefault(t *testing.T) {
+	_, url := startSim(t)
+	ctx := context.Background()
+	ec := ec2.NewFromConfig(config(url, owner))
+	if _, err := ec.EnableEbsEncryptionByDefault(ctx, &ec2.EnableEbsEncryptionByDefaultInput{}); err != nil {
+		t.Fatal(err)
+	}
+	def, err := ec.GetEbsDefaultKmsKeyId(ctx, &ec2.GetEbsDefaultKmsKeyIdInput{})
+	if err != nil || aws.ToString(def.KmsKeyId) != "alias/aws/ebs" {
+		t.Fatalf("default key: %v %+v", err, def)
+	}
+	vol, err := ec.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("us-east-1a"), Size: aws.Int32(8)})
+	if err != nil || !aws.ToBool(vol.Encrypted) || !strings.Contains(aws.ToString(vol.KmsKeyId), ":key/") {
+		t.Fatalf("volume under default encryption: %v %+v", err, vol)
+	}
+	d, err := kms.NewFromConfig(config(url, owner)).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: vol.KmsKeyId})
+	if err != nil || d.KeyMetadata.KeyManager != "AWS" {
+		t.Fatalf("the default key is not the AWS managed aws/ebs key: %v", err)
+	}
+}

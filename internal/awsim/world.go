@@ -16,6 +16,10 @@ type world struct {
 	instances map[string]*instance
 	templates map[string]*launchTemplate
 	groups    map[string]*autoScalingGroup // by account/region/name
+	// ebsDefault and ebsDefaultKey are each account/region's default EBS
+	// encryption settings.
+	ebsDefault    map[string]bool
+	ebsDefaultKey map[string]string
 	// trail holds each account's CloudTrail events, oldest first.
 	trail map[string][]trailEvent
 }
@@ -34,6 +38,9 @@ func newWorld() *world {
 		templates: map[string]*launchTemplate{},
 		groups:    map[string]*autoScalingGroup{},
 		trail:     map[string][]trailEvent{},
+
+		ebsDefault:    map[string]bool{},
+		ebsDefaultKey: map[string]string{},
 	}
 }
 

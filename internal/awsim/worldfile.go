@@ -120,6 +120,12 @@ func cloneWorldShallow(w *world) *world {
 	for k, v := range w.trail {
 		c.trail[k] = v
 	}
+	for k, v := range w.ebsDefault {
+		c.ebsDefault[k] = v
+	}
+	for k, v := range w.ebsDefaultKey {
+		c.ebsDefaultKey[k] = v
+	}
 	return c
 }
 
