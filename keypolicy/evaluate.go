@@ -96,15 +96,7 @@ func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]s
 // match reports how the statement applies to the request (noMatch when it
 // does not), and the first policy variable it could not resolve.
 func (s *Statement) match(c caller, action, resource string, ctx map[string][]string) (principalMatch, string) {
-	pm := matchDirect
-	switch {
-	case s.Principal != nil:
-		pm = s.Principal.match(c, false)
-	case s.NotPrincipal != nil:
-		if s.NotPrincipal.match(c, true) != noMatch {
-			pm = noMatch
-		}
-	}
+	pm := s.matchPrincipal(c)
 	if pm == noMatch || !s.matchAction(action) {
 		return noMatch, ""
 	}
@@ -121,6 +113,18 @@ func (s *Statement) match(c caller, action, resource string, ctx map[string][]st
 		}
 	}
 	return pm, ""
+}
+
+// matchPrincipal evaluates Principal or NotPrincipal; a statement with
+// neither (an identity policy's) applies to its principal.
+func (s *Statement) matchPrincipal(c caller) principalMatch {
+	switch {
+	case s.Principal != nil:
+		return s.Principal.match(c, false)
+	case s.NotPrincipal != nil && s.NotPrincipal.match(c, true) != noMatch:
+		return noMatch
+	}
+	return matchDirect
 }
 
 func (s *Statement) matchAction(action string) bool {
@@ -155,16 +159,7 @@ func (s *Statement) matchResource(resource string, ctx map[string][]string) (boo
 // failedConditions lists the condition keys that keep a statement, which
 // otherwise applies to the request, from matching. It explains near misses.
 func (s *Statement) failedConditions(c caller, action, resource string, ctx map[string][]string) ([]string, bool) {
-	pm := matchDirect
-	switch {
-	case s.Principal != nil:
-		pm = s.Principal.match(c, false)
-	case s.NotPrincipal != nil:
-		if s.NotPrincipal.match(c, true) != noMatch {
-			pm = noMatch
-		}
-	}
-	if pm == noMatch || !s.matchAction(action) {
+	if s.matchPrincipal(c) == noMatch || !s.matchAction(action) {
 		return nil, false
 	}
 	if ok, _ := s.matchResource(resource, ctx); !ok {

@@ -257,28 +257,30 @@ func (im *image) canSee(account string) bool {
 }
 
 type imageXML struct {
-	ImageID        string `xml:"imageId"`
-	ImageLocation  string `xml:"imageLocation"`
-	ImageState     string `xml:"imageState"`
-	ImageOwnerID   string `xml:"imageOwnerId"`
-	CreationDate   string `xml:"creationDate"`
-	IsPublic       bool   `xml:"isPublic"`
-	Architecture   string `xml:"architecture"`
-	ImageType      string `xml:"imageType"`
-	Name           string `xml:"name"`
-	RootDeviceType string `xml:"rootDeviceType"`
-	RootDeviceName string `xml:"rootDeviceName"`
-	Mappings       []struct {
-		DeviceName string `xml:"deviceName"`
-		Ebs        struct {
-			SnapshotID string `xml:"snapshotId"`
-			VolumeSize int    `xml:"volumeSize"`
-			Encrypted  bool   `xml:"encrypted"`
-			KmsKeyID   string `xml:"kmsKeyId,omitempty"`
-		} `xml:"ebs"`
-	} `xml:"blockDeviceMapping>item"`
-	VirtualizationType string `xml:"virtualizationType"`
-	Hypervisor         string `xml:"hypervisor"`
+	ImageID            string       `xml:"imageId"`
+	ImageLocation      string       `xml:"imageLocation"`
+	ImageState         string       `xml:"imageState"`
+	ImageOwnerID       string       `xml:"imageOwnerId"`
+	CreationDate       string       `xml:"creationDate"`
+	IsPublic           bool         `xml:"isPublic"`
+	Architecture       string       `xml:"architecture"`
+	ImageType          string       `xml:"imageType"`
+	Name               string       `xml:"name"`
+	RootDeviceType     string       `xml:"rootDeviceType"`
+	RootDeviceName     string       `xml:"rootDeviceName"`
+	Mappings           []mappingXML `xml:"blockDeviceMapping>item"`
+	VirtualizationType string       `xml:"virtualizationType"`
+	Hypervisor         string       `xml:"hypervisor"`
+}
+
+type mappingXML struct {
+	DeviceName string `xml:"deviceName"`
+	Ebs        struct {
+		SnapshotID string `xml:"snapshotId"`
+		VolumeSize int    `xml:"volumeSize"`
+		Encrypted  bool   `xml:"encrypted"`
+		KmsKeyID   string `xml:"kmsKeyId,omitempty"`
+	} `xml:"ebs"`
 }
 
 func (s *Server) imageXML(im *image) imageXML {
@@ -287,15 +289,7 @@ func (s *Server) imageXML(im *image) imageXML {
 		Name: im.name, RootDeviceType: "ebs", RootDeviceName: im.rootDevice, VirtualizationType: "hvm", Hypervisor: "xen"}
 	for _, m := range im.mappings {
 		sn := s.world.snapshots[m.snapshotID]
-		var bm = struct {
-			DeviceName string `xml:"deviceName"`
-			Ebs        struct {
-				SnapshotID string `xml:"snapshotId"`
-				VolumeSize int    `xml:"volumeSize"`
-				Encrypted  bool   `xml:"encrypted"`
-				KmsKeyID   string `xml:"kmsKeyId,omitempty"`
-			} `xml:"ebs"`
-		}{DeviceName: m.device}
+		bm := mappingXML{DeviceName: m.device}
 		bm.Ebs.SnapshotID = m.snapshotID
 		if sn != nil {
 			bm.Ebs.VolumeSize, bm.Ebs.Encrypted = sn.size, sn.encrypted
