@@ -19,6 +19,7 @@ type volume struct {
 	encrypted               bool
 	keyARN                  string
 	snapshotID              string
+	instanceID, device      string
 	created                 time.Time
 }
 
@@ -49,6 +50,7 @@ type instance struct {
 	id, account, region, imageID, instanceType string
 	state                                      string
 	stateReasonCode, stateReasonMessage        string
+	volumes                                    []string
 	launched                                   time.Time
 }
 
@@ -300,7 +302,9 @@ func (s *Server) imageXML(im *image) imageXML {
 }
 
 func (s *Server) ec2DescribeImages(c caller, form url.Values) (any, error) {
+	s.publicImage(c.region)
 	ids := indexed(form, "ImageId")
+	f := filters(form)
 	owners := indexed(form, "Owner")
 	var items []imageXML
 	for _, id := range ids {
@@ -312,7 +316,7 @@ func (s *Server) ec2DescribeImages(c caller, form url.Values) (any, error) {
 	}
 	if len(ids) == 0 {
 		for _, im := range s.world.images {
-			if im.region != c.region || !im.canSee(c.account) || !ownerMatches(owners, im, c.account) {
+			if im.region != c.region || !im.canSee(c.account) || !ownerMatches(owners, im, c.account) || !imageFilters(f, im) {
 				continue
 			}
 			items = append(items, s.imageXML(im))
@@ -325,12 +329,37 @@ func (s *Server) ec2DescribeImages(c caller, form url.Values) (any, error) {
 	}{Items: items}, nil
 }
 
+// imageFilters applies the name, image-id and state filters.
+func imageFilters(f map[string][]string, im *image) bool {
+	for name, values := range f {
+		var v string
+		switch name {
+		case "name":
+			v = im.name
+		case "image-id":
+			v = im.id
+		case "state":
+			v = im.state
+		case "is-public":
+			v = strconv.FormatBool(im.public)
+		case "owner-id":
+			v = im.account
+		default:
+			continue // filters the simulator does not model do not narrow
+		}
+		if !matchFilter(values, v) {
+			return false
+		}
+	}
+	return true
+}
+
 func ownerMatches(owners []string, im *image, account string) bool {
 	if len(owners) == 0 {
 		return true
 	}
 	for _, o := range owners {
-		if o == im.account || (o == "self" && im.account == account) {
+		if o == im.account || (o == "self" && im.account == account) || (o == "amazon" && im.account == PublicImageOwner) {
 			return true
 		}
 	}
@@ -468,6 +497,7 @@ func (s *Server) useKeyThroughEC2(c caller, k *key, volumeID, invokedBy string) 
 }
 
 func (s *Server) ec2RunInstances(c caller, form url.Values) (any, error) {
+	s.publicImage(c.region)
 	im, ok := s.world.images[form.Get("ImageId")]
 	if !ok || im.region != c.region || !im.canSee(c.account) {
 		return nil, errorf(http.StatusBadRequest, "InvalidAMIID.NotFound", "The image id '[%s]' does not exist", form.Get("ImageId"))
@@ -483,7 +513,7 @@ func (s *Server) ec2RunInstances(c caller, form url.Values) (any, error) {
 	var out []instanceXML
 	for i := 0; i < count; i++ {
 		in := s.launch(c, im, typ, "")
-		out = append(out, in.xml())
+		out = append(out, s.instanceXML(in))
 	}
 	return struct {
 		XMLName   xml.Name      `xml:"R"`
@@ -516,6 +546,19 @@ func (s *Server) launch(c caller, im *image, instanceType, invokedBy string) *in
 	}
 	if in.state == "pending" {
 		in.state = "running"
+		for i, m := range im.mappings {
+			sn := s.world.snapshots[m.snapshotID]
+			v := &volume{id: volID, account: c.account, region: c.region, az: c.region + "a", snapshotID: m.snapshotID,
+				instanceID: in.id, device: m.device, created: s.now().UTC(), size: 8}
+			if i > 0 {
+				v.id = newID("vol-", 9)[:21]
+			}
+			if sn != nil {
+				v.size, v.encrypted, v.keyARN = sn.size, sn.encrypted, sn.keyARN
+			}
+			s.world.volumes[v.id] = v
+			in.volumes = append(in.volumes, v.id)
+		}
 	}
 	s.world.instances[in.id] = in
 	return in
@@ -535,12 +578,43 @@ type instanceXML struct {
 		Code    string `xml:"code"`
 		Message string `xml:"message"`
 	} `xml:"stateReason,omitempty"`
+	Placement struct {
+		AZ string `xml:"availabilityZone"`
+	} `xml:"placement"`
+	RootDeviceType string `xml:"rootDeviceType"`
+	RootDeviceName string `xml:"rootDeviceName"`
+	Mappings       []struct {
+		DeviceName string `xml:"deviceName"`
+		Ebs        struct {
+			VolumeID            string `xml:"volumeId"`
+			Status              string `xml:"status"`
+			DeleteOnTermination bool   `xml:"deleteOnTermination"`
+		} `xml:"ebs"`
+	} `xml:"blockDeviceMapping>item"`
 }
 
 var stateCodes = map[string]int{"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
 
-func (in *instance) xml() instanceXML {
-	x := instanceXML{InstanceID: in.id, ImageID: in.imageID, InstanceType: in.instanceType, LaunchTime: in.launched.Format(time.RFC3339)}
+func (s *Server) instanceXML(in *instance) instanceXML {
+	x := instanceXML{InstanceID: in.id, ImageID: in.imageID, InstanceType: in.instanceType, LaunchTime: in.launched.Format(time.RFC3339),
+		RootDeviceType: "ebs", RootDeviceName: "/dev/xvda"}
+	x.Placement.AZ = in.region + "a"
+	for _, id := range in.volumes {
+		v := s.world.volumes[id]
+		if v == nil {
+			continue
+		}
+		m := struct {
+			DeviceName string `xml:"deviceName"`
+			Ebs        struct {
+				VolumeID            string `xml:"volumeId"`
+				Status              string `xml:"status"`
+				DeleteOnTermination bool   `xml:"deleteOnTermination"`
+			} `xml:"ebs"`
+		}{DeviceName: v.device}
+		m.Ebs.VolumeID, m.Ebs.Status, m.Ebs.DeleteOnTermination = v.id, "attached", true
+		x.Mappings = append(x.Mappings, m)
+	}
 	x.InstanceState.Code, x.InstanceState.Name = stateCodes[in.state], in.state
 	if in.stateReasonCode != "" {
 		x.StateTransitionReason = in.stateReasonCode
@@ -560,12 +634,12 @@ func (s *Server) ec2DescribeInstances(c caller, form url.Values) (any, error) {
 		if !ok || in.account != c.account || in.region != c.region {
 			return nil, errorf(http.StatusBadRequest, "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
 		}
-		items = append(items, in.xml())
+		items = append(items, s.instanceXML(in))
 	}
 	if len(ids) == 0 {
 		for _, in := range s.world.instances {
 			if in.account == c.account && in.region == c.region {
-				items = append(items, in.xml())
+				items = append(items, s.instanceXML(in))
 			}
 		}
 		sort.Slice(items, func(i, j int) bool { return items[i].InstanceID < items[j].InstanceID })

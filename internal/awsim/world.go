@@ -10,12 +10,14 @@ type world struct {
 	roles    map[string]*role    // by role ARN
 	sessions map[string]*session // by access key id
 
-	volumes   map[string]*volume
-	snapshots map[string]*snapshot
-	images    map[string]*image
-	instances map[string]*instance
-	templates map[string]*launchTemplate
-	groups    map[string]*autoScalingGroup // by account/region/name
+	volumes        map[string]*volume
+	snapshots      map[string]*snapshot
+	images         map[string]*image
+	instances      map[string]*instance
+	templates      map[string]*launchTemplate
+	groups         map[string]*autoScalingGroup // by account/region/name
+	keyPairs       map[string]bool              // account/region/name
+	securityGroups map[string]*securityGroup
 	// ebsDefault and ebsDefaultKey are each account/region's default EBS
 	// encryption settings.
 	ebsDefault    map[string]bool
@@ -39,8 +41,10 @@ func newWorld() *world {
 		groups:    map[string]*autoScalingGroup{},
 		trail:     map[string][]trailEvent{},
 
-		ebsDefault:    map[string]bool{},
-		ebsDefaultKey: map[string]string{},
+		keyPairs:       map[string]bool{},
+		securityGroups: map[string]*securityGroup{},
+		ebsDefault:     map[string]bool{},
+		ebsDefaultKey:  map[string]string{},
 	}
 }
 

@@ -120,6 +120,12 @@ func cloneWorldShallow(w *world) *world {
 	for k, v := range w.trail {
 		c.trail[k] = v
 	}
+	for k, v := range w.keyPairs {
+		c.keyPairs[k] = v
+	}
+	for k, v := range w.securityGroups {
+		c.securityGroups[k] = v
+	}
 	for k, v := range w.ebsDefault {
 		c.ebsDefault[k] = v
 	}
