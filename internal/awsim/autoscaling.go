@@ -12,13 +12,38 @@ import (
 
 type launchTemplate struct {
 	id, name, account, region string
-	imageID, instanceType     string
+	versions                  []templateVersion
+	defaultVersion            int
 	created                   time.Time
+}
+
+type templateVersion struct {
+	number                int
+	imageID, instanceType string
+	created               time.Time
+}
+
+func (lt *launchTemplate) latest() templateVersion { return lt.versions[len(lt.versions)-1] }
+
+// version resolves a group's version spec: "$Default" (or empty),
+// "$Latest" or a number.
+func (lt *launchTemplate) version(spec string) templateVersion {
+	switch spec {
+	case "", "$Default":
+		return lt.versions[lt.defaultVersion-1]
+	case "$Latest":
+		return lt.latest()
+	}
+	if n, err := strconv.Atoi(spec); err == nil && n >= 1 && n <= len(lt.versions) {
+		return lt.versions[n-1]
+	}
+	return lt.versions[lt.defaultVersion-1]
 }
 
 type autoScalingGroup struct {
 	name, arn, account, region string
-	templateID                 string
+	templateID, version        string
+	tags                       map[string]string
 	min, max, desired          int
 	zones                      []string
 	subnets                    string
@@ -60,8 +85,8 @@ func (s *Server) ec2CreateLaunchTemplate(c caller, form url.Values) (any, error)
 			return nil, errorf(http.StatusBadRequest, "InvalidLaunchTemplateName.AlreadyExistsException", "Launch template name already in use.")
 		}
 	}
-	lt := &launchTemplate{id: newID("lt-", 9)[:20], name: name, account: c.account, region: c.region,
-		imageID: form.Get("LaunchTemplateData.ImageId"), instanceType: form.Get("LaunchTemplateData.InstanceType"), created: s.now().UTC()}
+	lt := &launchTemplate{id: newID("lt-", 9)[:20], name: name, account: c.account, region: c.region, defaultVersion: 1, created: s.now().UTC(),
+		versions: []templateVersion{{number: 1, imageID: form.Get("LaunchTemplateData.ImageId"), instanceType: form.Get("LaunchTemplateData.InstanceType"), created: s.now().UTC()}}}
 	s.world.templates[lt.id] = lt
 	type ltXML struct {
 		ID                   string `xml:"launchTemplateId"`
@@ -149,7 +174,7 @@ func (s *Server) asCreateGroup(c caller, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &autoScalingGroup{name: name, account: c.account, region: c.region, templateID: lt.id, created: s.now().UTC(),
+	g := &autoScalingGroup{name: name, account: c.account, region: c.region, templateID: lt.id, version: form.Get("LaunchTemplate.Version"), created: s.now().UTC(),
 		zones: members(form, "AvailabilityZones"), subnets: form.Get("VPCZoneIdentifier")}
 	g.arn = fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", c.region, c.account, newUUID(), name)
 	if len(g.zones) == 0 && g.subnets == "" {
@@ -191,9 +216,13 @@ func members(form url.Values, name string) []string { return indexed(form, name+
 // later (RetryBackoff).
 func (s *Server) scale(g *autoScalingGroup) {
 	g.lastAttempt = s.now()
-	lt := s.world.templates[g.templateID]
+	lt, ok := s.world.templates[g.templateID]
+	if !ok {
+		return
+	}
+	v := lt.version(g.version)
 	for len(g.instances) < g.desired {
-		im, ok := s.world.images[lt.imageID]
+		im, ok := s.world.images[v.imageID]
 		role := s.world.roles[g.serviceLinkedRole]
 		slr := caller{account: g.account, region: g.region, service: "autoscaling",
 			arn: "arn:aws:sts::" + g.account + ":assumed-role/" + role.name + "/" + asgSessionName, roleARN: role.arn}
@@ -201,12 +230,12 @@ func (s *Server) scale(g *autoScalingGroup) {
 		act := activity{id: newUUID(), start: start, end: start,
 			cause: fmt.Sprintf("At %s an instance was started in response to a difference between desired and actual capacity, increasing the capacity from %d to %d.", start.Format(time.RFC3339), len(g.instances), len(g.instances)+1)}
 		if !ok || im.region != g.region || !im.canSee(g.account) {
-			act.description, act.status = "Launching a new EC2 instance.  Status Reason: The image id '["+lt.imageID+"]' does not exist. Launching EC2 instance failed.", "Failed"
-			act.message = "The image id '[" + lt.imageID + "]' does not exist. Launching EC2 instance failed."
+			act.description, act.status = "Launching a new EC2 instance.  Status Reason: The image id '["+v.imageID+"]' does not exist. Launching EC2 instance failed.", "Failed"
+			act.message = "The image id '[" + v.imageID + "]' does not exist. Launching EC2 instance failed."
 			g.activities = append(g.activities, act)
 			return
 		}
-		in := s.launch(slr, im, lt.instanceType, "autoscaling.amazonaws.com")
+		in := s.launch(slr, im, v.instanceType, "autoscaling.amazonaws.com")
 		if in.state != "running" {
 			act.description = "Launching a new EC2 instance: " + in.id + ".  Status Reason: Instance became unhealthy while waiting for instance to be in InService state. Termination Reason: " + in.stateReasonMessage
 			act.status, act.message = "Failed", "Instance became unhealthy while waiting for instance to be in InService state. Termination Reason: "+in.stateReasonMessage
@@ -285,10 +314,12 @@ func (s *Server) asDescribeGroups(c caller, form url.Values) (any, error) {
 	var out []groupXML
 	for _, g := range s.groupsOf(c, members(form, "AutoScalingGroupNames")) {
 		s.retry(g)
-		lt := s.world.templates[g.templateID]
 		x := groupXML{Name: g.name, ARN: g.arn, MinSize: g.min, MaxSize: g.max, DesiredCapacity: g.desired, DefaultCooldown: 300,
 			Zones: g.zones, HealthCheckType: "EC2", CreatedTime: g.created.Format(time.RFC3339), VPCZoneIdentifier: g.subnets, ServiceLinkedRoleARN: g.serviceLinkedRole}
-		x.LaunchTemplate.ID, x.LaunchTemplate.Name, x.LaunchTemplate.Version = lt.id, lt.name, "$Default"
+		x.LaunchTemplate.ID, x.LaunchTemplate.Version = g.templateID, orDefault(g.version, "$Default")
+		if lt, ok := s.world.templates[g.templateID]; ok {
+			x.LaunchTemplate.Name = lt.name
+		}
 		for _, id := range g.instances {
 			zone := "us-east-1a"
 			if len(g.zones) > 0 {
@@ -357,4 +388,11 @@ func (s *Server) asDeleteGroup(c caller, form url.Values) (any, error) {
 	return struct {
 		XMLName xml.Name `xml:"R"`
 	}{}, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

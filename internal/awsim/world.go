@@ -18,6 +18,8 @@ type world struct {
 	groups         map[string]*autoScalingGroup // by account/region/name
 	keyPairs       map[string]bool              // account/region/name
 	securityGroups map[string]*securityGroup
+	tags           map[string]map[string]string // EC2 resource id → tags
+	tagOwners      map[string]string
 	// ebsDefault and ebsDefaultKey are each account/region's default EBS
 	// encryption settings.
 	ebsDefault    map[string]bool
@@ -41,6 +43,8 @@ func newWorld() *world {
 		groups:    map[string]*autoScalingGroup{},
 		trail:     map[string][]trailEvent{},
 
+		tags:           map[string]map[string]string{},
+		tagOwners:      map[string]string{},
 		keyPairs:       map[string]bool{},
 		securityGroups: map[string]*securityGroup{},
 		ebsDefault:     map[string]bool{},

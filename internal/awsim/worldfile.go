@@ -120,6 +120,12 @@ func cloneWorldShallow(w *world) *world {
 	for k, v := range w.trail {
 		c.trail[k] = v
 	}
+	for k, v := range w.tags {
+		c.tags[k] = v
+	}
+	for k, v := range w.tagOwners {
+		c.tagOwners[k] = v
+	}
 	for k, v := range w.keyPairs {
 		c.keyPairs[k] = v
 	}
@@ -216,8 +222,8 @@ func (s *Server) loadWorld(wf *WorldFile) error {
 		if !ok {
 			return fmt.Errorf("launch_templates[%d].image %q: no image of that name of account %s in %s", i, t.Image, owner, t.Region)
 		}
-		lt := &launchTemplate{id: newID("lt-", 9)[:20], name: t.Name, account: t.Account, region: t.Region, imageID: img.id,
-			instanceType: t.InstanceType, created: s.now().UTC()}
+		lt := &launchTemplate{id: newID("lt-", 9)[:20], name: t.Name, account: t.Account, region: t.Region, defaultVersion: 1, created: s.now().UTC(),
+			versions: []templateVersion{{number: 1, imageID: img.id, instanceType: t.InstanceType, created: s.now().UTC()}}}
 		s.world.templates[lt.id] = lt
 		templates[t.Account+"/"+t.Region+"/"+t.Name] = lt
 	}
