@@ -213,7 +213,7 @@ func members(form url.Values, name string) []string { return indexed(form, name+
 // scale launches instances until the group has its desired capacity, with
 // the group's service-linked role as the acting principal. A launch that
 // fails is recorded as a failed scaling activity; Auto Scaling tries again
-// later (RetryBackoff).
+// later (SetRetryBackoff).
 func (s *Server) scale(g *autoScalingGroup) {
 	g.lastAttempt = s.now()
 	lt, ok := s.world.templates[g.templateID]
@@ -251,7 +251,7 @@ func (s *Server) scale(g *autoScalingGroup) {
 // retry lets Auto Scaling try again a group below its desired capacity,
 // once its back-off has passed.
 func (s *Server) retry(g *autoScalingGroup) {
-	if len(g.instances) < g.desired && s.now().Sub(g.lastAttempt) >= s.RetryBackoff {
+	if len(g.instances) < g.desired && s.now().Sub(g.lastAttempt) >= s.retryBackoff {
 		s.scale(g)
 	}
 }

@@ -16,7 +16,8 @@ func TestBoto3Story(t *testing.T) {
 		}
 		t.Skip("python3 with boto3 is not installed")
 	}
-	_, url := startSim(t)
+	s, url := startSim(t)
+	s.SetRetryBackoff(0)
 	out, err := exec.Command("python3", "testdata/boto3_story.py", url).CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "ok" {
 		t.Fatalf("boto3 story: %v\n%s", err, out)

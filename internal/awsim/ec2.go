@@ -306,6 +306,7 @@ func (s *Server) ec2DescribeImages(c caller, form url.Values) (any, error) {
 	ids := indexed(form, "ImageId")
 	f := filters(form)
 	owners := indexed(form, "Owner")
+	executable := indexed(form, "ExecutableBy")
 	var items []imageXML
 	for _, id := range ids {
 		im, ok := s.world.images[id]
@@ -316,7 +317,7 @@ func (s *Server) ec2DescribeImages(c caller, form url.Values) (any, error) {
 	}
 	if len(ids) == 0 {
 		for _, im := range s.world.images {
-			if im.region != c.region || !im.canSee(c.account) || !ownerMatches(owners, im, c.account) || !imageFilters(f, im) {
+			if im.region != c.region || !im.canSee(c.account) || !ownerMatches(owners, im, c.account) || !imageFilters(f, im) || !executableBy(executable, im, c.account) {
 				continue
 			}
 			items = append(items, s.imageXML(im))
@@ -352,6 +353,25 @@ func imageFilters(f map[string][]string, im *image) bool {
 		}
 	}
 	return true
+}
+
+// executableBy applies ExecutableBy: images with a launch permission for
+// the account ("self" is the caller, "all" public images).
+func executableBy(users []string, im *image, account string) bool {
+	if len(users) == 0 {
+		return true
+	}
+	for _, u := range users {
+		switch {
+		case u == "self" && (im.account == account || im.launchUsers[account]):
+			return true
+		case u == "all" && im.public:
+			return true
+		case im.launchUsers[u] || im.account == u:
+			return true
+		}
+	}
+	return false
 }
 
 func ownerMatches(owners []string, im *image, account string) bool {
@@ -513,7 +533,11 @@ func (s *Server) ec2RunInstances(c caller, form url.Values) (any, error) {
 	var out []instanceXML
 	for i := 0; i < count; i++ {
 		in := s.launch(c, im, typ, "")
-		out = append(out, s.instanceXML(in))
+		x := s.instanceXML(in)
+		// EC2 accepts the launch; a failure shows later, in DescribeInstances.
+		x.InstanceState.Code, x.InstanceState.Name = stateCodes["pending"], "pending"
+		x.StateReason, x.StateTransitionReason = nil, ""
+		out = append(out, x)
 	}
 	return struct {
 		XMLName   xml.Name      `xml:"R"`

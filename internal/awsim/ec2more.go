@@ -133,6 +133,7 @@ func (s *Server) ec2CopyImage(c caller, form url.Values) (any, error) {
 	}
 	cp := &image{id: newID("ami-", 9)[:21], account: c.account, region: c.region, name: name, state: "available", rootDevice: src.rootDevice,
 		launchUsers: map[string]bool{}, launchOrgs: map[string]bool{}, launchOUs: map[string]bool{}, created: s.now().UTC()}
+	var copies []*snapshot
 	for _, m := range src.mappings {
 		sn := s.world.snapshots[m.snapshotID]
 		if sn == nil {
@@ -160,8 +161,12 @@ func (s *Server) ec2CopyImage(c caller, form url.Values) (any, error) {
 		if key != nil {
 			n.encrypted, n.keyARN = true, key.arn
 		}
-		s.world.snapshots[n.id] = n
+		copies = append(copies, n)
 		cp.mappings = append(cp.mappings, blockMapping{device: m.device, snapshotID: n.id})
+	}
+	// Nothing is stored until every snapshot could be copied.
+	for _, n := range copies {
+		s.world.snapshots[n.id] = n
 	}
 	s.world.images[cp.id] = cp
 	return struct {

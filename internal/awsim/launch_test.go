@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
@@ -206,5 +207,41 @@ func TestEBSEncryptionByDefault(t *testing.T) {
 	d, err := kms.NewFromConfig(config(url, owner)).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: vol.KmsKeyId})
 	if err != nil || d.KeyMetadata.KeyManager != "AWS" {
 		t.Fatalf("the default key is not the AWS managed aws/ebs key: %v", err)
+	}
+}
+
+func TestRunInstancesPendingThenTerminatedAndPaging(t *testing.T) {
+	_, url := startSim(t)
+	ctx := context.Background()
+	_, amiID := bakeImage(t, url)
+	ec := ec2.NewFromConfig(config(url, target))
+	for i := 0; i < 3; i++ {
+		run, err := ec.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(amiID), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+		if err != nil || run.Instances[0].State.Name != ec2types.InstanceStateNamePending {
+			t.Fatalf("RunInstances: %v, want the launch accepted as pending", err)
+		}
+	}
+	// ExecutableBy self lists the shared image for the target.
+	imgs, err := ec.DescribeImages(ctx, &ec2.DescribeImagesInput{ExecutableUsers: []string{"self"}})
+	if err != nil || len(imgs.Images) != 1 || aws.ToString(imgs.Images[0].ImageId) != amiID {
+		t.Fatalf("ExecutableBy self: %v %+v", err, imgs)
+	}
+	// Each failed launch left a KMS event; LookupEvents pages through them.
+	ct := cloudtrail.NewFromConfig(config(url, target))
+	var seen int
+	p := cloudtrail.NewLookupEventsPaginator(ct, &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(1)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if apiCode(err) == "ThrottlingException" {
+			time.Sleep(time.Second) // 2 calls/s, as in AWS
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen += len(page.Events)
+	}
+	if seen != 3 {
+		t.Fatalf("paged through %d events, want 3", seen)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 func TestNetworkTagsAndTemplateVersions(t *testing.T) {
 	s, url := startSim(t)
-	s.RetryBackoff = 0
+	s.SetRetryBackoff(0)
 	ctx := context.Background()
 	ec := ec2.NewFromConfig(config(url, target))
 	regions, err := ec.DescribeRegions(ctx, &ec2.DescribeRegionsInput{})

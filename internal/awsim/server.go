@@ -38,9 +38,9 @@ type Server struct {
 	// which CloudTrail throttles at 2 per second.
 	lookups map[string][]time.Time
 
-	// RetryBackoff is how long Auto Scaling waits before it launches again
-	// for a group below its desired capacity. Set it before serving.
-	RetryBackoff time.Duration
+	// retryBackoff is how long Auto Scaling waits before it launches again
+	// for a group below its desired capacity.
+	retryBackoff time.Duration
 }
 
 // Call is one API call, as GET /_sim/calls lists it.
@@ -57,7 +57,7 @@ type Call struct {
 
 // New returns a simulator with an empty world.
 func New() *Server {
-	return &Server{world: newWorld(), now: time.Now, RetryBackoff: 10 * time.Second}
+	return &Server{world: newWorld(), now: time.Now, retryBackoff: 10 * time.Second}
 }
 
 // Start listens on addr (a loopback address; "127.0.0.1:0" picks a free
@@ -93,6 +93,14 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return s.httpServer.Shutdown(ctx)
+}
+
+// SetRetryBackoff sets how long Auto Scaling waits before launching again
+// for a group below its desired capacity (10 s by default; tests use 0).
+func (s *Server) SetRetryBackoff(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retryBackoff = d
 }
 
 // Calls returns a copy of the call log.

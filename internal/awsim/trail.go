@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -114,7 +115,28 @@ func (s *Server) cloudTrailLookupEvents(c caller, in map[string]json.RawMessage)
 		})
 	}
 	sort.SliceStable(events, func(i, j int) bool { return events[i]["EventTime"].(float64) > events[j]["EventTime"].(float64) })
-	return map[string]any{"Events": events}, nil
+	// Paging: NextToken is the index of the next event; MaxResults is 1-50.
+	limit := 50
+	if raw, ok := in["MaxResults"]; ok {
+		if err := json.Unmarshal(raw, &limit); err != nil || limit < 1 || limit > 50 {
+			return nil, errorf(http.StatusBadRequest, "InvalidMaxResultsException", "MaxResults must be between 1 and 50")
+		}
+	}
+	first := 0
+	if raw, ok := in["NextToken"]; ok {
+		var tok string
+		_ = json.Unmarshal(raw, &tok)
+		n, err := strconv.Atoi(tok)
+		if err != nil || n < 0 || n > len(events) {
+			return nil, errorf(http.StatusBadRequest, "InvalidNextTokenException", "Invalid NextToken")
+		}
+		first = n
+	}
+	out := map[string]any{"Events": events[first:min(first+limit, len(events))]}
+	if first+limit < len(events) {
+		out["NextToken"] = strconv.Itoa(first + limit)
+	}
+	return out, nil
 }
 
 func (e trailEvent) matches(key, value string) bool {

@@ -22,7 +22,7 @@ import (
 // the target creates a grant by key ARN; the launch succeeds.
 func TestWriteup1AutoScalingStory(t *testing.T) {
 	s, url := startSim(t)
-	s.RetryBackoff = 0
+	s.SetRetryBackoff(0)
 	ctx := context.Background()
 	keyARN, amiID := bakeImage(t, url)
 	if _, err := kms.NewFromConfig(config(url, owner)).PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(keyARN), PolicyName: aws.String("default"), Policy: aws.String(writeup1Policy)}); err != nil {

@@ -53,6 +53,31 @@ events = client("cloudtrail", target).lookup_events(
     LookupAttributes=[{"AttributeKey": "EventSource", "AttributeValue": "kms.amazonaws.com"}])["Events"]
 check(events and json.loads(events[0]["CloudTrailEvent"])["errorCode"] == "AccessDenied", "CloudTrail AccessDenied event")
 
+# The first write-up: the key policy lets the target use the key, yet its
+# Auto Scaling group fails until the service-linked role has a grant.
+kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps({
+    "Version": "2012-10-17", "Statement": [
+        {"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::%s:root" % owner}, "Action": "kms:*", "Resource": "*"},
+        {"Sid": "Allow use of the key", "Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::%s:root" % target]},
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"], "Resource": "*"},
+        {"Sid": "Allow attachment of persistent resources", "Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::%s:root" % target]},
+         "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"], "Resource": "*"}]}))
+lt = t_ec2.create_launch_template(LaunchTemplateName="web", LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.micro"})
+asg = client("autoscaling", target)
+asg.create_auto_scaling_group(AutoScalingGroupName="web", MinSize=0, MaxSize=1, DesiredCapacity=1, AvailabilityZones=["us-east-1a"],
+                              LaunchTemplate={"LaunchTemplateId": lt["LaunchTemplate"]["LaunchTemplateId"]})
+activity = asg.describe_scaling_activities(AutoScalingGroupName="web")["Activities"][0]
+check(activity["StatusCode"] == "Failed" and "Client.InternalError" in activity["StatusMessage"], "scaling activity %r" % activity)
+denied = [json.loads(e["CloudTrailEvent"]) for e in client("cloudtrail", target).lookup_events(
+    LookupAttributes=[{"AttributeKey": "Username", "AttributeValue": "AutoScaling"}])["Events"]]
+check(denied and denied[0]["userIdentity"]["sessionContext"]["sessionIssuer"]["userName"] == "AWSServiceRoleForAutoScaling",
+      "CloudTrail names AWSServiceRoleForAutoScaling")
+slr = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["web"])["AutoScalingGroups"][0]["ServiceLinkedRoleARN"]
+client("kms", target).create_grant(KeyId=key["Arn"], GranteePrincipal=slr,
+                                   Operations=["Decrypt", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "CreateGrant"])
+group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["web"])["AutoScalingGroups"][0]
+check([i["LifecycleState"] for i in group["Instances"]] == ["InService"], "after the grant: %r" % group["Instances"])
+
 try:
     client("ec2", "999988887777").describe_images(ImageIds=[ami])
     check(False, "a third account sees the image")
