@@ -203,9 +203,7 @@ func (s *Server) asCreateGroup(c caller, form url.Values) (any, error) {
 	g.serviceLinkedRole = r.arn
 	s.world.groups[c.account+"/"+c.region+"/"+name] = g
 	s.scale(g)
-	return struct {
-		XMLName xml.Name `xml:"R"`
-	}{}, nil
+	return emptyResult{}, nil
 }
 
 func members(form url.Values, name string) []string { return indexed(form, name+".member") }
@@ -385,9 +383,7 @@ func (s *Server) asDeleteGroup(c caller, form url.Values) (any, error) {
 		}
 	}
 	delete(s.world.groups, k)
-	return struct {
-		XMLName xml.Name `xml:"R"`
-	}{}, nil
+	return emptyResult{}, nil
 }
 
 func orDefault(s, def string) string {

@@ -427,10 +427,7 @@ func (s *Server) ec2ModifyImageAttribute(c caller, form url.Values) (any, error)
 			}
 		}
 	}
-	return struct {
-		XMLName xml.Name `xml:"R"`
-		Return  bool     `xml:"return"`
-	}{Return: true}, nil
+	return returnTrue{Return: true}, nil
 }
 
 func setMember(m map[string]bool, k string, add bool) {

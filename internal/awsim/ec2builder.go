@@ -182,10 +182,7 @@ func (s *Server) ec2CreateKeyPair(c caller, form url.Values) (any, error) {
 
 func (s *Server) ec2DeleteKeyPair(c caller, form url.Values) (any, error) {
 	delete(s.world.keyPairs, c.account+"/"+c.region+"/"+form.Get("KeyName"))
-	return struct {
-		XMLName xml.Name `xml:"R"`
-		Return  bool     `xml:"return"`
-	}{Return: true}, nil
+	return returnTrue{Return: true}, nil
 }
 
 type securityGroup struct {
@@ -251,10 +248,7 @@ func (s *Server) ec2AuthorizeIngress(c caller, form url.Values) (any, error) {
 	if g, ok := s.world.securityGroups[form.Get("GroupId")]; !ok || g.account != c.account {
 		return nil, errorf(http.StatusBadRequest, "InvalidGroup.NotFound", "The security group '%s' does not exist", form.Get("GroupId"))
 	}
-	return struct {
-		XMLName xml.Name `xml:"R"`
-		Return  bool     `xml:"return"`
-	}{Return: true}, nil
+	return returnTrue{Return: true}, nil
 }
 
 func (s *Server) ec2DeleteSecurityGroup(c caller, form url.Values) (any, error) {
@@ -263,8 +257,5 @@ func (s *Server) ec2DeleteSecurityGroup(c caller, form url.Values) (any, error) 
 		return nil, errorf(http.StatusBadRequest, "InvalidGroup.NotFound", "The security group '%s' does not exist", form.Get("GroupId"))
 	}
 	delete(s.world.securityGroups, g.id)
-	return struct {
-		XMLName xml.Name `xml:"R"`
-		Return  bool     `xml:"return"`
-	}{Return: true}, nil
+	return returnTrue{Return: true}, nil
 }

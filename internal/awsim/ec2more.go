@@ -91,10 +91,7 @@ func (s *Server) ec2DeleteSnapshot(c caller, form url.Values) (any, error) {
 		}
 	}
 	delete(s.world.snapshots, sn.id)
-	return struct {
-		XMLName xml.Name `xml:"R"`
-		Return  bool     `xml:"return"`
-	}{Return: true}, nil
+	return returnTrue{Return: true}, nil
 }
 
 func (s *Server) ec2DeregisterImage(c caller, form url.Values) (any, error) {
@@ -103,10 +100,7 @@ func (s *Server) ec2DeregisterImage(c caller, form url.Values) (any, error) {
 		return nil, err
 	}
 	delete(s.world.images, im.id)
-	return struct {
-		XMLName xml.Name `xml:"R"`
-		Return  bool     `xml:"return"`
-	}{Return: true}, nil
+	return returnTrue{Return: true}, nil
 }
 
 // ec2CopyImage copies a visible image into the caller's account, its

@@ -145,10 +145,7 @@ func (s *Server) ec2CreateTags(c caller, form url.Values) (any, error) {
 		}
 		s.world.tagOwners[id] = c.account
 	}
-	return struct {
-		XMLName xml.Name `xml:"R"`
-		Return  bool     `xml:"return"`
-	}{Return: true}, nil
+	return returnTrue{Return: true}, nil
 }
 
 func (s *Server) ec2DescribeTags(c caller, form url.Values) (any, error) {
@@ -366,7 +363,5 @@ func (s *Server) asCreateOrUpdateTags(c caller, form url.Values) (any, error) {
 		}
 		g.tags[form.Get(p+"Key")] = form.Get(p + "Value")
 	}
-	return struct {
-		XMLName xml.Name `xml:"R"`
-	}{}, nil
+	return emptyResult{}, nil
 }

@@ -65,10 +65,7 @@ func (s *Server) ec2ModifySnapshotAttribute(c caller, form url.Values) (any, err
 			}
 		}
 	}
-	return struct {
-		XMLName xml.Name `xml:"R"`
-		Return  bool     `xml:"return"`
-	}{Return: true}, nil
+	return returnTrue{Return: true}, nil
 }
 
 func (s *Server) ec2DescribeSnapshotAttribute(c caller, form url.Values) (any, error) {
@@ -125,9 +122,7 @@ func (s *Server) asUpdateGroup(c caller, form url.Values) (any, error) {
 		g.instances = g.instances[:len(g.instances)-1]
 	}
 	s.scale(g)
-	return struct {
-		XMLName xml.Name `xml:"R"`
-	}{}, nil
+	return emptyResult{}, nil
 }
 
 func (s *Server) iamDeleteRole(c caller, form url.Values) (any, error) {
@@ -143,9 +138,7 @@ func (s *Server) iamDeleteRole(c caller, form url.Values) (any, error) {
 		return nil, errorf(http.StatusConflict, "DeleteConflict", "Cannot delete entity, must delete policies first.")
 	}
 	delete(s.world.roles, r.arn)
-	return struct {
-		XMLName xml.Name `xml:"R"`
-	}{}, nil
+	return emptyResult{}, nil
 }
 
 // ciphertext is the simulator's stand-in for a KMS ciphertext blob: it

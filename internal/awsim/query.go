@@ -70,6 +70,17 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, c caller) {
 		action, xmlns[c.service], action, innerXML(body), action, newUUID(), action)
 }
 
+// returnTrue is the EC2 answer of a call that only reports success.
+type returnTrue struct {
+	XMLName xml.Name `xml:"R"`
+	Return  bool     `xml:"return"`
+}
+
+// emptyResult is the answer of a call that returns no data.
+type emptyResult struct {
+	XMLName xml.Name `xml:"R"`
+}
+
 // innerXML strips the outer element that xml.Marshal adds.
 func innerXML(b []byte) string {
 	s := string(b)
@@ -275,7 +286,5 @@ func (s *Server) iamPutRolePolicy(c caller, form url.Values) (any, error) {
 		return nil, err
 	}
 	r.inlinePolicies[policyName] = doc
-	return struct {
-		XMLName xml.Name `xml:"R"`
-	}{}, nil
+	return emptyResult{}, nil
 }
