@@ -168,7 +168,7 @@ func planPath(key *Key, keyARN ARN, t Target, p Path, principal string, opts Pla
 			Name: GrantName(principal), GranteePrincipal: principal,
 			Operations: append([]string(nil), AutoScalingGrantOperations...),
 		})
-		if opts.GrantFromSource {
+		if opts.GrantFromSource || t.GrantFromSource {
 			return
 		}
 		req := directGrantRequest(keyARN, root, principal)
@@ -222,6 +222,7 @@ func directGrantRequest(keyARN ARN, caller, grantee string) Request {
 		"aws:principalarn":          {caller},
 		"aws:principaltype":         {principalType(c)},
 		"aws:viaawsservice":         {"false"},
+		"aws:principalisawsservice": {"false"},
 		"aws:securetransport":       {"true"},
 		"aws:requestedregion":       {keyARN.Region},
 		"kms:granteeprincipal":      {grantee},

@@ -87,9 +87,12 @@ func serviceRequest(key ARN, principal string, pa pathAction) Request {
 		"aws:principalaccount": {c.account},
 		"aws:principalarn":     {principal},
 		"aws:viaawsservice":    {"true"},
-		"aws:principaltype":    {principalType(c)},
-		"aws:securetransport":  {"true"},
-		"aws:requestedregion":  {key.Region},
+		// present in every signed request; false here, since the user's
+		// principal, not an AWS service principal, is the caller
+		"aws:principalisawsservice": {"false"},
+		"aws:principaltype":         {principalType(c)},
+		"aws:securetransport":       {"true"},
+		"aws:requestedregion":       {key.Region},
 	}
 	if pa.createsGrant {
 		ctx["kms:grantisforawsresource"] = []string{"true"}

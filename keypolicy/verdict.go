@@ -32,6 +32,7 @@ const (
 	CodeUnencryptedSnapshot = "UNENCRYPTED_SNAPSHOT"
 	CodeKeyPolicyMissing    = "KEY_POLICY_MISSING"
 	CodeKeyPolicyDenies     = "KEY_POLICY_DENIES"
+	CodeKeyPolicyTooLarge   = "KEY_POLICY_TOO_LARGE"
 	CodeIdentityPolicy      = "IDENTITY_POLICY_MISSING"
 	CodeSourceIPCondition   = "SOURCE_IP_CONDITION"
 	CodeViaServiceMismatch  = "VIA_SERVICE_MISMATCH"
@@ -92,6 +93,9 @@ type Target struct {
 	Identity *Policy
 	// Paths to check; empty means DefaultPaths.
 	Paths []Path
+	// GrantFromSource creates this target's Auto Scaling grants from the
+	// key owner's account (as PlanOptions.GrantFromSource, for one target).
+	GrantFromSource bool
 }
 
 // KeyInfo summarises the key in a verdict.

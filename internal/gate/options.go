@@ -200,6 +200,9 @@ func (t Target) validate(prefix string, o *Options) []FieldError {
 	if o.TestLaunch == TestLaunchASG && (len(t.AutoScalingGroups) == 0 || t.RoleARN == "") {
 		add("autoscaling_groups", "", `test_launch = "asg" needs autoscaling_groups and role_arn in every target`)
 	}
+	if o.GrantFrom == GrantFromTarget && t.RoleARN == "" {
+		add("role_arn", "", `grant_from = "target" needs a role to assume in every target`)
+	}
 	if o.TestLaunch == TestLaunchInstance && t.RoleARN == "" {
 		add("role_arn", "", `test_launch = "instance" needs a role to assume in every target`)
 	}

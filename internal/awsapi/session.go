@@ -1,0 +1,194 @@
+// Package awsapi builds the AWS SDK configuration amigate uses: the source
+// account's credentials from the settings users know from the amazon plugin
+// (or the SDK's default chain), a role assumed in each target, the User-Agent
+// and a count of every API call for the report. The gate declares the
+// narrow client interfaces it needs; this package only hands out
+// aws.Config values.
+package awsapi
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// Settings are the AWS access settings, named as in packer-plugin-amazon.
+type Settings struct {
+	Region                string
+	Profile               string
+	AccessKey, SecretKey  string
+	Token                 string
+	SharedCredentialsFile string
+	AssumeRole            AssumeRole
+	// MaxRetries is how many times a failed call is retried; 0 keeps the
+	// SDK's standard retryer (3 attempts).
+	MaxRetries int
+	// Endpoint overrides every service's endpoint (AWS_ENDPOINT_URL, which
+	// the SDK honours by itself, does the same from the environment).
+	Endpoint string
+	// UserAgent is added to every request as "name/version".
+	UserAgent string
+	// RetryMaxBackoff caps the retryer's back-off; 0 keeps the SDK's 20 s.
+	RetryMaxBackoff time.Duration
+}
+
+// AssumeRole is a role to assume before anything else, in the source account.
+type AssumeRole struct {
+	RoleARN     string
+	ExternalID  string
+	SessionName string
+	Duration    time.Duration
+}
+
+// SessionName is the role session name amigate uses, visible in CloudTrail.
+const SessionName = "amigate"
+
+// Session hands out configurations for the source account and for roles in
+// the targets. Assumed-role credentials are cached for the run, so each role
+// is assumed once however many regions and clients use it. It is safe for
+// concurrent use.
+type Session struct {
+	base  aws.Config
+	calls *callCounter
+
+	mu    sync.Mutex
+	roles map[string]aws.CredentialsProvider
+}
+
+// New loads the source configuration: static keys when given, else the
+// profile, else the SDK's default chain; then the source assume_role.
+func New(ctx context.Context, s Settings) (*Session, error) {
+	calls := &callCounter{n: map[string]int{}}
+	opts := []func(*config.LoadOptions) error{
+		config.WithAPIOptions([]func(*middleware.Stack) error{calls.middleware}),
+	}
+	if s.Region != "" {
+		opts = append(opts, config.WithRegion(s.Region))
+	}
+	if s.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(s.Profile))
+	}
+	if s.SharedCredentialsFile != "" {
+		opts = append(opts, config.WithSharedCredentialsFiles([]string{s.SharedCredentialsFile}))
+	}
+	if s.AccessKey != "" {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, s.Token)))
+	}
+	if s.MaxRetries > 0 || s.RetryMaxBackoff > 0 {
+		opts = append(opts, config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				if s.MaxRetries > 0 {
+					o.MaxAttempts = s.MaxRetries + 1
+				}
+				if s.RetryMaxBackoff > 0 {
+					o.MaxBackoff = s.RetryMaxBackoff
+				}
+			})
+		}))
+	}
+	if s.Endpoint != "" {
+		opts = append(opts, config.WithBaseEndpoint(s.Endpoint))
+	}
+	if name, version, ok := strings.Cut(s.UserAgent, "/"); ok {
+		opts = append(opts, config.WithAPIOptions([]func(*middleware.Stack) error{awsmiddleware.AddUserAgentKeyValue(name, version)}))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load aws configuration: %w", err)
+	}
+	sess := &Session{base: cfg, calls: calls, roles: map[string]aws.CredentialsProvider{}}
+	if s.AssumeRole.RoleARN != "" {
+		sess.base.Credentials = sess.assume(cfg, s.AssumeRole)
+	}
+	return sess, nil
+}
+
+// Region is the region the settings or the SDK's resolution give, or "".
+func (s *Session) Region() string { return s.base.Region }
+
+// Source returns the source account's configuration in a region.
+func (s *Session) Source(region string) aws.Config {
+	cfg := s.base.Copy()
+	cfg.Region = region
+	return cfg
+}
+
+// Role returns the configuration of a role assumed from the source account,
+// in a region. The role is assumed when a client first needs credentials.
+func (s *Session) Role(roleARN, externalID, region string) aws.Config {
+	cache := roleARN + "\x00" + externalID
+	s.mu.Lock()
+	creds, ok := s.roles[cache]
+	if !ok {
+		creds = s.assume(s.base, AssumeRole{RoleARN: roleARN, ExternalID: externalID})
+		s.roles[cache] = creds
+	}
+	s.mu.Unlock()
+	cfg := s.base.Copy()
+	cfg.Region = region
+	cfg.Credentials = creds
+	return cfg
+}
+
+// assume returns cached credentials of role, assumed with from's.
+func (s *Session) assume(from aws.Config, role AssumeRole) aws.CredentialsProvider {
+	stsCfg := from.Copy()
+	if stsCfg.Region == "" {
+		stsCfg.Region = "us-east-1"
+	}
+	provider := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(stsCfg), role.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+		o.RoleSessionName = role.SessionName
+		if o.RoleSessionName == "" {
+			o.RoleSessionName = SessionName
+		}
+		if role.ExternalID != "" {
+			o.ExternalID = aws.String(role.ExternalID)
+		}
+		if role.Duration > 0 {
+			o.Duration = role.Duration
+		}
+	})
+	return aws.NewCredentialsCache(provider)
+}
+
+// Calls returns how many calls were made, by "service:Action"
+// ("kms:PutKeyPolicy"), retries included.
+func (s *Session) Calls() map[string]int { return s.calls.snapshot() }
+
+type callCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// middleware counts each attempt when it is sent.
+func (c *callCounter) middleware(stack *middleware.Stack) error {
+	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("amigateCountCalls",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			name := strings.ToLower(strings.ReplaceAll(awsmiddleware.GetServiceID(ctx), " ", "")) + ":" + awsmiddleware.GetOperationName(ctx)
+			c.mu.Lock()
+			c.n[name]++
+			c.mu.Unlock()
+			return next.HandleFinalize(ctx, in)
+		}), middleware.After)
+}
+
+func (c *callCounter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.n))
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
+}

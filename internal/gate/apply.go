@@ -1,0 +1,357 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/amigate/packer-plugin-amigate/keypolicy"
+)
+
+// maxPolicyWrites bounds the PutKeyPolicy calls for one key when other
+// writers keep changing the policy at the same time.
+const maxPolicyWrites = 3
+
+// shareAndPatch shares every AMI (and its snapshots when asked) and patches
+// every key policy, all at once: sharing and patching do not depend on each
+// other.
+func (r *runState) shareAndPatch(ctx context.Context) error {
+	var jobs []func(context.Context) error
+	for _, region := range r.regions {
+		im := r.images[region]
+		jobs = append(jobs, func(ctx context.Context) error { return r.shareImage(ctx, im) })
+		if r.opts.ShareSnapshots {
+			for _, sn := range im.snapshots {
+				jobs = append(jobs, func(ctx context.Context) error { return r.shareSnapshot(ctx, im, sn) })
+			}
+		}
+		for _, ks := range im.keys {
+			jobs = append(jobs, func(ctx context.Context) error { return r.patchKey(ctx, ks) })
+		}
+	}
+	return forEach(ctx, len(jobs), r.parallelism, func(ctx context.Context, i int) error { return jobs[i](ctx) })
+}
+
+// shareImage adds, in one ModifyImageAttribute, a launch permission for
+// every target of the region (and every organization and OU) that lacks
+// one. Nothing is removed.
+func (r *runState) shareImage(ctx context.Context, im *imageState) error {
+	if !r.opts.ShareImage {
+		return nil
+	}
+	var add []ec2types.LaunchPermission
+	var added []string
+	if !im.launch["all"] {
+		for _, t := range r.targetsIn(im.region) {
+			if !im.launch[t.AccountID] {
+				add = append(add, ec2types.LaunchPermission{UserId: aws.String(t.AccountID)})
+				added = append(added, t.AccountID)
+			}
+		}
+	}
+	for _, org := range r.opts.TargetOrganizationARNs {
+		if !im.launch[org] {
+			add = append(add, ec2types.LaunchPermission{OrganizationArn: aws.String(org)})
+			added = append(added, org)
+		}
+	}
+	for _, ou := range r.opts.TargetOrganizationalUnits {
+		if !im.launch[ou] {
+			add = append(add, ec2types.LaunchPermission{OrganizationalUnitArn: aws.String(ou)})
+			added = append(added, ou)
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	change := PermissionChange{Region: im.region, Resource: im.id, Added: added}
+	if !r.opts.DryRun {
+		_, err := r.cl.EC2(source, im.region).ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{
+			ImageId: aws.String(im.id), LaunchPermission: &ec2types.LaunchPermissionModifications{Add: add}})
+		if err != nil {
+			return fmt.Errorf("share %s in %s with %s: %w", im.id, im.region, strings.Join(added, ", "), err)
+		}
+		change.Applied = true
+	}
+	for _, a := range added {
+		im.launch[a] = true
+	}
+	r.say(fmt.Sprintf("%s shared %s in %s with %s", r.verb(), im.id, im.region, strings.Join(added, ", ")))
+	r.mu.Lock()
+	r.report.Changes.LaunchPermissions = append(r.report.Changes.LaunchPermissions, change)
+	r.mu.Unlock()
+	return nil
+}
+
+// shareSnapshot gives the region's targets create-volume permission on a
+// snapshot, which copying the AMI needs.
+func (r *runState) shareSnapshot(ctx context.Context, im *imageState, sn *snapshotState) error {
+	var add []ec2types.CreateVolumePermission
+	var added []string
+	if !sn.volumeUsers["all"] {
+		for _, t := range r.targetsIn(im.region) {
+			if !sn.volumeUsers[t.AccountID] {
+				add = append(add, ec2types.CreateVolumePermission{UserId: aws.String(t.AccountID)})
+				added = append(added, t.AccountID)
+			}
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	change := PermissionChange{Region: im.region, Resource: sn.id, Added: added}
+	if !r.opts.DryRun {
+		_, err := r.cl.EC2(source, im.region).ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{
+			SnapshotId: aws.String(sn.id), Attribute: ec2types.SnapshotAttributeNameCreateVolumePermission,
+			CreateVolumePermission: &ec2types.CreateVolumePermissionModifications{Add: add}})
+		if err != nil {
+			return fmt.Errorf("share snapshot %s in %s with %s: %w", sn.id, im.region, strings.Join(added, ", "), err)
+		}
+		change.Applied = true
+	}
+	for _, a := range added {
+		sn.volumeUsers[a] = true
+	}
+	r.say(fmt.Sprintf("%s shared snapshot %s in %s with %s", r.verb(), sn.id, im.region, strings.Join(added, ", ")))
+	r.mu.Lock()
+	r.report.Changes.SnapshotPermissions = append(r.report.Changes.SnapshotPermissions, change)
+	r.mu.Unlock()
+	return nil
+}
+
+// verb prefixes a change in the progress lines.
+func (r *runState) verb() string {
+	if r.opts.DryRun {
+		return "would have"
+	}
+	return "✔"
+}
+
+// patchKey writes the planned key policy: at most one PutKeyPolicy, unless
+// another writer changes the policy at the same time. Before writing it
+// re-reads the policy and plans again if it changed; after writing it reads
+// it back, and when another writer replaced it, plans again on theirs, so
+// neither their statements nor amigate's are lost.
+func (r *runState) patchKey(ctx context.Context, ks *keyState) error {
+	if r.opts.KeyPolicy != KeyPolicyPatch {
+		return nil
+	}
+	if ks.planErr != nil {
+		r.addFinding(tooLargeFinding(ks))
+		return nil
+	}
+	if !ks.plan.Changed {
+		return nil
+	}
+	change := KeyPolicyChange{Key: ks.key.ARN, Before: ks.policyText}
+	if r.opts.DryRun {
+		change.After, change.Added = string(ks.plan.After), ks.plan.Added
+		change.Diff = keypolicy.Diff(ks.plan.Before, ks.plan.After)
+		p, err := keypolicy.Parse(ks.plan.After)
+		if err != nil {
+			return fmt.Errorf("planned key policy of %s: %w", ks.key.ARN, err)
+		}
+		ks.key.Policy = p
+		r.recordPolicyChange(ks, change)
+		return nil
+	}
+	kc := r.cl.KMS(source, ks.region)
+	basis := ks.policyText
+	for {
+		current, err := getKeyPolicy(ctx, kc, ks.key.ARN)
+		if err != nil {
+			return err
+		}
+		if current != basis {
+			if done, err := r.replanOn(ks, current); done || err != nil {
+				return err
+			}
+			basis = current
+		}
+		if change.Attempts == maxPolicyWrites {
+			return fmt.Errorf("patch key policy of %s: it changed under amigate %d times; another writer keeps replacing it", ks.key.ARN, maxPolicyWrites)
+		}
+		planned := ks.plan
+		_, err = kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(ks.key.ARN), PolicyName: aws.String("default"), Policy: aws.String(string(planned.After))})
+		if err != nil {
+			return fmt.Errorf("put key policy of %s: %w", ks.key.ARN, err)
+		}
+		change.Attempts++
+		written, err := getKeyPolicy(ctx, kc, ks.key.ARN)
+		if err != nil {
+			return err
+		}
+		if written == string(planned.After) {
+			change.Before, change.After, change.Added, change.Applied = basis, written, planned.Added, true
+			change.Diff = keypolicy.Diff([]byte(basis), planned.After)
+			if err := ks.adopt(written); err != nil {
+				return err
+			}
+			r.recordPolicyChange(ks, change)
+			return nil
+		}
+		r.say(fmt.Sprintf("! key policy of %s was changed by another writer while amigate wrote it; planning again on the new policy", ks.key.ARN))
+		if done, err := r.replanOn(ks, written); done || err != nil {
+			return err
+		}
+		basis = written
+	}
+}
+
+// replanOn plans again on a policy another writer wrote; done is true when
+// it already gives the targets what they need.
+func (r *runState) replanOn(ks *keyState, text string) (done bool, err error) {
+	if err := ks.adopt(text); err != nil {
+		return true, err
+	}
+	if err := ks.replan(ks.key.Policy); err != nil {
+		return true, err
+	}
+	if ks.planErr != nil {
+		r.addFinding(tooLargeFinding(ks))
+		return true, nil
+	}
+	return !ks.plan.Changed, nil
+}
+
+// adopt makes text the key's known policy.
+func (ks *keyState) adopt(text string) error {
+	p, err := keypolicy.Parse([]byte(text))
+	if err != nil {
+		return fmt.Errorf("parse key policy of %s: %w", ks.key.ARN, err)
+	}
+	ks.policyText, ks.key.Policy = text, p
+	return nil
+}
+
+func (r *runState) recordPolicyChange(ks *keyState, change KeyPolicyChange) {
+	var parts []string
+	for _, sid := range sortedKeys(change.Added) {
+		parts = append(parts, fmt.Sprintf("%s += %s", sid, strings.Join(change.Added[sid], ", ")))
+	}
+	r.say(fmt.Sprintf("%s patched the key policy of %s: %s", r.verb(), ks.key.ARN, strings.Join(parts, "; ")))
+	r.mu.Lock()
+	r.report.Changes.KeyPolicies = append(r.report.Changes.KeyPolicies, change)
+	r.mu.Unlock()
+}
+
+func tooLargeFinding(ks *keyState) keypolicy.Finding {
+	return keypolicy.Finding{Code: keypolicy.CodeKeyPolicyTooLarge, Severity: keypolicy.SeverityError, Actions: []string{},
+		Message: fmt.Sprintf("the key policy of %s cannot take the targets: %v", ks.key.ARN, ks.planErr),
+		Fix:     "replace per-account principals with one organization statement (aws:PrincipalOrgID), then run again"}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// grant creates, for each Auto Scaling service-linked role without one, the
+// grant it needs: from the target through its role (AWS's documented way),
+// or from the source account. Names are deterministic, so CreateGrant is
+// idempotent.
+func (r *runState) grant(ctx context.Context) error {
+	if !r.opts.CreateGrants {
+		return nil
+	}
+	type job struct {
+		ks *keyState
+		g  keypolicy.Grant
+	}
+	var jobs []job
+	for _, region := range r.regions {
+		for _, ks := range r.images[region].keys {
+			if ks.plan == nil {
+				continue
+			}
+			for _, g := range ks.plan.Grants {
+				jobs = append(jobs, job{ks, g})
+			}
+		}
+	}
+	return forEach(ctx, len(jobs), r.parallelism, func(ctx context.Context, i int) error {
+		return r.createGrant(ctx, jobs[i].ks, jobs[i].g)
+	})
+}
+
+func (r *runState) createGrant(ctx context.Context, ks *keyState, g keypolicy.Grant) error {
+	grantee, _ := keypolicy.ParseARN(g.GranteePrincipal)
+	t, ok := r.target(grantee.Account)
+	if !ok {
+		return fmt.Errorf("grant for %s: account %s is not a target", g.GranteePrincipal, grantee.Account)
+	}
+	from, who, fromAccount := GrantFromSource, source, ""
+	if r.grantFrom(t) == GrantFromTarget {
+		from, who, fromAccount = GrantFromTarget, t.principal(), t.AccountID
+	}
+	if keyARN, err := keypolicy.ParseKeyARN(ks.key.ARN); err == nil && fromAccount == "" {
+		fromAccount = keyARN.Account
+	}
+	change := GrantChange{Key: ks.key.ARN, Grantee: g.GranteePrincipal, Name: g.Name, Operations: g.Operations, From: from}
+	if !r.opts.DryRun {
+		ops := make([]kmstypes.GrantOperation, len(g.Operations))
+		for i, op := range g.Operations {
+			ops[i] = kmstypes.GrantOperation(op)
+		}
+		out, err := r.cl.KMS(who, ks.region).CreateGrant(ctx, &kms.CreateGrantInput{
+			KeyId: aws.String(ks.key.ARN), GranteePrincipal: aws.String(g.GranteePrincipal), Operations: ops, Name: aws.String(g.Name)})
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) {
+			r.say(fmt.Sprintf("✘ creating grant %s for %s from %s failed: %s", g.Name, g.GranteePrincipal, fromAccount, apiErr.ErrorMessage()))
+			r.mu.Lock()
+			if ks.grantFailures == nil {
+				ks.grantFailures = map[string]keypolicy.Finding{}
+			}
+			ks.grantFailures[g.GranteePrincipal] = keypolicy.Finding{Code: keypolicy.CodeGrantMissing, Severity: keypolicy.SeverityError, Actions: []string{"kms:CreateGrant"},
+				Message: fmt.Sprintf("amigate could not create the grant for %s from account %s: %s: %s", g.GranteePrincipal, fromAccount, apiErr.ErrorCode(), apiErr.ErrorMessage()),
+				Fix:     grantFix(ks, g.GranteePrincipal, t.AccountID, from == GrantFromTarget)}
+			r.mu.Unlock()
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("create grant for %s on %s from %s: %w", g.GranteePrincipal, ks.key.ARN, fromAccount, err)
+		}
+		change.GrantID, change.Applied = aws.ToString(out.GrantId), true
+	}
+	r.say(fmt.Sprintf("%s created grant %s for %s on %s from %s", r.verb(), g.Name, g.GranteePrincipal, ks.key.ARN, fromAccount))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.report.Changes.Grants = append(r.report.Changes.Grants, change)
+	if r.opts.DryRun {
+		g.IssuingAccount = fromAccount
+		ks.key.Grants = append(ks.key.Grants, g)
+	} else {
+		ks.grantsCreated = true
+	}
+	return nil
+}
+
+func grantFix(ks *keyState, role, account string, fromTarget bool) string {
+	keyARN, err := keypolicy.ParseKeyARN(ks.key.ARN)
+	if err != nil {
+		return ""
+	}
+	return keypolicy.GrantCommand(keyARN, role, account, fromTarget)
+}
+
+func (r *runState) target(account string) (Target, bool) {
+	for _, t := range r.opts.Targets {
+		if t.AccountID == account {
+			return t, true
+		}
+	}
+	return Target{}, false
+}

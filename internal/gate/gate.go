@@ -1,0 +1,269 @@
+package gate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/amigate/packer-plugin-amigate/keypolicy"
+)
+
+// Progress receives one line per step and per target: Packer maps it to
+// ui.Say, the CLI to stderr.
+type Progress func(line string)
+
+// InputErrors are problems with the input that only AWS can reveal (an AMI
+// or an Auto Scaling group that does not exist). They are found before any
+// change is made.
+type InputErrors []FieldError
+
+func (e InputErrors) Error() string {
+	parts := make([]string, len(e))
+	for i, fe := range e {
+		parts[i] = fe.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// DefaultParallelism bounds the API calls in flight at once.
+const DefaultParallelism = 64
+
+// Run runs the gate: inspect every AMI, check its keys, then share, patch
+// and grant as configured, and re-evaluate every target's paths. A report
+// whose OK is false means the gate says no; an error means the run could
+// not finish (InputErrors for bad input, anything else from AWS).
+func Run(ctx context.Context, opts Options, sessions Sessions, progress Progress) (*Report, error) {
+	return newRun(opts, sessions, progress).run(ctx)
+}
+
+type runState struct {
+	opts        Options
+	cl          *clients
+	say         Progress
+	parallelism int
+	calls       CallCounter
+
+	regions []string
+	images  map[string]*imageState // by region
+	// asgRoles are the service-linked roles of each target's groups, by
+	// account and region.
+	asgRoles map[string]map[string][]string
+
+	mu     sync.Mutex // guards report.Changes and findings added concurrently
+	report *Report
+}
+
+func newRun(opts Options, sessions Sessions, progress Progress) *runState {
+	if progress == nil {
+		progress = func(string) {}
+	}
+	r := &runState{
+		opts:        opts,
+		cl:          newClients(sessions),
+		say:         progress,
+		parallelism: DefaultParallelism,
+		images:      map[string]*imageState{},
+		asgRoles:    map[string]map[string][]string{},
+		report: &Report{DryRun: opts.DryRun, RunID: newRunID(), Images: []ImageInfo{}, Keys: []KeyInfo{}, Findings: []keypolicy.Finding{}, Targets: []TargetReport{},
+			Changes: Changes{LaunchPermissions: []PermissionChange{}, SnapshotPermissions: []PermissionChange{}, KeyPolicies: []KeyPolicyChange{}, Grants: []GrantChange{}}},
+	}
+	if cc, ok := sessions.(CallCounter); ok {
+		r.calls = cc
+	}
+	for region := range opts.AMIs {
+		r.regions = append(r.regions, region)
+	}
+	sort.Strings(r.regions)
+	return r
+}
+
+func newRunID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (r *runState) run(ctx context.Context) (*Report, error) {
+	if errs := r.opts.Validate(); len(errs) > 0 {
+		return nil, InputErrors(errs)
+	}
+	if errs := r.checkRegions(); len(errs) > 0 {
+		return nil, InputErrors(errs)
+	}
+	if r.opts.DryRun {
+		r.say("dry run: every change is computed and printed, none is made")
+	}
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"inspect", r.inspect},
+		{"check keys", r.checkKeys},
+		{"share and patch", r.shareAndPatch},
+		{"grant", r.grant},
+		{"verify", r.verify},
+	}
+	for _, step := range steps {
+		start := time.Now()
+		err := step.fn(ctx)
+		r.report.Timings = append(r.report.Timings, Timing{Step: step.name, Milliseconds: time.Since(start).Milliseconds()})
+		if errors.Is(err, errStop) {
+			break
+		}
+		if err != nil {
+			r.finish()
+			return r.report, err
+		}
+	}
+	r.finish()
+	return r.report, nil
+}
+
+// errStop ends the run early with the report as it is (a key check failed).
+var errStop = errors.New("stop")
+
+func (r *runState) finish() {
+	if r.calls != nil {
+		r.report.APICalls = r.calls.Calls()
+	}
+	r.report.OK = true
+	for _, f := range r.report.Findings {
+		if f.Severity == keypolicy.SeverityError {
+			r.report.OK = false
+		}
+	}
+	for _, t := range r.report.Targets {
+		r.report.OK = r.report.OK && t.OK
+	}
+}
+
+// checkRegions rejects target regions that have no AMI to gate.
+func (r *runState) checkRegions() []FieldError {
+	var errs []FieldError
+	for i, t := range r.opts.Targets {
+		for _, region := range t.Regions {
+			if _, ok := r.opts.AMIs[region]; !ok {
+				errs = append(errs, FieldError{Field: fmt.Sprintf("target[%d].regions", i), Value: region,
+					Problem: "has no AMI to gate (the AMIs are in " + strings.Join(r.regions, ", ") + ")"})
+			}
+		}
+	}
+	return errs
+}
+
+// targetRegions are the regions a target launches in.
+func (r *runState) targetRegions(t Target) []string {
+	if len(t.Regions) == 0 {
+		return r.regions
+	}
+	return t.Regions
+}
+
+func (r *runState) targetsIn(region string) []Target {
+	var out []Target
+	for _, t := range r.opts.Targets {
+		for _, tr := range r.targetRegions(t) {
+			if tr == region {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// grantFrom is where a target's Auto Scaling grants are created.
+func (r *runState) grantFrom(t Target) string {
+	if r.opts.GrantFrom != "" {
+		return r.opts.GrantFrom
+	}
+	if t.RoleARN != "" {
+		return GrantFromTarget
+	}
+	return GrantFromSource
+}
+
+func (t Target) principal() principal { return principal{roleARN: t.RoleARN, externalID: t.ExternalID} }
+
+// checkKeys applies the key checks of DESIGN §1.1 and stops the run before
+// any change when one fails.
+func (r *runState) checkKeys(context.Context) error {
+	var findings []keypolicy.Finding
+	for _, region := range r.regions {
+		im := r.images[region]
+		for _, sn := range im.snapshots {
+			if !sn.encrypted {
+				sev := keypolicy.SeverityError
+				if r.opts.AllowUnencrypted {
+					sev = keypolicy.SeverityWarning
+				}
+				findings = append(findings, keypolicy.Finding{Code: keypolicy.CodeUnencryptedSnapshot, Severity: sev, Actions: []string{},
+					Message: fmt.Sprintf("snapshot %s (%s) of %s in %s is not encrypted", sn.id, sn.device, im.id, region),
+					Fix:     "bake the image encrypted with a customer managed key (encrypt_boot = true and kms_key_id in the amazon builder), or set allow_unencrypted = true"})
+			}
+		}
+		for _, ks := range im.keys {
+			findings = append(findings, keypolicy.CheckKeyMetadata(ks.key)...)
+		}
+	}
+	r.report.Findings = append(r.report.Findings, findings...)
+	for _, f := range findings {
+		if f.Severity == keypolicy.SeverityError {
+			r.say(fmt.Sprintf("✘ %s: %s", f.Code, f.Message))
+			r.say("  fix: " + f.Fix)
+		}
+	}
+	for _, f := range findings {
+		if f.Severity == keypolicy.SeverityError {
+			r.say("✘ a key check failed: stopping before any change")
+			return errStop
+		}
+	}
+	r.say("✔ every snapshot is encrypted with an enabled customer managed key")
+	for _, region := range r.regions {
+		for _, ks := range r.images[region].keys {
+			ks.targets = r.keyTargets(region)
+			if err := ks.replan(ks.key.Policy); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// keyTargets are the targets of a region, as keypolicy sees them.
+func (r *runState) keyTargets(region string) []keypolicy.Target {
+	var out []keypolicy.Target
+	for _, t := range r.targetsIn(region) {
+		roles := append([]string(nil), r.asgRoles[t.AccountID][region]...)
+		for _, arn := range t.ServiceLinkedRoleARNs {
+			if !contains(roles, arn) {
+				roles = append(roles, arn)
+			}
+		}
+		out = append(out, keypolicy.Target{Account: t.AccountID, ASGRoles: roles, Paths: t.Paths, GrantFromSource: r.grantFrom(t) == GrantFromSource})
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// addFinding records an image- or key-level finding.
+func (r *runState) addFinding(f keypolicy.Finding) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.report.Findings = append(r.report.Findings, f)
+}

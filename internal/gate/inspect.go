@@ -1,0 +1,400 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/amigate/packer-plugin-amigate/keypolicy"
+)
+
+// imageState is what the run knows about the AMI of one region.
+type imageState struct {
+	region, id, name string
+	snapshots        []*snapshotState
+	keys             []*keyState
+	// launch holds the image's launch permissions: account ids, and
+	// organization or OU ARNs; "all" when it is public.
+	launch map[string]bool
+}
+
+type snapshotState struct {
+	id, device string
+	encrypted  bool
+	key        string
+	// volumeUsers are the accounts with create-volume permission.
+	volumeUsers map[string]bool
+}
+
+// keyState is one KMS key and the run's plan for it.
+type keyState struct {
+	region string
+	key    keypolicy.Key
+	// policyText is the key policy as last read from KMS.
+	policyText string
+	targets    []keypolicy.Target
+	plan       *keypolicy.Plan
+	planErr    error
+	// grantFailures are findings from grants that could not be created, by
+	// grantee.
+	grantFailures map[string]keypolicy.Finding
+	// grantsCreated tells verify to re-read the grants.
+	grantsCreated bool
+}
+
+// replan computes the patch and grants for the key's current policy.
+func (ks *keyState) replan(p *keypolicy.Policy) error {
+	key := ks.key
+	key.Policy = p
+	plan, err := keypolicy.PlanPatch(key, ks.targets, keypolicy.PlanOptions{})
+	switch {
+	case errors.Is(err, keypolicy.ErrPolicyTooLarge):
+		ks.plan, ks.planErr = plan, err
+	case err != nil:
+		return fmt.Errorf("plan key policy of %s: %w", ks.key.ARN, err)
+	default:
+		ks.plan, ks.planErr = plan, nil
+	}
+	return nil
+}
+
+// inspect reads every AMI, its snapshots, their keys and the launch
+// permissions, and each target's Auto Scaling groups, concurrently.
+func (r *runState) inspect(ctx context.Context) error {
+	for _, region := range r.regions {
+		r.images[region] = &imageState{region: region, id: r.opts.AMIs[region]}
+	}
+	jobs := []func(context.Context) error{}
+	for _, region := range r.regions {
+		im := r.images[region]
+		jobs = append(jobs, func(ctx context.Context) error { return r.inspectImage(ctx, im) })
+	}
+	var (
+		asgResults []asgResult
+		asgJobs    []func(context.Context) error
+	)
+	for ti, t := range r.opts.Targets {
+		if t.RoleARN == "" {
+			continue
+		}
+		who := t.principal()
+		for _, region := range r.targetRegions(t) {
+			if len(t.AutoScalingGroups) == 0 {
+				// Assume the role now, while the images are read, rather
+				// than on the critical path of the grants.
+				if r.grantFrom(t) == GrantFromTarget {
+					jobs = append(jobs, func(ctx context.Context) error {
+						if err := r.cl.Credentials(ctx, who, region); err != nil {
+							return fmt.Errorf("assume %s for target %s: %w", t.RoleARN, t.AccountID, err)
+						}
+						return nil
+					})
+				}
+				continue
+			}
+			i := len(asgResults)
+			asgResults = append(asgResults, asgResult{target: ti, region: region})
+			asgJobs = append(asgJobs, func(ctx context.Context) error { return r.readGroups(ctx, t, region, &asgResults[i]) })
+		}
+	}
+	jobs = append(jobs, asgJobs...)
+	if err := forEach(ctx, len(jobs), r.parallelism, func(ctx context.Context, i int) error { return jobs[i](ctx) }); err != nil {
+		return err
+	}
+	if errs := r.collectGroups(asgResults); len(errs) > 0 {
+		return InputErrors(errs)
+	}
+	for _, region := range r.regions {
+		im := r.images[region]
+		info := ImageInfo{Region: region, ID: im.id, Name: im.name, Snapshots: []SnapshotInfo{}}
+		for _, sn := range im.snapshots {
+			info.Snapshots = append(info.Snapshots, SnapshotInfo{ID: sn.id, Device: sn.device, Encrypted: sn.encrypted, Key: sn.key})
+		}
+		r.report.Images = append(r.report.Images, info)
+		for _, ks := range im.keys {
+			r.report.Keys = append(r.report.Keys, KeyInfo{KeyInfo: keypolicy.KeyInfo{ARN: ks.key.ARN, Manager: ks.key.Manager, State: ks.key.State}, Region: region})
+		}
+		r.say(fmt.Sprintf("inspected %s in %s: %d snapshot(s), %d key(s)", im.id, region, len(im.snapshots), len(im.keys)))
+	}
+	return nil
+}
+
+// inspectImage reads one AMI: DescribeImages, then its snapshots and keys
+// and its launch permissions side by side.
+func (r *runState) inspectImage(ctx context.Context, im *imageState) error {
+	ec2c := r.cl.EC2(source, im.region)
+	out, err := ec2c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{im.id}})
+	if err != nil && !isCode(err, "InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable") {
+		return fmt.Errorf("describe image %s in %s: %w", im.id, im.region, err)
+	}
+	if err != nil || out == nil || len(out.Images) == 0 {
+		return InputErrors{{Field: "ami_ids[" + im.region + "]", Value: im.id, Problem: "no such AMI in " + im.region + " (or the source account cannot see it)"}}
+	}
+	img := out.Images[0]
+	im.name = aws.ToString(img.Name)
+	var snapIDs []string
+	for _, bdm := range img.BlockDeviceMappings {
+		if bdm.Ebs == nil || aws.ToString(bdm.Ebs.SnapshotId) == "" {
+			continue
+		}
+		im.snapshots = append(im.snapshots, &snapshotState{id: aws.ToString(bdm.Ebs.SnapshotId), device: aws.ToString(bdm.DeviceName)})
+		snapIDs = append(snapIDs, aws.ToString(bdm.Ebs.SnapshotId))
+	}
+	jobs := []func(context.Context) error{
+		func(ctx context.Context) error { return r.readLaunchPermissions(ctx, ec2c, im) },
+		func(ctx context.Context) error { return r.readSnapshots(ctx, ec2c, im, snapIDs) },
+	}
+	return forEach(ctx, len(jobs), len(jobs), func(ctx context.Context, i int) error { return jobs[i](ctx) })
+}
+
+func (r *runState) readLaunchPermissions(ctx context.Context, ec2c ec2API, im *imageState) error {
+	out, err := ec2c.DescribeImageAttribute(ctx, &ec2.DescribeImageAttributeInput{ImageId: aws.String(im.id), Attribute: ec2types.ImageAttributeNameLaunchPermission})
+	if err != nil {
+		return fmt.Errorf("read launch permissions of %s in %s: %w", im.id, im.region, err)
+	}
+	im.launch = map[string]bool{}
+	for _, p := range out.LaunchPermissions {
+		switch {
+		case p.Group == ec2types.PermissionGroupAll:
+			im.launch["all"] = true
+		case p.UserId != nil:
+			im.launch[*p.UserId] = true
+		case p.OrganizationArn != nil:
+			im.launch[*p.OrganizationArn] = true
+		case p.OrganizationalUnitArn != nil:
+			im.launch[*p.OrganizationalUnitArn] = true
+		}
+	}
+	return nil
+}
+
+// readSnapshots reads the snapshots, then each distinct key and, when the
+// snapshots are to be shared, their create-volume permissions.
+func (r *runState) readSnapshots(ctx context.Context, ec2c ec2API, im *imageState, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	out, err := ec2c.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: ids})
+	if err != nil {
+		return fmt.Errorf("describe snapshots of %s in %s: %w", im.id, im.region, err)
+	}
+	byID := map[string]ec2types.Snapshot{}
+	for _, s := range out.Snapshots {
+		byID[aws.ToString(s.SnapshotId)] = s
+	}
+	keys := map[string]*keyState{}
+	for _, sn := range im.snapshots {
+		s, ok := byID[sn.id]
+		if !ok {
+			return fmt.Errorf("describe snapshots of %s in %s: snapshot %s is missing from the answer", im.id, im.region, sn.id)
+		}
+		sn.encrypted = aws.ToBool(s.Encrypted)
+		sn.key = aws.ToString(s.KmsKeyId)
+		if sn.encrypted && keys[sn.key] == nil {
+			keys[sn.key] = &keyState{region: im.region, key: keypolicy.Key{ARN: sn.key}}
+			im.keys = append(im.keys, keys[sn.key])
+		}
+	}
+	var jobs []func(context.Context) error
+	for _, ks := range im.keys {
+		jobs = append(jobs, func(ctx context.Context) error { return r.readKey(ctx, ks) })
+	}
+	if r.opts.ShareSnapshots {
+		for _, sn := range im.snapshots {
+			jobs = append(jobs, func(ctx context.Context) error { return readVolumePermissions(ctx, ec2c, im.region, sn) })
+		}
+	}
+	return forEach(ctx, len(jobs), r.parallelism, func(ctx context.Context, i int) error { return jobs[i](ctx) })
+}
+
+func readVolumePermissions(ctx context.Context, ec2c ec2API, region string, sn *snapshotState) error {
+	out, err := ec2c.DescribeSnapshotAttribute(ctx, &ec2.DescribeSnapshotAttributeInput{SnapshotId: aws.String(sn.id), Attribute: ec2types.SnapshotAttributeNameCreateVolumePermission})
+	if err != nil {
+		return fmt.Errorf("read create-volume permissions of %s in %s: %w", sn.id, region, err)
+	}
+	sn.volumeUsers = map[string]bool{}
+	for _, p := range out.CreateVolumePermissions {
+		if p.Group == ec2types.PermissionGroupAll {
+			sn.volumeUsers["all"] = true
+		} else if p.UserId != nil {
+			sn.volumeUsers[*p.UserId] = true
+		}
+	}
+	return nil
+}
+
+// readKey reads the key's metadata, policy and grants side by side. The
+// policy and grants matter only for an enabled customer managed key, so
+// their errors are ignored for any other.
+func (r *runState) readKey(ctx context.Context, ks *keyState) error {
+	kc := r.cl.KMS(source, ks.region)
+	var (
+		meta           *kmstypes.KeyMetadata
+		policy         string
+		grants         []keypolicy.Grant
+		policyErr, gErr error
+	)
+	jobs := []func(context.Context) error{
+		func(ctx context.Context) error {
+			out, err := kc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(ks.key.ARN)})
+			if err != nil {
+				return fmt.Errorf("describe key %s: %w", ks.key.ARN, err)
+			}
+			meta = out.KeyMetadata
+			return nil
+		},
+		func(ctx context.Context) error { policy, policyErr = getKeyPolicy(ctx, kc, ks.key.ARN); return nil },
+		func(ctx context.Context) error { grants, gErr = listGrants(ctx, kc, ks.key.ARN); return nil },
+	}
+	if err := forEach(ctx, len(jobs), len(jobs), func(ctx context.Context, i int) error { return jobs[i](ctx) }); err != nil {
+		return err
+	}
+	ks.key.Manager, ks.key.State = string(meta.KeyManager), string(meta.KeyState)
+	ks.key.Spec, ks.key.Usage = string(meta.KeySpec), string(meta.KeyUsage)
+	if meta.KeyManager != kmstypes.KeyManagerTypeCustomer || meta.KeyState != kmstypes.KeyStateEnabled {
+		return nil
+	}
+	if policyErr != nil {
+		return policyErr
+	}
+	if gErr != nil {
+		return gErr
+	}
+	p, err := keypolicy.Parse([]byte(policy))
+	if err != nil {
+		return fmt.Errorf("parse key policy of %s: %w", ks.key.ARN, err)
+	}
+	ks.policyText, ks.key.Policy, ks.key.Grants = policy, p, grants
+	return nil
+}
+
+func getKeyPolicy(ctx context.Context, kc kmsAPI, keyARN string) (string, error) {
+	out, err := kc.GetKeyPolicy(ctx, &kms.GetKeyPolicyInput{KeyId: aws.String(keyARN), PolicyName: aws.String("default")})
+	if err != nil {
+		return "", fmt.Errorf("get key policy of %s: %w", keyARN, err)
+	}
+	return aws.ToString(out.Policy), nil
+}
+
+func listGrants(ctx context.Context, kc kmsAPI, keyARN string) ([]keypolicy.Grant, error) {
+	var out []keypolicy.Grant
+	pages := kms.NewListGrantsPaginator(kc, &kms.ListGrantsInput{KeyId: aws.String(keyARN)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list grants of %s: %w", keyARN, err)
+		}
+		for _, g := range page.Grants {
+			kg := keypolicy.Grant{
+				ID: aws.ToString(g.GrantId), Name: aws.ToString(g.Name),
+				GranteePrincipal: aws.ToString(g.GranteePrincipal), RetiringPrincipal: aws.ToString(g.RetiringPrincipal),
+				IssuingAccount: aws.ToString(g.IssuingAccount),
+			}
+			for _, op := range g.Operations {
+				kg.Operations = append(kg.Operations, string(op))
+			}
+			if g.Constraints != nil {
+				kg.EncryptionContextEquals, kg.EncryptionContextSubset = g.Constraints.EncryptionContextEquals, g.Constraints.EncryptionContextSubset
+			}
+			out = append(out, kg)
+		}
+	}
+	return out, nil
+}
+
+// asgResult is what one DescribeAutoScalingGroups in a target found.
+type asgResult struct {
+	target int
+	region string
+	found  map[string]string // group name → service-linked role ARN
+}
+
+// readGroups reads a target's Auto Scaling groups in a region, through the
+// target's role, for their service-linked roles.
+func (r *runState) readGroups(ctx context.Context, t Target, region string, res *asgResult) error {
+	res.found = map[string]string{}
+	pages := autoscaling.NewDescribeAutoScalingGroupsPaginator(r.cl.AutoScaling(t.principal(), region),
+		&autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: t.AutoScalingGroups})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("describe Auto Scaling groups of %s in %s as %s: %w", t.AccountID, region, t.RoleARN, err)
+		}
+		for _, g := range page.AutoScalingGroups {
+			role := aws.ToString(g.ServiceLinkedRoleARN)
+			if role == "" {
+				role = keypolicy.DefaultAutoScalingRole(partitionOf(t.RoleARN), t.AccountID)
+			}
+			res.found[aws.ToString(g.AutoScalingGroupName)] = role
+		}
+	}
+	return nil
+}
+
+// collectGroups records each target's service-linked roles by region and
+// reports the groups found in none of the target's regions.
+func (r *runState) collectGroups(results []asgResult) []FieldError {
+	found := map[int]map[string]bool{}
+	for _, res := range results {
+		t := r.opts.Targets[res.target]
+		if found[res.target] == nil {
+			found[res.target] = map[string]bool{}
+		}
+		if r.asgRoles[t.AccountID] == nil {
+			r.asgRoles[t.AccountID] = map[string][]string{}
+		}
+		names := make([]string, 0, len(res.found))
+		for name := range res.found {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			found[res.target][name] = true
+			if role := res.found[name]; !contains(r.asgRoles[t.AccountID][res.region], role) {
+				r.asgRoles[t.AccountID][res.region] = append(r.asgRoles[t.AccountID][res.region], role)
+			}
+		}
+	}
+	var errs []FieldError
+	for ti := range found {
+		t := r.opts.Targets[ti]
+		for _, name := range t.AutoScalingGroups {
+			if !found[ti][name] {
+				errs = append(errs, FieldError{Field: fmt.Sprintf("target[%d].autoscaling_groups", ti), Value: name,
+					Problem: fmt.Sprintf("no such Auto Scaling group in account %s in %v", t.AccountID, r.targetRegions(t))})
+			}
+		}
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Field+errs[i].Value < errs[j].Field+errs[j].Value })
+	return errs
+}
+
+func partitionOf(arn string) string {
+	if a, err := keypolicy.ParseARN(arn); err == nil {
+		return a.Partition
+	}
+	return "aws"
+}
+
+// isCode reports whether err is an AWS API error with one of the codes.
+func isCode(err error, codes ...string) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	for _, c := range codes {
+		if ae.ErrorCode() == c {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,128 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/amigate/packer-plugin-amigate/keypolicy"
+)
+
+// keyPolicyCodes are the findings about the key policy, which key_policy =
+// "ignore" reports as warnings.
+var keyPolicyCodes = map[string]bool{
+	keypolicy.CodeKeyPolicyMissing:   true,
+	keypolicy.CodeKeyPolicyDenies:    true,
+	keypolicy.CodeSourceIPCondition:  true,
+	keypolicy.CodeViaServiceMismatch: true,
+	keypolicy.CodeIdentityPolicy:     true,
+}
+
+// verify re-evaluates every target's paths against the keys as they are now
+// (or, in a dry run, as the planned changes would leave them), and adds
+// what keypolicy cannot see: sharing, and grants that could not be created.
+func (r *runState) verify(ctx context.Context) error {
+	var stale []*keyState
+	for _, region := range r.regions {
+		for _, ks := range r.images[region].keys {
+			if ks.grantsCreated {
+				stale = append(stale, ks)
+			}
+		}
+	}
+	err := forEach(ctx, len(stale), r.parallelism, func(ctx context.Context, i int) error {
+		grants, err := listGrants(ctx, r.cl.KMS(source, stale[i].region), stale[i].key.ARN)
+		stale[i].key.Grants = grants
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	index := map[string]int{}
+	for _, t := range r.opts.Targets {
+		index[t.AccountID] = len(r.report.Targets)
+		r.report.Targets = append(r.report.Targets, TargetReport{Account: t.AccountID, OK: true, Paths: []PathReport{}})
+	}
+	for _, region := range r.regions {
+		im := r.images[region]
+		for _, ks := range im.keys {
+			v := keypolicy.Check(ks.key, ks.targets)
+			for _, tv := range v.Targets {
+				tr := &r.report.Targets[index[tv.Account]]
+				for _, pv := range tv.Paths {
+					pr := PathReport{PathVerdict: pv, Region: region, Image: im.id, Key: ks.key.ARN}
+					r.annotate(&pr, tv.Account, im, ks)
+					tr.OK = tr.OK && pr.OK
+					tr.Paths = append(tr.Paths, pr)
+				}
+			}
+		}
+		if len(im.keys) == 0 { // unencrypted, allowed: only sharing matters
+			for _, t := range r.targetsIn(region) {
+				tr := &r.report.Targets[index[t.AccountID]]
+				pr := PathReport{PathVerdict: keypolicy.PathVerdict{Path: keypolicy.PathInstance, Principal: keypolicy.RootARN(partitionOf(t.RoleARN), t.AccountID), OK: true, Findings: []keypolicy.Finding{}},
+					Region: region, Image: im.id}
+				r.annotate(&pr, t.AccountID, im, nil)
+				tr.OK = tr.OK && pr.OK
+				tr.Paths = append(tr.Paths, pr)
+			}
+		}
+	}
+	for _, tr := range r.report.Targets {
+		for _, p := range tr.Paths {
+			r.sayPath(tr.Account, p)
+		}
+	}
+	return nil
+}
+
+// annotate adds sharing and grant-creation findings to a path, applies
+// key_policy = "ignore", and sets OK from the errors left.
+func (r *runState) annotate(pr *PathReport, account string, im *imageState, ks *keyState) {
+	if !im.launch["all"] && !im.launch[account] {
+		pr.Findings = append(pr.Findings, keypolicy.Finding{Code: keypolicy.CodeImageNotShared, Severity: keypolicy.SeverityError, Actions: []string{},
+			Message: fmt.Sprintf("%s in %s has no launch permission for account %s", im.id, im.region, account),
+			Fix:     fmt.Sprintf("set share_image = true, or: aws ec2 modify-image-attribute --region %s --image-id %s --launch-permission 'Add=[{UserId=%s}]'", im.region, im.id, account)})
+	}
+	if pr.Path == keypolicy.PathCopy {
+		for _, sn := range im.snapshots {
+			if sn.volumeUsers != nil && !sn.volumeUsers["all"] && !sn.volumeUsers[account] {
+				pr.Findings = append(pr.Findings, keypolicy.Finding{Code: keypolicy.CodeSnapshotNotShared, Severity: keypolicy.SeverityError, Actions: []string{},
+					Message: fmt.Sprintf("snapshot %s of %s has no create-volume permission for account %s, which copying the image needs", sn.id, im.id, account),
+					Fix:     fmt.Sprintf("aws ec2 modify-snapshot-attribute --region %s --snapshot-id %s --attribute createVolumePermission --operation-type add --user-ids %s", im.region, sn.id, account)})
+			}
+		}
+	}
+	if ks != nil && pr.Path == keypolicy.PathASG {
+		if f, failed := ks.grantFailures[pr.Principal]; failed && !pr.OK {
+			for i := range pr.Findings {
+				if pr.Findings[i].Code == keypolicy.CodeGrantMissing {
+					pr.Findings[i] = f
+				}
+			}
+		}
+	}
+	pr.OK = true
+	for i := range pr.Findings {
+		f := &pr.Findings[i]
+		if r.opts.KeyPolicy == KeyPolicyIgnore && keyPolicyCodes[f.Code] {
+			f.Severity = keypolicy.SeverityWarning
+		}
+		if f.Severity == keypolicy.SeverityError {
+			pr.OK = false
+		}
+	}
+}
+
+func (r *runState) sayPath(account string, p PathReport) {
+	mark := "✔"
+	if !p.OK {
+		mark = "✘"
+	}
+	r.say(fmt.Sprintf("%s %s %s %-8s %s", mark, account, p.Region, p.Path, p.Principal))
+	for _, f := range p.Findings {
+		r.say(fmt.Sprintf("    %s %s: %s", f.Severity, f.Code, f.Message))
+		if f.Fix != "" && f.Severity == keypolicy.SeverityError {
+			r.say("    fix: " + f.Fix)
+		}
+	}
+}
