@@ -238,9 +238,9 @@ func readVolumePermissions(ctx context.Context, ec2c ec2API, region string, sn *
 func (r *runState) readKey(ctx context.Context, ks *keyState) error {
 	kc := r.cl.KMS(source, ks.region)
 	var (
-		meta           *kmstypes.KeyMetadata
-		policy         string
-		grants         []keypolicy.Grant
+		meta            *kmstypes.KeyMetadata
+		policy          string
+		grants          []keypolicy.Grant
 		policyErr, gErr error
 	)
 	jobs := []func(context.Context) error{
