@@ -118,6 +118,10 @@ func TestPrepareValidation(t *testing.T) {
 			r["max_retries"] = -1
 			r["assume_role"] = map[string]interface{}{"role_arn": "nope", "duration_seconds": 60}
 		}, []string{`region "useast1": not an AWS region`, "access_key and secret_key: give both or neither", `max_retries "-1"`, `assume_role.role_arn "nope"`, `assume_role.duration_seconds "60"`}},
+		{"grant from a target without a role", func(r map[string]interface{}) {
+			r["grant_from"] = "target"
+			r["target"] = []map[string]interface{}{{"account_id": "111122223333"}}
+		}, []string{`target[0].role_arn: grant_from = "target" needs a role`}},
 		{"subnet", func(r map[string]interface{}) { r["subnet_id"] = "vpc-1" }, []string{`subnet_id "vpc-1": not a subnet id`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
