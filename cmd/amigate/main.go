@@ -25,15 +25,17 @@ const (
 type command func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
 
 var commands = map[string]command{
-	"lint": runLint,
-	"sim":  runSim,
+	"check": runCheck,
+	"lint":  runLint,
+	"sim":   runSim,
 }
 
 const usage = `usage: amigate <command> [flags]
 
 commands:
+  check     gate AMIs: check their keys, share them, patch the key policy, grant, verify
   lint      check a key policy and grants offline for the targets' launch paths
-  sim       serve the simulated AWS on loopback (work in progress: STS, IAM roles, KMS)
+  sim       serve the simulated AWS on loopback
   version   print the version
 
 Run "amigate <command> -h" for a command's flags.

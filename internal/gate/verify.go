@@ -120,9 +120,6 @@ func (r *runState) sayPath(account string, p PathReport) {
 	}
 	r.say(fmt.Sprintf("%s %s %s %-8s %s", mark, account, p.Region, p.Path, p.Principal))
 	for _, f := range p.Findings {
-		r.say(fmt.Sprintf("    %s %s: %s", f.Severity, f.Code, f.Message))
-		if f.Fix != "" && f.Severity == keypolicy.SeverityError {
-			r.say("    fix: " + f.Fix)
-		}
+		r.say(fmt.Sprintf("    %s %s", f.Severity, f.Code))
 	}
 }

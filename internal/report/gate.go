@@ -31,12 +31,19 @@ func WriteSummary(w io.Writer, r *gate.Report) {
 	if len(rows) > 1 {
 		writeTable(w, rows)
 	}
+	for _, t := range r.Targets {
+		for _, p := range t.Paths {
+			for _, f := range p.Findings {
+				writeFinding(w, fmt.Sprintf("%s %s %s: ", t.Account, p.Region, p.Path), f)
+			}
+		}
+	}
 	c := r.Changes
 	verb := "changed"
 	if r.DryRun {
 		verb = "would change (dry run)"
 	}
-	fmt.Fprintf(w, "%s: %d launch permission(s), %d snapshot permission(s), %d key polic(ies), %d grant(s)\n",
+	fmt.Fprintf(w, "%s: %d launch permission(s), %d snapshot permission(s), %d key policies, %d grant(s)\n",
 		verb, len(c.LaunchPermissions), len(c.SnapshotPermissions), len(c.KeyPolicies), len(c.Grants))
 	failed, total := countPaths(r)
 	switch {

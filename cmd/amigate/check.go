@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/amigate/packer-plugin-amigate/internal/awsapi"
+	"github.com/amigate/packer-plugin-amigate/internal/gate"
+	"github.com/amigate/packer-plugin-amigate/internal/report"
+	"github.com/amigate/packer-plugin-amigate/keypolicy"
+	"github.com/amigate/packer-plugin-amigate/version"
+)
+
+type checkArgs struct {
+	region, paths, keyPolicy, grantFrom, testLaunch, launchTimeout string
+	reportFile, junitFile, markdownFile, format                    string
+	amis, targets, targetRoles, asgs, orgs, ous                    listFlag
+	noShare, noGrants, shareSnapshots, allowUnencrypted, dryRun    bool
+}
+
+const checkUsage = `usage: amigate check --ami [REGION=]AMI [--ami ...] --target ACCOUNT [--target ...]
+                     [--region REGION] [--target-role ACCOUNT=ROLE_ARN] [--asg ACCOUNT=GROUP ...]
+                     [--paths asg,instance,copy] [--key-policy patch|check|ignore] [--no-share] [--no-grants]
+                     [--grant-from target|source] [--dry-run] [--report FILE] [--format text|json]
+
+The gate outside Packer: checks every snapshot's key, shares the AMIs with the
+targets, patches the key policy and creates the Auto Scaling grants, then says
+whether every target can launch the image. AWS access comes from the SDK's
+usual chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...; AWS_ENDPOINT_URL is honoured).
+`
+
+func runCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	var a checkArgs
+	fs := flag.NewFlagSet("amigate check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&a.region, "region", "", "`REGION` of the AMIs given without one (default: the SDK's region)")
+	fs.Var(&a.amis, "ami", "`[REGION=]AMI` to gate (repeatable)")
+	fs.Var(&a.targets, "target", "target `ACCOUNT` id (repeatable)")
+	fs.Var(&a.targetRoles, "target-role", "`ACCOUNT=ROLE_ARN`: a role amigate assumes in a target (repeatable)")
+	fs.Var(&a.asgs, "asg", "`ACCOUNT=GROUP`: an Auto Scaling group of a target that launches the AMI (repeatable; needs --target-role)")
+	fs.Var(&a.orgs, "target-org", "organization `ARN` to share the AMI with (repeatable)")
+	fs.Var(&a.ous, "target-ou", "organizational unit `ARN` to share the AMI with (repeatable)")
+	fs.StringVar(&a.paths, "paths", "asg,instance", "launch `PATHS` of every target: asg, instance, copy")
+	fs.StringVar(&a.keyPolicy, "key-policy", gate.KeyPolicyPatch, "what to do with the key policy: patch, check or ignore")
+	fs.BoolVar(&a.noShare, "no-share", false, "do not give the targets launch permission")
+	fs.BoolVar(&a.shareSnapshots, "share-snapshots", false, "give the targets create-volume permission on the snapshots (implied by the copy path)")
+	fs.BoolVar(&a.noGrants, "no-grants", false, "do not create the Auto Scaling grants")
+	fs.StringVar(&a.grantFrom, "grant-from", "", "create the grants from the `target` (through --target-role) or the `source` (default: target when it has a role)")
+	fs.StringVar(&a.testLaunch, "test-launch", gate.TestLaunchNone, "launch in each target: none, asg or instance")
+	fs.StringVar(&a.launchTimeout, "launch-timeout", "10m", "how long a test launch may take")
+	fs.BoolVar(&a.allowUnencrypted, "allow-unencrypted", false, "accept unencrypted snapshots")
+	fs.BoolVar(&a.dryRun, "dry-run", false, "compute and print every change, make none")
+	fs.StringVar(&a.reportFile, "report", "", "write the JSON report to `FILE`")
+	fs.StringVar(&a.junitFile, "junit", "", "write a JUnit XML report to `FILE`")
+	fs.StringVar(&a.markdownFile, "markdown", "", "write a Markdown summary to `FILE`")
+	fs.StringVar(&a.format, "format", "text", "output `FORMAT` on stdout: text or json (the report)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, checkUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitBadInput
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "amigate check: unexpected argument %q\n", fs.Arg(0))
+		return exitBadInput
+	}
+	opts, err := a.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "amigate check: %v\n", err)
+		return exitBadInput
+	}
+	sess, err := awsapi.New(ctx, awsapi.Settings{Region: a.region, UserAgent: "amigate/" + version.PluginVersion.FormattedVersion()})
+	if err != nil {
+		fmt.Fprintf(stderr, "amigate check: %v\n", err)
+		return exitRuntime
+	}
+	if err := a.resolveRegions(&opts, sess.Region()); err != nil {
+		fmt.Fprintf(stderr, "amigate check: %v\n", err)
+		return exitBadInput
+	}
+	if errs := opts.Validate(); len(errs) > 0 {
+		printInputErrors(stderr, errs)
+		return exitBadInput
+	}
+	rep, runErr := gate.Run(ctx, opts, sess, func(line string) { fmt.Fprintln(stderr, line) })
+	var inputErrs gate.InputErrors
+	if errors.As(runErr, &inputErrs) {
+		printInputErrors(stderr, inputErrs)
+		return exitBadInput
+	}
+	if rep != nil {
+		if err := report.WriteFiles(rep, a.reportFile, a.junitFile, a.markdownFile); err != nil {
+			fmt.Fprintf(stderr, "amigate check: %v\n", err)
+			return exitRuntime
+		}
+		if a.format == "json" {
+			if err := report.WriteJSON(stdout, rep); err != nil {
+				fmt.Fprintf(stderr, "amigate check: write output: %v\n", err)
+				return exitRuntime
+			}
+		} else {
+			report.WriteSummary(stdout, rep)
+		}
+	}
+	switch {
+	case runErr != nil:
+		fmt.Fprintf(stderr, "amigate check: %v\n", runErr)
+		return exitRuntime
+	case !rep.OK:
+		return exitGateSaysNo
+	}
+	return exitOK
+}
+
+// options turns the flags into the gate's options; every flag is checked
+// before any AWS call.
+func (a *checkArgs) options() (gate.Options, error) {
+	o := gate.Options{
+		AMIs:                      map[string]string{},
+		TargetOrganizationARNs:    a.orgs,
+		TargetOrganizationalUnits: a.ous,
+		ShareImage:                !a.noShare,
+		ShareSnapshots:            a.shareSnapshots,
+		KeyPolicy:                 a.keyPolicy,
+		CreateGrants:              !a.noGrants,
+		GrantFrom:                 a.grantFrom,
+		TestLaunch:                a.testLaunch,
+		AllowUnencrypted:          a.allowUnencrypted,
+		DryRun:                    a.dryRun,
+	}
+	if a.format != "text" && a.format != "json" {
+		return o, badInput("--format", a.format, errors.New("must be text or json"))
+	}
+	if len(a.amis) == 0 {
+		return o, errors.New("--ami is required")
+	}
+	if len(a.targets) == 0 && len(a.orgs) == 0 && len(a.ous) == 0 {
+		return o, errors.New("--target is required (repeat it for each account)")
+	}
+	d, err := time.ParseDuration(a.launchTimeout)
+	if err != nil {
+		return o, badInput("--launch-timeout", a.launchTimeout, errors.New("not a duration (such as 10m or 90s)"))
+	}
+	o.TestLaunchTimeout = d
+	paths, err := keypolicy.ParsePaths(a.paths)
+	if err != nil {
+		return o, badInput("--paths", a.paths, err)
+	}
+	for _, p := range paths {
+		if p == keypolicy.PathCopy {
+			o.ShareSnapshots = true
+		}
+	}
+	index := map[string]int{}
+	for _, acct := range a.targets {
+		if _, dup := index[acct]; dup {
+			continue
+		}
+		index[acct] = len(o.Targets)
+		o.Targets = append(o.Targets, gate.Target{AccountID: acct, Paths: paths})
+	}
+	for _, v := range a.targetRoles {
+		acct, role, ok := strings.Cut(v, "=")
+		i, known := index[acct]
+		switch {
+		case !ok:
+			return o, badInput("--target-role", v, errors.New("want ACCOUNT=ROLE_ARN"))
+		case !known:
+			return o, badInput("--target-role", v, fmt.Errorf("account %s is not one of the --target accounts", acct))
+		}
+		o.Targets[i].RoleARN = role
+	}
+	for _, v := range a.asgs {
+		acct, group, ok := strings.Cut(v, "=")
+		i, known := index[acct]
+		switch {
+		case !ok:
+			return o, badInput("--asg", v, errors.New("want ACCOUNT=GROUP"))
+		case !known:
+			return o, badInput("--asg", v, fmt.Errorf("account %s is not one of the --target accounts", acct))
+		}
+		o.Targets[i].AutoScalingGroups = append(o.Targets[i].AutoScalingGroups, group)
+	}
+	return o, nil
+}
+
+// resolveRegions places the AMIs given without a region in --region (or the
+// SDK's region).
+func (a *checkArgs) resolveRegions(o *gate.Options, defaultRegion string) error {
+	for _, v := range a.amis {
+		region, ami, ok := strings.Cut(v, "=")
+		if !ok {
+			region, ami = defaultRegion, v
+			if region == "" {
+				return badInput("--ami", v, errors.New("no region: give REGION=AMI, --region or AWS_REGION"))
+			}
+		}
+		if prev, dup := o.AMIs[region]; dup && prev != ami {
+			return badInput("--ami", v, fmt.Errorf("a second AMI in %s (%s); give one per region", region, prev))
+		}
+		o.AMIs[region] = ami
+	}
+	return nil
+}
+
+// fieldFlags maps the configuration names in the gate's errors to this
+// command's flags.
+var fieldFlags = []struct {
+	re   *regexp.Regexp
+	flag string
+}{
+	{regexp.MustCompile(`^ami_ids(\[.*\])?$`), "--ami"},
+	{regexp.MustCompile(`^target\[\d+\]\.account_id$`), "--target"},
+	{regexp.MustCompile(`^target\[\d+\]\.role_arn$`), "--target-role"},
+	{regexp.MustCompile(`^target\[\d+\]\.autoscaling_groups$`), "--asg"},
+	{regexp.MustCompile(`^target\[\d+\]\.paths$`), "--paths"},
+	{regexp.MustCompile(`^target\[\d+\]\.regions$`), "--region"},
+	{regexp.MustCompile(`^target$`), "--target"},
+	{regexp.MustCompile(`^target_organization_arns$`), "--target-org"},
+	{regexp.MustCompile(`^target_organizational_unit_arns$`), "--target-ou"},
+	{regexp.MustCompile(`^test_launch_timeout$`), "--launch-timeout"},
+}
+
+// flagOf names the flag behind a configuration field.
+func flagOf(field string) string {
+	for _, ff := range fieldFlags {
+		if ff.re.MatchString(field) {
+			return ff.flag
+		}
+	}
+	return "--" + strings.ReplaceAll(field, "_", "-")
+}
+
+func printInputErrors(w io.Writer, errs []gate.FieldError) {
+	for _, fe := range errs {
+		fe.Field = flagOf(fe.Field)
+		fmt.Fprintf(w, "amigate check: %v\n", fe)
+	}
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/amigate/packer-plugin-amigate/internal/awsim"
+	"github.com/amigate/packer-plugin-amigate/internal/gate"
+)
+
+// simEnv serves example/sim-world.json and points the SDK's usual
+// environment at it, as the source account. It returns the simulator and
+// the golden AMI.
+func simEnv(t *testing.T) (*awsim.Server, string) {
+	t.Helper()
+	f, err := os.Open(filepath.Join("..", "..", "example", "sim-world.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := awsim.New()
+	if err := s.LoadWorld(f); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	url, err := s.Start(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = s.Close() })
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "SIM444455556666", "AWS_SECRET_ACCESS_KEY": "any", "AWS_REGION": "us-east-1",
+		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
+		"AWS_PROFILE": "", "AWS_SESSION_TOKEN": "", "AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		t.Setenv(k, v)
+	}
+	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(url), Credentials: credentials.NewStaticCredentialsProvider("SIM444455556666", "x", "")}
+	out, err := ec2.NewFromConfig(cfg).DescribeImages(context.Background(), &ec2.DescribeImagesInput{Owners: []string{"self"}})
+	if err != nil || len(out.Images) != 1 {
+		t.Fatalf("golden image: %v", err)
+	}
+	return s, aws.ToString(out.Images[0].ImageId)
+}
+
+func mutating(s *awsim.Server) int {
+	n := 0
+	for _, c := range s.Calls() {
+		if c.Mutating {
+			n++
+		}
+	}
+	return n
+}
+
+func TestCheckFixesTheWriteup(t *testing.T) {
+	s, ami := simEnv(t)
+	reportFile := filepath.Join(t.TempDir(), "report.json")
+	args := []string{"check", "--ami", ami, "--target", "111122223333", "--target-role", "111122223333=arn:aws:iam::111122223333:role/amigate", "--asg", "111122223333=web"}
+
+	r := amigate(t, "", append(args, "--dry-run")...)
+	if r.code != exitOK || mutating(s) != 0 || !strings.Contains(r.stderr, "would have created grant amigate-asg-111122223333") {
+		t.Fatalf("dry run: exit %d, %d mutating calls\n%s%s", r.code, mutating(s), r.stdout, r.stderr)
+	}
+
+	r = amigate(t, "", append(args, "--report", reportFile)...)
+	if r.code != exitOK || !strings.Contains(r.stdout, "every target can launch the image") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var rep gate.Report
+	if data, err := os.ReadFile(reportFile); err != nil || json.Unmarshal(data, &rep) != nil || !rep.OK || len(rep.Changes.Grants) != 1 {
+		t.Fatalf("report: %v %+v", err, rep.Changes)
+	}
+
+	before := mutating(s)
+	r = amigate(t, "", append(args, "--format", "json")...)
+	if err := json.Unmarshal([]byte(r.stdout), &rep); r.code != exitOK || err != nil || rep.Changes.Count() != 0 || mutating(s) != before {
+		t.Fatalf("re-run: exit %d, %v, %d changes, %d new mutating calls", r.code, err, rep.Changes.Count(), mutating(s)-before)
+	}
+}
+
+func TestCheckSaysNo(t *testing.T) {
+	_, ami := simEnv(t)
+	r := amigate(t, "", "check", "--ami", "us-east-1="+ami, "--target", "111122223333", "--key-policy", "check", "--no-grants", "--paths", "asg")
+	if r.code != exitGateSaysNo || !strings.Contains(r.stdout, "GRANT_MISSING") || !strings.Contains(r.stdout, "fix: aws kms create-grant") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// Bad input exits 2 naming the flag and the value, and calls no AWS API
+// that changes anything.
+func TestCheckBadInput(t *testing.T) {
+	s, ami := simEnv(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ami", ami, "--target", "12345"}, `--target "12345": not a 12-digit AWS account id`},
+		{[]string{"--ami", "ami-nope", "--target", "111122223333"}, `--ami "ami-nope": not an AMI id`},
+		{[]string{"--ami", ami, "--target", "111122223333", "--key-policy", "rewrite"}, `--key-policy "rewrite": must be one of patch, check, ignore`},
+		{[]string{"--ami", ami, "--target", "111122223333", "--target-role", "111122223333=arn:aws:iam::999999999999:role/x"}, `--target-role "arn:aws:iam::999999999999:role/x": is in account 999999999999`},
+		{[]string{"--ami", ami, "--target", "111122223333", "--asg", "222222222222=web"}, `--asg "222222222222=web": account 222222222222 is not one of the --target accounts`},
+		{[]string{"--ami", ami, "--target", "111122223333", "--paths", "lambda"}, `--paths "lambda": unknown path`},
+		{[]string{"--ami", ami, "--target", "111122223333", "--launch-timeout", "soon"}, `--launch-timeout "soon": not a duration`},
+		{[]string{"--ami", "ami-0123456789abcdef0", "--target", "111122223333"}, `--ami "ami-0123456789abcdef0": no such AMI in us-east-1`},
+		{[]string{"--ami", ami, "--target", "111122223333", "--target-role", "111122223333=arn:aws:iam::111122223333:role/amigate", "--asg", "111122223333=nope"}, `--asg "nope": no such Auto Scaling group`},
+	} {
+		r := amigate(t, "", append([]string{"check"}, tc.args...)...)
+		if r.code != exitBadInput || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
+			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	if n := mutating(s); n != 0 {
+		t.Fatalf("%d mutating calls on bad input", n)
+	}
+}
