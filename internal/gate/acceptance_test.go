@@ -28,11 +28,11 @@ func TestAcceptance(t *testing.T) {
 	if os.Getenv("PACKER_ACC") != "1" {
 		t.Skip("set PACKER_ACC=1 to run against real AWS (docs/acceptance.md)")
 	}
+	var missing []string
 	env := func(name string) string {
-		t.Helper()
 		v := strings.TrimSpace(os.Getenv(name))
 		if v == "" {
-			t.Fatalf("%s is not set (docs/acceptance.md)", name)
+			missing = append(missing, name)
 		}
 		return v
 	}
@@ -40,6 +40,9 @@ func TestAcceptance(t *testing.T) {
 	ami := env("AMIGATE_ACC_AMI")
 	account := env("AMIGATE_ACC_TARGET_ACCOUNT")
 	roleARN := env("AMIGATE_ACC_TARGET_ROLE_ARN")
+	if len(missing) > 0 {
+		t.Fatalf("%s not set (docs/acceptance.md)", strings.Join(missing, ", "))
+	}
 	var groups []string
 	for _, g := range strings.Split(os.Getenv("AMIGATE_ACC_TARGET_ASG"), ",") {
 		if g = strings.TrimSpace(g); g != "" {
