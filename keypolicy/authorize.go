@@ -122,8 +122,12 @@ func (g *Grant) grantee(c caller, identityAllows bool) bool {
 	if g.GranteePrincipal == c.arn {
 		return true
 	}
-	// Cheap filter before parsing: a role grantee must end with the
-	// caller's role name, an account grantee with ":root".
+	// Cheap filters before parsing: the grantee is in the caller's
+	// account; a role grantee ends with the caller's role name, an account
+	// grantee with ":root".
+	if c.account == "" || !strings.Contains(g.GranteePrincipal, ":"+c.account+":") {
+		return false
+	}
 	if !strings.HasSuffix(g.GranteePrincipal, ":root") && (c.roleName == "" || !strings.HasSuffix(g.GranteePrincipal, "/"+c.roleName)) {
 		return false
 	}

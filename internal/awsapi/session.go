@@ -9,6 +9,7 @@ package awsapi
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
@@ -51,6 +53,9 @@ type AssumeRole struct {
 	Duration    time.Duration
 }
 
+// MaxConcurrency is the most calls amigate has in flight to one endpoint.
+const MaxConcurrency = 64
+
 // SessionName is the role session name amigate uses, visible in CloudTrail.
 const SessionName = "amigate"
 
@@ -69,9 +74,15 @@ type Session struct {
 // New loads the source configuration: static keys when given, else the
 // profile, else the SDK's default chain; then the source assume_role.
 func New(ctx context.Context, s Settings) (*Session, error) {
-	calls := &callCounter{n: map[string]int{}}
+	calls := &callCounter{n: map[string]int{}, inFlight: make(chan struct{}, MaxConcurrency)}
 	opts := []func(*config.LoadOptions) error{
 		config.WithAPIOptions([]func(*middleware.Stack) error{calls.middleware}),
+		// The gate keeps up to MaxConcurrency calls in flight to one
+		// endpoint; keep their connections for reuse.
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConns = 4 * MaxConcurrency
+			t.MaxIdleConnsPerHost = MaxConcurrency
+		})),
 	}
 	if s.Region != "" {
 		opts = append(opts, config.WithRegion(s.Region))
@@ -166,15 +177,24 @@ func (s *Session) assume(from aws.Config, role AssumeRole) aws.CredentialsProvid
 // ("kms:PutKeyPolicy"), retries included.
 func (s *Session) Calls() map[string]int { return s.calls.snapshot() }
 
+// callCounter counts the calls of a session and bounds those in flight.
 type callCounter struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu       sync.Mutex
+	n        map[string]int
+	inFlight chan struct{}
 }
 
-// middleware counts each attempt when it is sent.
+// middleware counts each attempt when it is sent, and holds it while
+// MaxConcurrency others are in flight, whichever part of the run makes it.
 func (c *callCounter) middleware(stack *middleware.Stack) error {
 	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("amigateCountCalls",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			select {
+			case c.inFlight <- struct{}{}:
+			case <-ctx.Done():
+				return middleware.FinalizeOutput{}, middleware.Metadata{}, ctx.Err()
+			}
+			defer func() { <-c.inFlight }()
 			name := strings.ToLower(strings.ReplaceAll(awsmiddleware.GetServiceID(ctx), " ", "")) + ":" + awsmiddleware.GetOperationName(ctx)
 			c.mu.Lock()
 			c.n[name]++

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+	"sync"
 )
 
 // This file authorises KMS calls the way the AWS KMS Developer Guide
@@ -25,6 +26,44 @@ type policyStatement struct {
 	Resource     json.RawMessage
 	NotResource  json.RawMessage
 	Condition    map[string]map[string]json.RawMessage
+
+	// Decoded once by parsePolicy.
+	principals, notPrincipals                      []string
+	actions, notActions, resources, notResources []string
+	conditions                                     []policyCondition
+}
+
+type policyCondition struct {
+	op, key string // key lower-cased
+	values  []string
+}
+
+// decode fills the decoded fields from the raw ones.
+func (st *policyStatement) decode() {
+	st.principals, st.notPrincipals = principalList(st.Principal), principalList(st.NotPrincipal)
+	st.actions, st.notActions = stringList(st.Action), stringList(st.NotAction)
+	st.resources, st.notResources = stringList(st.Resource), stringList(st.NotResource)
+	for op, keys := range st.Condition {
+		for k, v := range keys {
+			st.conditions = append(st.conditions, policyCondition{op: op, key: strings.ToLower(k), values: stringList(v)})
+		}
+	}
+}
+
+// principalList reads a Principal element: "*" stays "*", {"AWS": ...}
+// gives its values.
+func principalList(raw json.RawMessage) []string {
+	if raw == nil {
+		return nil
+	}
+	if string(raw) == `"*"` {
+		return []string{"*"}
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return []string{}
+	}
+	return append([]string{}, stringList(m["AWS"])...)
 }
 
 // request is a KMS call to authorise.
@@ -72,30 +111,44 @@ func stringList(raw json.RawMessage) []string {
 	return out
 }
 
+// parsed caches parsePolicy's results: a run evaluates the same few
+// policies for every call.
+var parsed = struct {
+	sync.Mutex
+	docs map[string]policyDoc
+}{docs: map[string]policyDoc{}}
+
+// parsePolicy decodes a policy document; the result must not be modified.
 func parsePolicy(doc string) policyDoc {
-	var p policyDoc
-	if err := json.Unmarshal([]byte(doc), &p); err == nil {
+	parsed.Lock()
+	p, ok := parsed.docs[doc]
+	parsed.Unlock()
+	if ok {
 		return p
 	}
-	// A single Statement object.
-	var single struct{ Statement policyStatement }
-	if json.Unmarshal([]byte(doc), &single) == nil {
-		p.Statement = []policyStatement{single.Statement}
+	if err := json.Unmarshal([]byte(doc), &p); err != nil {
+		// A single Statement object.
+		var single struct{ Statement policyStatement }
+		if json.Unmarshal([]byte(doc), &single) == nil {
+			p.Statement = []policyStatement{single.Statement}
+		}
 	}
+	for i := range p.Statement {
+		p.Statement[i].decode()
+	}
+	parsed.Lock()
+	if len(parsed.docs) >= 1024 {
+		clear(parsed.docs)
+	}
+	parsed.docs[doc] = p
+	parsed.Unlock()
 	return p
 }
 
 // principalMatch: 0 none, 1 the caller's account, 2 the caller itself.
-func principalMatch(raw json.RawMessage, r request, negated bool) int {
-	if string(raw) == `"*"` {
-		return 2
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return 0
-	}
+func principalMatch(principals []string, r request, negated bool) int {
 	best := 0
-	for _, p := range stringList(m["AWS"]) {
+	for _, p := range principals {
 		switch {
 		case p == "*" || p == r.principal || (r.roleARN != "" && roleName(p) != "" && roleName(p) == roleName(r.roleARN) && accountOf(p) == r.account):
 			return 2
@@ -152,36 +205,34 @@ func (st policyStatement) applies(r request, identity bool) (bool, bool) {
 	if !identity {
 		switch {
 		case st.Principal != nil:
-			m := principalMatch(st.Principal, r, false)
+			m := principalMatch(st.principals, r, false)
 			if m == 0 {
 				return false, false
 			}
 			direct = m == 2
 		case st.NotPrincipal != nil:
-			if principalMatch(st.NotPrincipal, r, true) != 0 {
+			if principalMatch(st.notPrincipals, r, true) != 0 {
 				return false, false
 			}
 		default:
 			return false, false
 		}
 	}
-	if st.Action != nil && !anyGlob(stringList(st.Action), r.action, true) {
+	if st.Action != nil && !anyGlob(st.actions, r.action, true) {
 		return false, false
 	}
-	if st.NotAction != nil && anyGlob(stringList(st.NotAction), r.action, true) {
+	if st.NotAction != nil && anyGlob(st.notActions, r.action, true) {
 		return false, false
 	}
-	if st.Resource != nil && !anyGlob(stringList(st.Resource), r.resource, false) {
+	if st.Resource != nil && !anyGlob(st.resources, r.resource, false) {
 		return false, false
 	}
-	if st.NotResource != nil && anyGlob(stringList(st.NotResource), r.resource, false) {
+	if st.NotResource != nil && anyGlob(st.notResources, r.resource, false) {
 		return false, false
 	}
-	for op, keys := range st.Condition {
-		for k, v := range keys {
-			if !conditionHolds(op, r.context[strings.ToLower(k)], stringList(v)) {
-				return false, false
-			}
+	for _, c := range st.conditions {
+		if !conditionHolds(c.op, r.context[c.key], c.values) {
+			return false, false
 		}
 	}
 	return true, direct

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -21,24 +22,44 @@ import (
 // writers keep changing the policy at the same time.
 const maxPolicyWrites = 3
 
-// shareAndPatch shares every AMI (and its snapshots when asked) and patches
-// every key policy, all at once: sharing and patching do not depend on each
-// other.
-func (r *runState) shareAndPatch(ctx context.Context) error {
+// apply makes the changes: it shares every AMI (and its snapshots when
+// asked) and, for each key at the same time, patches the policy, creates
+// the grants and reads them back. Nothing waits for another key or image.
+func (r *runState) apply(ctx context.Context) error {
 	var jobs []func(context.Context) error
 	for _, region := range r.regions {
 		im := r.images[region]
-		jobs = append(jobs, func(ctx context.Context) error { return r.shareImage(ctx, im) })
+		jobs = append(jobs, func(ctx context.Context) error {
+			return r.timed("share", func() error { return r.shareImage(ctx, im) })
+		})
 		if r.opts.ShareSnapshots {
 			for _, sn := range im.snapshots {
-				jobs = append(jobs, func(ctx context.Context) error { return r.shareSnapshot(ctx, im, sn) })
+				jobs = append(jobs, func(ctx context.Context) error {
+					return r.timed("share", func() error { return r.shareSnapshot(ctx, im, sn) })
+				})
 			}
 		}
 		for _, ks := range im.keys {
-			jobs = append(jobs, func(ctx context.Context) error { return r.patchKey(ctx, ks) })
+			jobs = append(jobs, func(ctx context.Context) error {
+				if err := r.timed("patch", func() error { return r.patchKey(ctx, ks) }); err != nil {
+					return err
+				}
+				return r.timed("grant", func() error { return r.grantKey(ctx, ks) })
+			})
 		}
 	}
 	return forEach(ctx, len(jobs), r.parallelism, func(ctx context.Context, i int) error { return jobs[i](ctx) })
+}
+
+// timed runs fn and keeps the longest time a step took; the steps of
+// different keys and images overlap.
+func (r *runState) timed(step string, fn func() error) error {
+	start := time.Now()
+	err := fn()
+	r.mu.Lock()
+	r.stepTimes[step] = max(r.stepTimes[step], time.Since(start))
+	r.mu.Unlock()
+	return err
 }
 
 // shareImage adds, in one ModifyImageAttribute, a launch permission for
@@ -259,32 +280,28 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// grant creates, for each Auto Scaling service-linked role without one, the
-// grant it needs: from the target through its role (AWS's documented way),
-// or from the source account. Names are deterministic, so CreateGrant is
-// idempotent.
-func (r *runState) grant(ctx context.Context) error {
-	if !r.opts.CreateGrants {
+// grantKey creates, for each Auto Scaling service-linked role of the key's
+// targets without one, the grant it needs: from the target through its role
+// (AWS's documented way), or from the source account. Names are
+// deterministic, so CreateGrant is idempotent. It then reads the key's
+// grants back for the verdict.
+func (r *runState) grantKey(ctx context.Context, ks *keyState) error {
+	if !r.opts.CreateGrants || ks.plan == nil || len(ks.plan.Grants) == 0 {
 		return nil
 	}
-	type job struct {
-		ks *keyState
-		g  keypolicy.Grant
-	}
-	var jobs []job
-	for _, region := range r.regions {
-		for _, ks := range r.images[region].keys {
-			if ks.plan == nil {
-				continue
-			}
-			for _, g := range ks.plan.Grants {
-				jobs = append(jobs, job{ks, g})
-			}
-		}
-	}
-	return forEach(ctx, len(jobs), r.parallelism, func(ctx context.Context, i int) error {
-		return r.createGrant(ctx, jobs[i].ks, jobs[i].g)
+	grants := ks.plan.Grants
+	err := forEach(ctx, len(grants), r.parallelism, func(ctx context.Context, i int) error {
+		return r.createGrant(ctx, ks, grants[i])
 	})
+	if err != nil || !ks.grantsCreated {
+		return err
+	}
+	now, err := listGrants(ctx, r.cl.KMS(source, ks.region), ks.key.ARN)
+	if err != nil {
+		return err
+	}
+	ks.key.Grants = now
+	return nil
 }
 
 func (r *runState) createGrant(ctx context.Context, ks *keyState, g keypolicy.Grant) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -55,8 +56,10 @@ type runState struct {
 	// account and region.
 	asgRoles map[string]map[string][]string
 
-	mu     sync.Mutex // guards report.Changes and findings added concurrently
+	mu     sync.Mutex // guards report.Changes, findings added concurrently and stepTimes
 	report *Report
+	// stepTimes are the longest times the overlapping apply steps took.
+	stepTimes map[string]time.Duration
 }
 
 func newRun(opts Options, sessions Sessions, progress Progress) *runState {
@@ -70,6 +73,7 @@ func newRun(opts Options, sessions Sessions, progress Progress) *runState {
 		parallelism: DefaultParallelism,
 		images:      map[string]*imageState{},
 		asgRoles:    map[string]map[string][]string{},
+		stepTimes:   map[string]time.Duration{},
 		report: &Report{DryRun: opts.DryRun, RunID: newRunID(), Images: []ImageInfo{}, Keys: []KeyInfo{}, Findings: []keypolicy.Finding{}, Targets: []TargetReport{},
 			Changes: Changes{LaunchPermissions: []PermissionChange{}, SnapshotPermissions: []PermissionChange{}, KeyPolicies: []KeyPolicyChange{}, Grants: []GrantChange{}}},
 	}
@@ -105,14 +109,18 @@ func (r *runState) run(ctx context.Context) (*Report, error) {
 	}{
 		{"inspect", r.inspect},
 		{"check keys", r.checkKeys},
-		{"share and patch", r.shareAndPatch},
-		{"grant", r.grant},
+		{"apply", r.apply},
 		{"verify", r.verify},
 	}
 	for _, step := range steps {
 		start := time.Now()
 		err := step.fn(ctx)
 		r.report.Timings = append(r.report.Timings, Timing{Step: step.name, Milliseconds: time.Since(start).Milliseconds()})
+		if step.name == "apply" {
+			for _, sub := range []string{"share", "patch", "grant"} {
+				r.report.Timings = append(r.report.Timings, Timing{Step: "apply: " + sub, Milliseconds: r.stepTimes[sub].Milliseconds()})
+			}
+		}
 		if errors.Is(err, errStop) {
 			break
 		}
@@ -193,7 +201,7 @@ func (t Target) principal() principal { return principal{roleARN: t.RoleARN, ext
 
 // checkKeys applies the key checks of DESIGN §1.1 and stops the run before
 // any change when one fails.
-func (r *runState) checkKeys(context.Context) error {
+func (r *runState) checkKeys(ctx context.Context) error {
 	var findings []keypolicy.Finding
 	for _, region := range r.regions {
 		im := r.images[region]
@@ -226,15 +234,17 @@ func (r *runState) checkKeys(context.Context) error {
 		}
 	}
 	r.say("✔ every snapshot is encrypted with an enabled customer managed key")
+	var keys []*keyState
 	for _, region := range r.regions {
 		for _, ks := range r.images[region].keys {
 			ks.targets = r.keyTargets(region)
-			if err := ks.replan(ks.key.Policy); err != nil {
-				return err
-			}
+			keys = append(keys, ks)
 		}
 	}
-	return nil
+	// Planning is pure computation: one key per core.
+	return forEach(ctx, len(keys), runtime.GOMAXPROCS(0), func(_ context.Context, i int) error {
+		return keys[i].replan(keys[i].key.Policy)
+	})
 }
 
 // keyTargets are the targets of a region, as keypolicy sees them.

@@ -76,7 +76,7 @@ type sim struct {
 }
 
 // startWorld starts the simulator with the world loaded.
-func startWorld(t *testing.T, w testWorld) *sim {
+func startWorld(t testing.TB, w testWorld) *sim {
 	t.Helper()
 	if len(w.regions) == 0 {
 		w.regions = []string{"us-east-1"}
@@ -180,7 +180,7 @@ func (s *sim) mutations() []string {
 }
 
 // imageIDs reads the AMIs of the world, by region.
-func (s *sim) imageIDs(t *testing.T, regions ...string) map[string]string {
+func (s *sim) imageIDs(t testing.TB, regions ...string) map[string]string {
 	t.Helper()
 	if len(regions) == 0 {
 		regions = []string{"us-east-1"}
@@ -227,7 +227,7 @@ func codesOf(rep *Report) string {
 	return strings.Join(codes, ",")
 }
 
-func (s *sim) describeGolden(t *testing.T, region string) string {
+func (s *sim) describeGolden(t testing.TB, region string) string {
 	t.Helper()
 	out, err := ec2.NewFromConfig(s.config(owner, region)).DescribeImages(context.Background(), &ec2.DescribeImagesInput{
 		Owners: []string{"self"}, Filters: []ec2types.Filter{{Name: aws.String("name"), Values: []string{"golden"}}}})

@@ -3,6 +3,7 @@ package gate
 import (
 	"context"
 	"fmt"
+	"runtime"
 
 	"github.com/amigate/packer-plugin-amigate/keypolicy"
 )
@@ -18,34 +19,33 @@ var keyPolicyCodes = map[string]bool{
 }
 
 // verify re-evaluates every target's paths against the keys as they are now
-// (or, in a dry run, as the planned changes would leave them), and adds
+// (or, in a dry run, as the planned changes would leave them: apply read
+// back what it changed), and adds
 // what keypolicy cannot see: sharing, and grants that could not be created.
-func (r *runState) verify(ctx context.Context) error {
-	var stale []*keyState
-	for _, region := range r.regions {
-		for _, ks := range r.images[region].keys {
-			if ks.grantsCreated {
-				stale = append(stale, ks)
-			}
-		}
-	}
-	err := forEach(ctx, len(stale), r.parallelism, func(ctx context.Context, i int) error {
-		grants, err := listGrants(ctx, r.cl.KMS(source, stale[i].region), stale[i].key.ARN)
-		stale[i].key.Grants = grants
-		return err
-	})
-	if err != nil {
-		return err
-	}
+func (r *runState) verify(context.Context) error {
 	index := map[string]int{}
 	for _, t := range r.opts.Targets {
 		index[t.AccountID] = len(r.report.Targets)
 		r.report.Targets = append(r.report.Targets, TargetReport{Account: t.AccountID, OK: true, Paths: []PathReport{}})
 	}
+	var keys []*keyState
+	for _, region := range r.regions {
+		keys = append(keys, r.images[region].keys...)
+	}
+	verdicts := make(map[*keyState]keypolicy.Verdict, len(keys))
+	results := make([]keypolicy.Verdict, len(keys))
+	// Evaluating is pure computation: one key per core.
+	_ = forEach(context.Background(), len(keys), runtime.GOMAXPROCS(0), func(_ context.Context, i int) error {
+		results[i] = keypolicy.Check(keys[i].key, keys[i].targets)
+		return nil
+	})
+	for i, ks := range keys {
+		verdicts[ks] = results[i]
+	}
 	for _, region := range r.regions {
 		im := r.images[region]
 		for _, ks := range im.keys {
-			v := keypolicy.Check(ks.key, ks.targets)
+			v := verdicts[ks]
 			for _, tv := range v.Targets {
 				tr := &r.report.Targets[index[tv.Account]]
 				for _, pv := range tv.Paths {
