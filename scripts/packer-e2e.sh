@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End to end with real Packer: the amazon-ebs builder bakes an encrypted AMI
 # against the simulated AWS, started here with example/sim-world.json and
-# stopped on exit. Fails unless the AMI's snapshot is encrypted with the
-# world's customer managed key and every API call succeeded.
+# stopped on exit, and the amigate post-processor gates it for the target
+# account. Fails unless the AMI's snapshot is encrypted with the world's
+# customer managed key, the gate's report is green, and the target's Auto
+# Scaling group can then launch the new AMI.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-tools.sh" --packer
@@ -12,6 +14,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 endpoint="http://127.0.0.1:$port"
 
 go build -o "$work/amigate" "$root/cmd/amigate"
+(cd "$root" && go build -o "$work/packer-plugin-amigate" .)
 "$work/amigate" sim --listen "127.0.0.1:$port" --world "$root/example/sim-world.json" >"$work/sim.log" 2>&1 &
 sim=$!
 trap 'kill $sim 2>/dev/null; wait $sim 2>/dev/null; rm -rf "$work"' EXIT
@@ -19,12 +22,13 @@ for _ in $(seq 50); do curl -fs "$endpoint/_sim/calls" >/dev/null && break; slee
 
 export PACKER_PLUGIN_PATH="$work/plugins" CHECKPOINT_DISABLE=1 AWS_ENDPOINT_URL="$endpoint"
 "$bin/packer" plugins install --path "$bin/packer-plugin-amazon" github.com/hashicorp/amazon >/dev/null
-"$bin/packer" build -color=false -var "endpoint=$endpoint" "$root/example/packer/golden.pkr.hcl"
+"$bin/packer" plugins install --path "$work/packer-plugin-amigate" github.com/amigate/amigate >/dev/null
+"$bin/packer" build -color=false -var "endpoint=$endpoint" -var "report_file=$work/report.json" "$root/example/packer/golden.pkr.hcl"
 
-python3 - "$endpoint" <<'PY'
+python3 - "$endpoint" "$work/report.json" <<'PY'
 import json, sys, urllib.request
 import boto3
-endpoint = sys.argv[1]
+endpoint, report_file = sys.argv[1], sys.argv[2]
 kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="SIM444455556666", aws_secret_access_key="x")
 ec2 = boto3.client("ec2", **kw)
 images = [i for i in ec2.describe_images(Owners=["self"])["Images"] if i["Name"].startswith("golden-")]
@@ -35,5 +39,21 @@ want = boto3.client("kms", **kw).describe_key(KeyId="alias/golden-ami")["KeyMeta
 assert got == want, "snapshot key %s, want %s" % (got, want)
 failed = [c for c in json.load(urllib.request.urlopen(endpoint + "/_sim/calls")) if c["status"] != 200]
 assert not failed, "failed calls: %r" % failed
-print("e2e ok: %s encrypted with %s" % (images[0]["ImageId"], want))
+
+report = json.load(open(report_file))
+assert report["ok"], "amigate report is not ok: %r" % report["targets"]
+grants = report["changes"]["grants"]
+assert len(grants) == 1 and grants[0]["applied"], "want one grant created: %r" % grants
+
+# What the user wanted: the target's Auto Scaling group launches the new AMI.
+tkw = dict(kw, aws_access_key_id="SIM111122223333")
+lt = boto3.client("ec2", **tkw).create_launch_template(LaunchTemplateName="e2e",
+    LaunchTemplateData={"ImageId": images[0]["ImageId"], "InstanceType": "t3.micro"})["LaunchTemplate"]
+asg = boto3.client("autoscaling", **tkw)
+asg.create_auto_scaling_group(AutoScalingGroupName="e2e", MinSize=0, MaxSize=1, DesiredCapacity=1,
+    AvailabilityZones=["us-east-1a"], LaunchTemplate={"LaunchTemplateId": lt["LaunchTemplateId"]})
+instances = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["e2e"])["AutoScalingGroups"][0]["Instances"]
+assert [i["LifecycleState"] for i in instances] == ["InService"], "target cannot launch the gated AMI: %r" % (
+    asg.describe_scaling_activities(AutoScalingGroupName="e2e")["Activities"],)
+print("e2e ok: %s encrypted with %s, gated by amigate, launched by the target's Auto Scaling group" % (images[0]["ImageId"], want))
 PY

@@ -1,10 +1,16 @@
 # Bakes an AMI encrypted with the customer managed key alias/golden-ami of
-# account 444455556666 — against the simulated AWS by default
-# (scripts/packer-e2e.sh starts it with example/sim-world.json).
+# account 444455556666, then gates it with amigate for the target account
+# 111122223333 and its Auto Scaling group "web" — against the simulated AWS
+# by default (scripts/packer-e2e.sh starts it with example/sim-world.json).
 
 variable "endpoint" {
   type    = string
   default = "http://127.0.0.1:4566"
+}
+
+variable "report_file" {
+  type    = string
+  default = "amigate-report.json"
 }
 
 source "amazon-ebs" "golden" {
@@ -29,4 +35,20 @@ source "amazon-ebs" "golden" {
 
 build {
   sources = ["source.amazon-ebs.golden"]
+
+  # The gate: the build is green only if the target can launch the image.
+  # AWS_ENDPOINT_URL (set by the e2e script) points it at the simulator.
+  post-processor "amigate" {
+    region     = "us-east-1"
+    access_key = "SIM444455556666"
+    secret_key = "any"
+
+    target {
+      account_id         = "111122223333"
+      role_arn           = "arn:aws:iam::111122223333:role/amigate"
+      autoscaling_groups = ["web"]
+    }
+
+    report_file = var.report_file
+  }
 }

@@ -28,9 +28,9 @@ type policyStatement struct {
 	Condition    map[string]map[string]json.RawMessage
 
 	// Decoded once by parsePolicy.
-	principals, notPrincipals                      []string
+	principals, notPrincipals                    []string
 	actions, notActions, resources, notResources []string
-	conditions                                     []policyCondition
+	conditions                                   []policyCondition
 }
 
 type policyCondition struct {
