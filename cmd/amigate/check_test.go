@@ -123,3 +123,19 @@ func TestCheckBadInput(t *testing.T) {
 		t.Fatalf("%d mutating calls on bad input", n)
 	}
 }
+
+// The demo shows the write-up's launch failing, the gate's verdict and fix,
+// and the launch then working.
+func TestDemo(t *testing.T) {
+	r := amigate(t, "", "demo")
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	before := strings.Index(r.stdout, "✘ Failed")
+	verdict := strings.Index(r.stdout, "GRANT_MISSING")
+	grant := strings.Index(r.stdout, "✔ created grant amigate-asg-111122223333-AWSServiceRoleForAutoScaling")
+	after := strings.Index(r.stdout, "✔ Successful")
+	if before < 0 || verdict < before || grant < verdict || after < grant || !strings.Contains(r.stdout, "Client.InternalError: Client error on launch") {
+		t.Fatalf("demo output out of order or incomplete:\n%s", r.stdout)
+	}
+}

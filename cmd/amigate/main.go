@@ -26,6 +26,7 @@ type command func(ctx context.Context, args []string, stdin io.Reader, stdout, s
 
 var commands = map[string]command{
 	"check": runCheck,
+	"demo":  runDemo,
 	"lint":  runLint,
 	"sim":   runSim,
 }
@@ -34,6 +35,7 @@ const usage = `usage: amigate <command> [flags]
 
 commands:
   check     gate AMIs: check their keys, share them, patch the key policy, grant, verify
+  demo      show the gate finding and fixing the first write-up's failure, on the simulated AWS
   lint      check a key policy and grants offline for the targets' launch paths
   sim       serve the simulated AWS on loopback
   version   print the version
