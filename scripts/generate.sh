@@ -10,3 +10,9 @@ trap 'rm -rf "$tmp"' EXIT
 ln -s "$root" "$tmp/packer-plugin-amigate"
 cd "$tmp/packer-plugin-amigate"
 PATH="$root/.tools/bin:$PATH" go generate ./...
+
+# The web docs: docs/packer with the partials included. renderdocs does not
+# truncate the files it overwrites, so the destination starts empty.
+cd "$root"
+rm -rf .web-docs
+"$root/.tools/bin/packer-sdc" renderdocs -src docs/packer -partials docs-partials -dst .web-docs
