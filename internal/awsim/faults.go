@@ -18,6 +18,9 @@ type Faults struct {
 	// GrantDelayMS is how long a new grant takes to become usable, as
 	// KMS's eventual consistency does (up to about five minutes in AWS).
 	GrantDelayMS int `json:"grant_delay_ms"`
+	// TrailDelayMS is how long CloudTrail takes to deliver an event to
+	// LookupEvents (minutes in AWS).
+	TrailDelayMS int `json:"trail_delay_ms"`
 }
 
 // SetFaults replaces the faults of f.Service (or the global ones).
@@ -47,6 +50,16 @@ func (s *Server) grantDelay() time.Duration {
 		f = s.faults[""]
 	}
 	return time.Duration(f.GrantDelayMS) * time.Millisecond
+}
+
+// trailDelay is how long events take to show in LookupEvents; the caller
+// holds s.mu.
+func (s *Server) trailDelay() time.Duration {
+	f, ok := s.faults["cloudtrail"]
+	if !ok {
+		f = s.faults[""]
+	}
+	return time.Duration(f.TrailDelayMS) * time.Millisecond
 }
 
 // injectFault applies latency, then maybe a throttling or internal error,

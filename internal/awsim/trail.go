@@ -96,10 +96,11 @@ func (s *Server) cloudTrailLookupEvents(c caller, in map[string]json.RawMessage)
 	}
 	events := []map[string]any{}
 	list := s.world.trail[c.account]
+	delivered := now.Add(-s.trailDelay())
 	for i := len(list) - 1; i >= 0; i-- {
 		e := list[i]
 		t := epoch(e.time)
-		if e.region != c.region || (start != 0 && t < start) || (end != 0 && t > end) {
+		if e.region != c.region || (start != 0 && t < start) || (end != 0 && t > end) || e.time.After(delivered) {
 			continue
 		}
 		if len(attrs) == 1 && !e.matches(attrs[0].AttributeKey, attrs[0].AttributeValue) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -88,5 +89,32 @@ func TestWriteup1AutoScalingStory(t *testing.T) {
 	}
 	if _, err := as.DeleteAutoScalingGroup(ctx, &autoscaling.DeleteAutoScalingGroupInput{AutoScalingGroupName: aws.String("web"), ForceDelete: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// CloudTrail delivers events late: with trail_delay_ms they are not in
+// LookupEvents until the delay has passed.
+func TestTrailDelivery(t *testing.T) {
+	s, url := startSim(t)
+	s.SetRetryBackoff(0)
+	ctx := context.Background()
+	_, amiID := bakeImage(t, url) // the default key policy: the target cannot use the key
+	s.SetFaults(Faults{Service: "cloudtrail", TrailDelayMS: 300})
+	if _, err := ec2.NewFromConfig(config(url, target)).RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(amiID), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	lookup := func() int {
+		out, err := cloudtrail.NewFromConfig(config(url, target)).LookupEvents(ctx, &cloudtrail.LookupEventsInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(out.Events)
+	}
+	if n := lookup(); n != 0 {
+		t.Fatalf("%d events before the delivery delay", n)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if n := lookup(); n == 0 {
+		t.Fatal("no event after the delivery delay")
 	}
 }
