@@ -19,6 +19,7 @@ import (
 
 type checkArgs struct {
 	region, paths, keyPolicy, grantFrom, testLaunch, launchTimeout string
+	grantWait, instanceType, subnet                                string
 	reportFile, junitFile, markdownFile, format                    string
 	amis, targets, targetRoles, asgs, orgs, ous                    listFlag
 	noShare, noGrants, shareSnapshots, allowUnencrypted, dryRun    bool
@@ -27,7 +28,9 @@ type checkArgs struct {
 const checkUsage = `usage: amigate check --ami [REGION=]AMI [--ami ...] --target ACCOUNT [--target ...]
                      [--region REGION] [--target-role ACCOUNT=ROLE_ARN] [--asg ACCOUNT=GROUP ...]
                      [--paths asg,instance,copy] [--key-policy patch|check|ignore] [--no-share] [--no-grants]
-                     [--grant-from target|source] [--dry-run] [--report FILE] [--format text|json]
+                     [--grant-from target|source] [--test-launch none|asg|instance] [--launch-timeout 10m]
+                     [--grant-wait 5m] [--instance-type TYPE] [--subnet SUBNET]
+                     [--dry-run] [--report FILE] [--junit FILE] [--markdown FILE] [--format text|json]
 
 The gate outside Packer: checks every snapshot's key, shares the AMIs with the
 targets, patches the key policy and creates the Auto Scaling grants, then says
@@ -54,6 +57,9 @@ func runCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.StringVar(&a.grantFrom, "grant-from", "", "create the grants from the `target` (through --target-role) or the `source` (default: target when it has a role)")
 	fs.StringVar(&a.testLaunch, "test-launch", gate.TestLaunchNone, "launch in each target: none, asg or instance")
 	fs.StringVar(&a.launchTimeout, "launch-timeout", "10m", "how long a test launch may take")
+	fs.StringVar(&a.grantWait, "grant-wait", "5m", "how long after creating a grant a test launch failing on the key is retried (grants take minutes to propagate)")
+	fs.StringVar(&a.instanceType, "instance-type", "", "instance `TYPE` of a test launch (default: the launch template's; t3.micro for --test-launch instance)")
+	fs.StringVar(&a.subnet, "subnet", "", "`SUBNET` of an instance test launch")
 	fs.BoolVar(&a.allowUnencrypted, "allow-unencrypted", false, "accept unencrypted snapshots")
 	fs.BoolVar(&a.dryRun, "dry-run", false, "compute and print every change, make none")
 	fs.StringVar(&a.reportFile, "report", "", "write the JSON report to `FILE`")
@@ -137,6 +143,8 @@ func (a *checkArgs) options() (gate.Options, error) {
 		TestLaunch:                a.testLaunch,
 		AllowUnencrypted:          a.allowUnencrypted,
 		DryRun:                    a.dryRun,
+		InstanceType:              a.instanceType,
+		SubnetID:                  a.subnet,
 	}
 	if a.format != "text" && a.format != "json" {
 		return o, badInput("--format", a.format, errors.New("must be text or json"))
@@ -152,6 +160,9 @@ func (a *checkArgs) options() (gate.Options, error) {
 		return o, badInput("--launch-timeout", a.launchTimeout, errors.New("not a duration (such as 10m or 90s)"))
 	}
 	o.TestLaunchTimeout = d
+	if o.TestLaunchGrantWait, err = time.ParseDuration(a.grantWait); err != nil {
+		return o, badInput("--grant-wait", a.grantWait, errors.New("not a duration (such as 5m)"))
+	}
 	paths, err := keypolicy.ParsePaths(a.paths)
 	if err != nil {
 		return o, badInput("--paths", a.paths, err)
@@ -229,6 +240,8 @@ var fieldFlags = []struct {
 	{regexp.MustCompile(`^target_organization_arns$`), "--target-org"},
 	{regexp.MustCompile(`^target_organizational_unit_arns$`), "--target-ou"},
 	{regexp.MustCompile(`^test_launch_timeout$`), "--launch-timeout"},
+	{regexp.MustCompile(`^test_launch_grant_wait$`), "--grant-wait"},
+	{regexp.MustCompile(`^subnet_id$`), "--subnet"},
 }
 
 // flagOf names the flag behind a configuration field.

@@ -25,16 +25,18 @@ const (
 type command func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
 
 var commands = map[string]command{
-	"check": runCheck,
-	"demo":  runDemo,
-	"lint":  runLint,
-	"sim":   runSim,
+	"check":   runCheck,
+	"cleanup": runCleanup,
+	"demo":    runDemo,
+	"lint":    runLint,
+	"sim":     runSim,
 }
 
 const usage = `usage: amigate <command> [flags]
 
 commands:
   check     gate AMIs: check their keys, share them, patch the key policy, grant, verify
+  cleanup   delete what test launches of runs killed hard left behind
   demo      show the gate finding and fixing the first write-up's failure, on the simulated AWS
   lint      check a key policy and grants offline for the targets' launch paths
   sim       serve the simulated AWS on loopback

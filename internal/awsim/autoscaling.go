@@ -20,10 +20,20 @@ type launchTemplate struct {
 type templateVersion struct {
 	number                int
 	imageID, instanceType string
+	description           string
 	created               time.Time
+	deleted               bool
 }
 
-func (lt *launchTemplate) latest() templateVersion { return lt.versions[len(lt.versions)-1] }
+// latest is the newest version not deleted (the default one never is).
+func (lt *launchTemplate) latest() templateVersion {
+	for i := len(lt.versions) - 1; i > 0; i-- {
+		if !lt.versions[i].deleted {
+			return lt.versions[i]
+		}
+	}
+	return lt.versions[0]
+}
 
 // version resolves a group's version spec: "$Default" (or empty),
 // "$Latest" or a number.
@@ -44,6 +54,7 @@ type autoScalingGroup struct {
 	name, arn, account, region string
 	templateID, version        string
 	tags                       map[string]string
+	propagate                  map[string]bool
 	min, max, desired          int
 	zones                      []string
 	subnets                    string
@@ -201,6 +212,7 @@ func (s *Server) asCreateGroup(c caller, form url.Values) (any, error) {
 		return nil, err
 	}
 	g.serviceLinkedRole = r.arn
+	g.tags, g.propagate = groupTags(form)
 	s.world.groups[c.account+"/"+c.region+"/"+name] = g
 	s.scale(g)
 	return emptyResult{}, nil
@@ -234,6 +246,7 @@ func (s *Server) scale(g *autoScalingGroup) {
 			return
 		}
 		in := s.launch(slr, im, v.instanceType, "autoscaling.amazonaws.com")
+		s.tagResource(caller{account: g.account}, in.id, g.propagatedTags())
 		if in.state != "running" {
 			act.description = "Launching a new EC2 instance: " + in.id + ".  Status Reason: Instance became unhealthy while waiting for instance to be in InService state. Termination Reason: " + in.stateReasonMessage
 			act.status, act.message = "Failed", "Instance became unhealthy while waiting for instance to be in InService state. Termination Reason: "+in.stateReasonMessage
@@ -298,22 +311,28 @@ func (s *Server) asDescribeGroups(c caller, form url.Values) (any, error) {
 			Name    string `xml:"LaunchTemplateName"`
 			Version string `xml:"Version"`
 		} `xml:"LaunchTemplate"`
-		MinSize              int       `xml:"MinSize"`
-		MaxSize              int       `xml:"MaxSize"`
-		DesiredCapacity      int       `xml:"DesiredCapacity"`
-		DefaultCooldown      int       `xml:"DefaultCooldown"`
-		Zones                []string  `xml:"AvailabilityZones>member"`
-		HealthCheckType      string    `xml:"HealthCheckType"`
-		CreatedTime          string    `xml:"CreatedTime"`
-		Instances            []instXML `xml:"Instances>member"`
-		VPCZoneIdentifier    string    `xml:"VPCZoneIdentifier,omitempty"`
-		ServiceLinkedRoleARN string    `xml:"ServiceLinkedRoleARN"`
+		MinSize              int        `xml:"MinSize"`
+		MaxSize              int        `xml:"MaxSize"`
+		DesiredCapacity      int        `xml:"DesiredCapacity"`
+		DefaultCooldown      int        `xml:"DefaultCooldown"`
+		Zones                []string   `xml:"AvailabilityZones>member"`
+		HealthCheckType      string     `xml:"HealthCheckType"`
+		CreatedTime          string     `xml:"CreatedTime"`
+		Instances            []instXML  `xml:"Instances>member"`
+		VPCZoneIdentifier    string     `xml:"VPCZoneIdentifier,omitempty"`
+		ServiceLinkedRoleARN string     `xml:"ServiceLinkedRoleARN"`
+		Tags                 []groupTag `xml:"Tags>member"`
 	}
 	var out []groupXML
+	f := groupFilters(form)
 	for _, g := range s.groupsOf(c, members(form, "AutoScalingGroupNames")) {
+		if !g.matches(f) {
+			continue
+		}
 		s.retry(g)
 		x := groupXML{Name: g.name, ARN: g.arn, MinSize: g.min, MaxSize: g.max, DesiredCapacity: g.desired, DefaultCooldown: 300,
-			Zones: g.zones, HealthCheckType: "EC2", CreatedTime: g.created.Format(time.RFC3339), VPCZoneIdentifier: g.subnets, ServiceLinkedRoleARN: g.serviceLinkedRole}
+			Zones: g.zones, HealthCheckType: "EC2", CreatedTime: g.created.Format(time.RFC3339), VPCZoneIdentifier: g.subnets, ServiceLinkedRoleARN: g.serviceLinkedRole,
+			Tags: g.tagList()}
 		x.LaunchTemplate.ID, x.LaunchTemplate.Version = g.templateID, orDefault(g.version, "$Default")
 		if lt, ok := s.world.templates[g.templateID]; ok {
 			x.LaunchTemplate.Name = lt.name

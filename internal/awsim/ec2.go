@@ -48,6 +48,7 @@ type blockMapping struct {
 
 type instance struct {
 	id, account, region, imageID, instanceType string
+	clientToken                                string
 	state                                      string
 	stateReasonCode, stateReasonMessage        string
 	volumes                                    []string
@@ -528,8 +529,16 @@ func (s *Server) ec2RunInstances(c caller, form url.Values) (any, error) {
 		typ = "m1.small"
 	}
 	var out []instanceXML
-	for i := 0; i < count; i++ {
+	if token := form.Get("ClientToken"); token != "" {
+		// The same token answers the first launch again, launching nothing.
+		for _, in := range s.instancesByToken(c, token) {
+			out = append(out, s.instanceXML(in))
+		}
+	}
+	for i := 0; i < count && len(out) < count; i++ {
 		in := s.launch(c, im, typ, "")
+		in.clientToken = form.Get("ClientToken")
+		s.tagResource(c, in.id, tagSpecifications(form, "instance"))
 		x := s.instanceXML(in)
 		// EC2 accepts the launch; a failure shows later, in DescribeInstances.
 		x.InstanceState.Code, x.InstanceState.Name = stateCodes["pending"], "pending"
@@ -592,9 +601,10 @@ type instanceXML struct {
 		Code int    `xml:"code"`
 		Name string `xml:"name"`
 	} `xml:"instanceState"`
-	StateTransitionReason string `xml:"reason"`
-	InstanceType          string `xml:"instanceType"`
-	LaunchTime            string `xml:"launchTime"`
+	StateTransitionReason string    `xml:"reason"`
+	Tags                  []tagItem `xml:"tagSet>item"`
+	InstanceType          string    `xml:"instanceType"`
+	LaunchTime            string    `xml:"launchTime"`
 	StateReason           *struct {
 		Code    string `xml:"code"`
 		Message string `xml:"message"`
@@ -620,6 +630,7 @@ func (s *Server) instanceXML(in *instance) instanceXML {
 	x := instanceXML{InstanceID: in.id, ImageID: in.imageID, InstanceType: in.instanceType, LaunchTime: in.launched.Format(time.RFC3339),
 		RootDeviceType: "ebs", RootDeviceName: "/dev/xvda"}
 	x.Placement.AZ = in.region + "a"
+	x.Tags = s.tagItems(in.id)
 	for _, id := range in.volumes {
 		v := s.world.volumes[id]
 		if v == nil {
@@ -658,8 +669,9 @@ func (s *Server) ec2DescribeInstances(c caller, form url.Values) (any, error) {
 		items = append(items, s.instanceXML(in))
 	}
 	if len(ids) == 0 {
+		f := filters(form)
 		for _, in := range s.world.instances {
-			if in.account == c.account && in.region == c.region {
+			if in.account == c.account && in.region == c.region && s.instanceFilters(f, in) {
 				items = append(items, s.instanceXML(in))
 			}
 		}

@@ -199,7 +199,7 @@ func (s *Server) ec2CreateLaunchTemplateVersion(c caller, form url.Values) (any,
 	v := lt.latest() // the new version starts from the source version, then overrides
 	if src := form.Get("SourceVersion"); src != "" {
 		n, err := strconv.Atoi(src)
-		if err != nil || n < 1 || n > len(lt.versions) {
+		if err != nil || n < 1 || n > len(lt.versions) || lt.versions[n-1].deleted {
 			return nil, errorf(http.StatusBadRequest, "InvalidLaunchTemplateId.VersionNotFound", "Could not find launch template version %s", src)
 		}
 		v = lt.versions[n-1]
@@ -210,6 +210,7 @@ func (s *Server) ec2CreateLaunchTemplateVersion(c caller, form url.Values) (any,
 	if t := form.Get("LaunchTemplateData.InstanceType"); t != "" {
 		v.instanceType = t
 	}
+	v.description = form.Get("VersionDescription")
 	v.number = len(lt.versions) + 1
 	v.created = s.now().UTC()
 	lt.versions = append(lt.versions, v)
@@ -223,6 +224,7 @@ type versionXML struct {
 	ID      string `xml:"launchTemplateId"`
 	Name    string `xml:"launchTemplateName"`
 	Number  int    `xml:"versionNumber"`
+	Desc    string `xml:"versionDescription,omitempty"`
 	Default bool   `xml:"defaultVersion"`
 	Created string `xml:"createTime"`
 	Data    struct {
@@ -232,7 +234,7 @@ type versionXML struct {
 }
 
 func (lt *launchTemplate) versionXML(v templateVersion) versionXML {
-	x := versionXML{ID: lt.id, Name: lt.name, Number: v.number, Default: v.number == lt.defaultVersion, Created: v.created.Format(time.RFC3339)}
+	x := versionXML{ID: lt.id, Name: lt.name, Number: v.number, Desc: v.description, Default: v.number == lt.defaultVersion, Created: v.created.Format(time.RFC3339)}
 	x.Data.ImageID, x.Data.InstanceType = v.imageID, v.instanceType
 	return x
 }
@@ -274,7 +276,7 @@ func (s *Server) ec2DescribeLaunchTemplateVersions(c caller, form url.Values) (a
 	wanted := indexed(form, "LaunchTemplateVersion")
 	var out []versionXML
 	for _, v := range lt.versions {
-		if len(wanted) > 0 && !lt.versionWanted(wanted, v.number) {
+		if v.deleted || len(wanted) > 0 && !lt.versionWanted(wanted, v.number) {
 			continue
 		}
 		out = append(out, lt.versionXML(v))
@@ -289,7 +291,7 @@ func (lt *launchTemplate) versionWanted(wanted []string, n int) bool {
 	for _, w := range wanted {
 		switch w {
 		case "$Latest":
-			if n == len(lt.versions) {
+			if n == lt.latest().number {
 				return true
 			}
 		case "$Default":

@@ -342,6 +342,9 @@ func (r *runState) createGrant(ctx context.Context, ks *keyState, g keypolicy.Gr
 			return fmt.Errorf("create grant for %s on %s from %s: %w", g.GranteePrincipal, ks.key.ARN, fromAccount, err)
 		}
 		change.GrantID, change.Applied = aws.ToString(out.GrantId), true
+		r.mu.Lock()
+		r.grantTimes[t.AccountID] = time.Now()
+		r.mu.Unlock()
 	}
 	r.say(fmt.Sprintf("%s created grant %s for %s on %s from %s", r.verb(), g.Name, g.GranteePrincipal, ks.key.ARN, fromAccount))
 	r.mu.Lock()

@@ -2,10 +2,13 @@ package gate
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 )
@@ -61,11 +64,12 @@ type clients struct {
 	// wrapKMS, when set, wraps every KMS client (tests race the patch).
 	wrapKMS func(kmsAPI) kmsAPI
 
-	mu   sync.Mutex
-	ec2  map[clientKey]ec2API
-	kms  map[clientKey]kmsAPI
-	asg  map[clientKey]autoScalingAPI
-	cfgs map[clientKey]aws.Config
+	mu    sync.Mutex
+	ec2   map[clientKey]*ec2.Client
+	kms   map[clientKey]kmsAPI
+	asg   map[clientKey]*autoscaling.Client
+	trail map[clientKey]*cloudtrail.Client
+	cfgs  map[clientKey]aws.Config
 }
 
 type clientKey struct {
@@ -74,7 +78,8 @@ type clientKey struct {
 }
 
 func newClients(s Sessions) *clients {
-	return &clients{sessions: s, ec2: map[clientKey]ec2API{}, kms: map[clientKey]kmsAPI{}, asg: map[clientKey]autoScalingAPI{}, cfgs: map[clientKey]aws.Config{}}
+	return &clients{sessions: s, ec2: map[clientKey]*ec2.Client{}, kms: map[clientKey]kmsAPI{}, asg: map[clientKey]*autoscaling.Client{},
+		trail: map[clientKey]*cloudtrail.Client{}, cfgs: map[clientKey]aws.Config{}}
 }
 
 // config returns the configuration of who in region; the caller holds mu.
@@ -91,43 +96,43 @@ func (c *clients) config(k clientKey) aws.Config {
 	return cfg
 }
 
-func (c *clients) EC2(who principal, region string) ec2API {
+// EC2 returns who's EC2 client in region; it serves the gate's and the
+// test launch's narrow interfaces alike.
+func (c *clients) EC2(who principal, region string) *ec2.Client {
+	return cached(c, c.ec2, clientKey{who, region}, func(cfg aws.Config) *ec2.Client { return ec2.NewFromConfig(cfg) })
+}
+
+// AutoScaling returns who's Auto Scaling client in region.
+func (c *clients) AutoScaling(who principal, region string) *autoscaling.Client {
+	return cached(c, c.asg, clientKey{who, region}, func(cfg aws.Config) *autoscaling.Client { return autoscaling.NewFromConfig(cfg) })
+}
+
+// CloudTrail returns who's CloudTrail client in region.
+func (c *clients) CloudTrail(who principal, region string) *cloudtrail.Client {
+	return cached(c, c.trail, clientKey{who, region}, func(cfg aws.Config) *cloudtrail.Client { return cloudtrail.NewFromConfig(cfg) })
+}
+
+// cached returns the client of k from m, building it on first use.
+func cached[T any](c *clients, m map[clientKey]T, k clientKey, build func(aws.Config) T) T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k := clientKey{who, region}
-	if cl, ok := c.ec2[k]; ok {
+	if cl, ok := m[k]; ok {
 		return cl
 	}
-	cl := ec2.NewFromConfig(c.config(k))
-	c.ec2[k] = cl
+	cl := build(c.config(k))
+	m[k] = cl
 	return cl
 }
 
+// KMS returns who's KMS client in region.
 func (c *clients) KMS(who principal, region string) kmsAPI {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	k := clientKey{who, region}
-	if cl, ok := c.kms[k]; ok {
+	return cached(c, c.kms, clientKey{who, region}, func(cfg aws.Config) kmsAPI {
+		var cl kmsAPI = kms.NewFromConfig(cfg)
+		if c.wrapKMS != nil {
+			cl = c.wrapKMS(cl)
+		}
 		return cl
-	}
-	var cl kmsAPI = kms.NewFromConfig(c.config(k))
-	if c.wrapKMS != nil {
-		cl = c.wrapKMS(cl)
-	}
-	c.kms[k] = cl
-	return cl
-}
-
-func (c *clients) AutoScaling(who principal, region string) autoScalingAPI {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	k := clientKey{who, region}
-	if cl, ok := c.asg[k]; ok {
-		return cl
-	}
-	cl := autoscaling.NewFromConfig(c.config(k))
-	c.asg[k] = cl
-	return cl
+	})
 }
 
 // Credentials retrieves who's credentials now, so that assuming a role is
@@ -166,8 +171,16 @@ func forEach(ctx context.Context, n, limit int, fn func(ctx context.Context, i i
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			fail := func(err error) { once.Do(func() { first = err; cancel() }) }
+			defer func() {
+				// A panic must not take the process down before the
+				// run's deferred cleanup deletes what it created.
+				if p := recover(); p != nil {
+					fail(fmt.Errorf("internal error: %v\n%s", p, debug.Stack()))
+				}
+			}()
 			if err := fn(ctx, i); err != nil {
-				once.Do(func() { first = err; cancel() })
+				fail(err)
 			}
 		}()
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/amigate/packer-plugin-amigate/internal/launch"
 	"github.com/amigate/packer-plugin-amigate/keypolicy"
 )
 
@@ -60,6 +61,10 @@ type runState struct {
 	report *Report
 	// stepTimes are the longest times the overlapping apply steps took.
 	stepTimes map[string]time.Duration
+	// grantTimes are when this run last created a grant, by account.
+	grantTimes map[string]time.Time
+	// cleanups are the test launches' deletions.
+	cleanups []*launch.Cleanup
 }
 
 func newRun(opts Options, sessions Sessions, progress Progress) *runState {
@@ -74,8 +79,10 @@ func newRun(opts Options, sessions Sessions, progress Progress) *runState {
 		images:      map[string]*imageState{},
 		asgRoles:    map[string]map[string][]string{},
 		stepTimes:   map[string]time.Duration{},
+		grantTimes:  map[string]time.Time{},
 		report: &Report{DryRun: opts.DryRun, RunID: newRunID(), Images: []ImageInfo{}, Keys: []KeyInfo{}, Findings: []keypolicy.Finding{}, Targets: []TargetReport{},
-			Changes: Changes{LaunchPermissions: []PermissionChange{}, SnapshotPermissions: []PermissionChange{}, KeyPolicies: []KeyPolicyChange{}, Grants: []GrantChange{}}},
+			Changes:  Changes{LaunchPermissions: []PermissionChange{}, SnapshotPermissions: []PermissionChange{}, KeyPolicies: []KeyPolicyChange{}, Grants: []GrantChange{}},
+			Launches: []launch.Outcome{}},
 	}
 	if cc, ok := sessions.(CallCounter); ok {
 		r.calls = cc
@@ -93,7 +100,19 @@ func newRunID() string {
 	return hex.EncodeToString(b)
 }
 
-func (r *runState) run(ctx context.Context) (*Report, error) {
+func (r *runState) run(ctx context.Context) (rep *Report, err error) {
+	// Whatever happens, test-launch resources are deleted; a panic becomes
+	// an error once they are.
+	defer func() {
+		p := recover()
+		if cerr := r.cleanupAll(ctx); cerr != nil && err == nil {
+			err = cerr
+		}
+		if p != nil {
+			r.finish()
+			rep, err = r.report, fmt.Errorf("internal error (cleaned up): %v", p)
+		}
+	}()
 	if errs := r.opts.Validate(); len(errs) > 0 {
 		return nil, InputErrors(errs)
 	}
@@ -103,6 +122,9 @@ func (r *runState) run(ctx context.Context) (*Report, error) {
 	if r.opts.DryRun {
 		r.say("dry run: every change is computed and printed, none is made")
 	}
+	if len(r.opts.TargetOrganizationARNs)+len(r.opts.TargetOrganizationalUnits) > 0 {
+		r.say("! the organizations and OUs get a launch permission, but their accounts' use of the key is not checked or granted: give each account that launches the image a target block")
+	}
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
@@ -111,6 +133,7 @@ func (r *runState) run(ctx context.Context) (*Report, error) {
 		{"check keys", r.checkKeys},
 		{"apply", r.apply},
 		{"verify", r.verify},
+		{"test launch", r.testLaunch},
 	}
 	for _, step := range steps {
 		start := time.Now()

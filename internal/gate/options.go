@@ -51,10 +51,18 @@ type Options struct {
 	GrantFrom         string // "" picks target when the target has a role, else source
 	TestLaunch        string
 	TestLaunchTimeout time.Duration
-	InstanceType      string
-	SubnetID          string
-	AllowUnencrypted  bool
-	DryRun            bool
+	// TestLaunchGrantWait is how long after creating a grant a launch that
+	// fails on the key is retried (grants propagate within about five
+	// minutes); 0 means DefaultGrantWait.
+	TestLaunchGrantWait time.Duration
+	InstanceType        string
+	SubnetID            string
+	AllowUnencrypted    bool
+	DryRun              bool
+
+	// Test-launch timing, for tests: the polling back-off and the wait for
+	// CloudTrail's delivery.
+	pollMin, pollMax, trailWait time.Duration
 }
 
 // Target is an account that must be able to launch the AMIs.
@@ -142,13 +150,11 @@ func (o *Options) Validate() []FieldError {
 		oneOf(&errs, "grant_from", o.GrantFrom, GrantFromTarget, GrantFromSource)
 	}
 	oneOf(&errs, "test_launch", o.TestLaunch, TestLaunchNone, TestLaunchASG, TestLaunchInstance)
-	if o.TestLaunch == TestLaunchASG || o.TestLaunch == TestLaunchInstance {
-		// The test-launch step is its own piece of work; until it exists a
-		// configured launch must not be silently skipped.
-		add("test_launch", o.TestLaunch, `test launches are not implemented yet; use "none"`)
-	}
 	if o.TestLaunchTimeout <= 0 {
 		add("test_launch_timeout", o.TestLaunchTimeout.String(), "must be positive")
+	}
+	if o.TestLaunchGrantWait < 0 {
+		add("test_launch_grant_wait", o.TestLaunchGrantWait.String(), "must not be negative")
 	}
 	if o.SubnetID != "" && !subnetRE.MatchString(o.SubnetID) {
 		add("subnet_id", o.SubnetID, "not a subnet id (subnet-0123456789abcdef0)")

@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"github.com/amigate/packer-plugin-amigate/internal/launch"
 	"github.com/amigate/packer-plugin-amigate/keypolicy"
 )
 
@@ -21,7 +22,9 @@ type Report struct {
 	Findings []keypolicy.Finding `json:"findings"`
 	Targets  []TargetReport      `json:"targets"`
 	Changes  Changes             `json:"changes"`
-	Timings  []Timing            `json:"timings"`
+	// Launches are the test launches made.
+	Launches []launch.Outcome `json:"launches"`
+	Timings  []Timing         `json:"timings"`
 	// APICalls counts the calls made, by "service:Action".
 	APICalls map[string]int `json:"api_calls"`
 }

@@ -104,10 +104,16 @@ type Config struct {
 	// a role_arn, else `source`.
 	GrantFrom string `mapstructure:"grant_from" required:"false"`
 	// Launch the AMI in each target before passing: `none`, `asg` (a
-	// temporary clone of the target's group) or `instance`. Defaults to `none`.
+	// temporary clone of each of the target's groups, through its role) or
+	// `instance` (one instance, through its role). Every resource is deleted
+	// afterwards, also on failure or cancellation. Defaults to `none`.
 	TestLaunch string `mapstructure:"test_launch" required:"false"`
 	// How long a test launch may take. Defaults to `10m`.
 	TestLaunchTimeout string `mapstructure:"test_launch_timeout" required:"false"`
+	// How long after amigate creates a grant a test launch that fails on
+	// the key is retried before it counts as failed: a new grant takes up to
+	// about five minutes to reach every KMS host. Defaults to `5m`.
+	TestLaunchGrantWait string `mapstructure:"test_launch_grant_wait" required:"false"`
 	// The instance type of a test launch. Defaults to the launch template's.
 	InstanceType string `mapstructure:"instance_type" required:"false"`
 	// The subnet of an `instance` test launch.
@@ -189,6 +195,14 @@ func (c *Config) options() (gate.Options, []error) {
 		SubnetID:                  c.SubnetID,
 		AllowUnencrypted:          c.AllowUnencrypted,
 		DryRun:                    c.DryRun,
+	}
+	if c.TestLaunchGrantWait != "" {
+		d, err := time.ParseDuration(c.TestLaunchGrantWait)
+		if err != nil {
+			errs = append(errs, gate.FieldError{Field: "test_launch_grant_wait", Value: c.TestLaunchGrantWait, Problem: "not a duration (such as 5m)"})
+		} else {
+			o.TestLaunchGrantWait = d
+		}
 	}
 	if c.TestLaunchTimeout != "" {
 		d, err := time.ParseDuration(c.TestLaunchTimeout)

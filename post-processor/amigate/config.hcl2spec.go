@@ -66,6 +66,7 @@ type FlatConfig struct {
 	GrantFrom                    *string               `mapstructure:"grant_from" required:"false" cty:"grant_from" hcl:"grant_from"`
 	TestLaunch                   *string               `mapstructure:"test_launch" required:"false" cty:"test_launch" hcl:"test_launch"`
 	TestLaunchTimeout            *string               `mapstructure:"test_launch_timeout" required:"false" cty:"test_launch_timeout" hcl:"test_launch_timeout"`
+	TestLaunchGrantWait          *string               `mapstructure:"test_launch_grant_wait" required:"false" cty:"test_launch_grant_wait" hcl:"test_launch_grant_wait"`
 	InstanceType                 *string               `mapstructure:"instance_type" required:"false" cty:"instance_type" hcl:"instance_type"`
 	SubnetID                     *string               `mapstructure:"subnet_id" required:"false" cty:"subnet_id" hcl:"subnet_id"`
 	AllowUnencrypted             *bool                 `mapstructure:"allow_unencrypted" required:"false" cty:"allow_unencrypted" hcl:"allow_unencrypted"`
@@ -114,6 +115,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"grant_from":                      &hcldec.AttrSpec{Name: "grant_from", Type: cty.String, Required: false},
 		"test_launch":                     &hcldec.AttrSpec{Name: "test_launch", Type: cty.String, Required: false},
 		"test_launch_timeout":             &hcldec.AttrSpec{Name: "test_launch_timeout", Type: cty.String, Required: false},
+		"test_launch_grant_wait":          &hcldec.AttrSpec{Name: "test_launch_grant_wait", Type: cty.String, Required: false},
 		"instance_type":                   &hcldec.AttrSpec{Name: "instance_type", Type: cty.String, Required: false},
 		"subnet_id":                       &hcldec.AttrSpec{Name: "subnet_id", Type: cty.String, Required: false},
 		"allow_unencrypted":               &hcldec.AttrSpec{Name: "allow_unencrypted", Type: cty.Bool, Required: false},

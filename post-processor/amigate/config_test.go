@@ -104,7 +104,10 @@ func TestPrepareValidation(t *testing.T) {
 			r["test_launch"] = "asg"
 			r["target"] = []map[string]interface{}{{"account_id": "111122223333"}}
 		}, []string{`test_launch = "asg" needs autoscaling_groups and role_arn`}},
-		{"duration", func(r map[string]interface{}) { r["test_launch_timeout"] = "ten minutes" }, []string{`test_launch_timeout "ten minutes": not a duration`}},
+		{"duration", func(r map[string]interface{}) {
+			r["test_launch_timeout"] = "ten minutes"
+			r["test_launch_grant_wait"] = "a while"
+		}, []string{`test_launch_timeout "ten minutes": not a duration`, `test_launch_grant_wait "a while": not a duration`}},
 		{"ami ids", func(r map[string]interface{}) {
 			r["ami_ids"] = map[string]string{"mars-1": "ami-12", "us-east-1": "ami-0123456789abcdef0"}
 		}, []string{`ami_ids "mars-1": not an AWS region`, `ami_ids[mars-1] "ami-12": not an AMI id`}},
