@@ -25,11 +25,12 @@ const (
 type command func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
 
 var commands = map[string]command{
-	"check":   runCheck,
-	"cleanup": runCleanup,
-	"demo":    runDemo,
-	"lint":    runLint,
-	"sim":     runSim,
+	"check":    runCheck,
+	"cleanup":  runCleanup,
+	"demo":     runDemo,
+	"diagnose": runDiagnose,
+	"lint":     runLint,
+	"sim":      runSim,
 }
 
 const usage = `usage: amigate <command> [flags]
@@ -38,6 +39,7 @@ commands:
   check     gate AMIs: check their keys, share them, patch the key policy, grant, verify
   cleanup   delete what test launches of runs killed hard left behind
   demo      show the gate finding and fixing the first write-up's failure, on the simulated AWS
+  diagnose  find the KMS denials of failed launches in CloudTrail, with the fix
   lint      check a key policy and grants offline for the targets' launch paths
   sim       serve the simulated AWS on loopback
   version   print the version
