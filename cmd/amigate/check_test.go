@@ -7,13 +7,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/amigate/packer-plugin-amigate/internal/awsim"
 	"github.com/amigate/packer-plugin-amigate/internal/gate"
+	"github.com/amigate/packer-plugin-amigate/internal/launch"
 )
 
 // simEnv serves example/sim-world.json and points the SDK's usual
@@ -137,5 +140,50 @@ func TestDemo(t *testing.T) {
 	after := strings.Index(r.stdout, "✔ Successful")
 	if before < 0 || verdict < before || grant < verdict || after < grant || !strings.Contains(r.stdout, "Client.InternalError: Client error on launch") {
 		t.Fatalf("demo output out of order or incomplete:\n%s", r.stdout)
+	}
+}
+
+// check --test-launch asg clones the target's group with the new AMI
+// (after the gate's grant) and reports the launch.
+func TestCheckTestLaunch(t *testing.T) {
+	s, ami := simEnv(t)
+	r := amigate(t, "", "check", "--ami", ami, "--target", "111122223333", "--target-role", "111122223333=arn:aws:iam::111122223333:role/amigate",
+		"--asg", "111122223333=web", "--test-launch", "asg", "--format", "json")
+	var rep gate.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); r.code != exitOK || err != nil || len(rep.Launches) != 1 || !rep.Launches[0].OK {
+		t.Fatalf("exit %d %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	for _, c := range s.Calls() {
+		if c.Action == "CreateAutoScalingGroup" && c.Status != 200 {
+			t.Fatalf("test group creation failed: %+v", c)
+		}
+	}
+}
+
+// amigate cleanup deletes what a run killed hard left, found by tag.
+func TestCleanupCommand(t *testing.T) {
+	_, ami := simEnv(t)
+	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(os.Getenv("AWS_ENDPOINT_URL")), Credentials: credentials.NewStaticCredentialsProvider("SIM111122223333", "x", "")}
+	l := &launch.Launcher{EC2: ec2.NewFromConfig(cfg), AutoScaling: autoscaling.NewFromConfig(cfg)}
+	// A run killed hard: its cleanup never runs.
+	if _, err := l.Run(context.Background(), launch.Request{Mode: launch.ModeASG, RunID: "killed", Account: "111122223333", Region: "us-east-1", AMI: ami,
+		Group: "web", Timeout: time.Second, PollMin: time.Millisecond, PollMax: time.Millisecond}, &launch.Cleanup{}); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"cleanup", "--older-than", "0s", "--region", "us-east-1", "--target", "111122223333", "--target-role", "111122223333=arn:aws:iam::111122223333:role/amigate"}
+	r := amigate(t, "", append(args, "--dry-run")...)
+	if r.code != exitOK || !strings.Contains(r.stderr, "would delete autoscaling-group amigate-killed-web") || !strings.Contains(r.stderr, "would delete launch-template-version") {
+		t.Fatalf("dry run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = amigate(t, "", args...)
+	if r.code != exitOK || !strings.Contains(r.stderr, "deleted autoscaling-group amigate-killed-web") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = amigate(t, "", append(args, "--format", "json")...)
+	if r.code != exitOK || strings.Contains(r.stdout, "amigate-killed") {
+		t.Fatalf("second sweep: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := amigate(t, "", "cleanup", "--region", "us-east-1"); r.code != exitBadInput || !strings.Contains(r.stderr, "--older-than") {
+		t.Fatalf("no --older-than: exit %d %s", r.code, r.stderr)
 	}
 }

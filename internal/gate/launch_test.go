@@ -282,3 +282,63 @@ func TestSweepFindsLeftovers(t *testing.T) {
 		t.Fatalf("after the sweep: %v", l)
 	}
 }
+
+// CloudTrail delivers the KMS event late: the diagnosis waits for it
+// (within its bound) and still names the denied role.
+func TestTestLaunchLateCloudTrail(t *testing.T) {
+	s := startWorld(t, testWorld{policy: writeup1Policy, shared: []string{target}, groups: map[string]string{target: "web"}})
+	s.SetFaults(awsim.Faults{Service: "cloudtrail", TrailDelayMS: 1500})
+	opts := launchOptions(s.imageIDs(t), TestLaunchASG)
+	opts.KeyPolicy, opts.CreateGrants = KeyPolicyCheck, false
+	opts.trailWait = 10 * time.Second
+	rep := run(t, s, opts)
+	f, ok := launchFinding(rep)
+	if !ok || !strings.Contains(f.Message, "CloudTrail: KMS denied") || !strings.Contains(f.Message, asgRole(target, "")) {
+		t.Fatalf("the late event was not waited for: %+v", f)
+	}
+	// With a bound shorter than the delay the finding still stands, from
+	// the activity and the static verdict, without CloudTrail's word.
+	s = startWorld(t, testWorld{policy: writeup1Policy, shared: []string{target}, groups: map[string]string{target: "web"}})
+	s.SetFaults(awsim.Faults{Service: "cloudtrail", TrailDelayMS: 1500})
+	opts.AMIs = s.imageIDs(t)
+	opts.trailWait = 100 * time.Millisecond
+	rep = run(t, s, opts)
+	if f, ok := launchFinding(rep); !ok || strings.Contains(f.Message, "CloudTrail") || !strings.Contains(f.Fix, "aws kms create-grant") {
+		t.Fatalf("short bound: %+v", f)
+	}
+}
+
+// BenchmarkLaunchFailureToVerdict measures, with the default polling and
+// CloudTrail settings, the time from the simulator failing a test launch
+// (when the temporary group is created) to the red verdict; the goal is at
+// most 15 s.
+func BenchmarkLaunchFailureToVerdict(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		s := startWorld(b, testWorld{policy: writeup1Policy, shared: []string{target}, groups: map[string]string{target: "web"}})
+		opts := launchOptions(s.imageIDs(b), TestLaunchASG)
+		opts.KeyPolicy, opts.CreateGrants = KeyPolicyCheck, false
+		opts.pollMin, opts.pollMax, opts.trailWait = 0, 0, 0 // the defaults
+		var failedAt time.Time
+		var mu sync.Mutex
+		say := func(l string) {
+			if strings.HasPrefix(l, "test launch: group") {
+				mu.Lock()
+				failedAt = time.Now() // the simulator fails the launch as the group is created
+				mu.Unlock()
+			}
+		}
+		b.StartTimer()
+		rep, err := Run(context.Background(), opts, s.sessions(b), say)
+		b.StopTimer()
+		if _, ok := launchFinding(rep); err != nil || !ok {
+			b.Fatalf("no red verdict: %v", err)
+		}
+		took := time.Since(failedAt)
+		b.ReportMetric(float64(took.Milliseconds()), "failure-to-verdict-ms")
+		if took > 15*time.Second {
+			b.Fatalf("%v from the failure to the verdict, goal 15 s", took)
+		}
+		b.StartTimer()
+	}
+}
