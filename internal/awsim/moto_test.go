@@ -2,14 +2,8 @@ package awsim
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -17,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/amigate/packer-plugin-amigate/internal/motoserver"
 )
 
 // Where moto and the simulator differ on the calls compared below, and why
@@ -32,46 +28,6 @@ import (
 //
 // The assertions below hold for both, so they check the response shapes
 // the Go SDK parses, not the behaviour only the simulator models.
-
-// startMoto starts moto_server on a free loopback port and stops it when
-// the test ends.
-func startMoto(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("moto_server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("moto_server is needed: %v", err)
-		}
-		t.Skip("moto_server is not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command("moto_server", "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.Env = append(os.Environ(), "MOTO_EC2_LOAD_DEFAULT_AMIS=false")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(url + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			return url
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not answer: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // singleAccountShapes runs the calls both servers implement and checks
 // what the Go SDK parses from them.
@@ -158,5 +114,5 @@ func TestShapesAgainstSimulator(t *testing.T) {
 }
 
 func TestShapesAgainstMoto(t *testing.T) {
-	singleAccountShapes(t, startMoto(t), true)
+	singleAccountShapes(t, motoserver.Start(t), true)
 }
