@@ -161,7 +161,7 @@ func planPath(key *Key, keyARN ARN, t Target, p Path, principal string, opts Pla
 			plan.Blocked = append(plan.Blocked, *blocked)
 			return
 		}
-		if firstRefusal(key, keyARN, t, p, principal, nil, ImplicitDeny) == nil {
+		if !refused(key, keyARN, p, principal) {
 			return // a grant (or, same account, a statement) covers it
 		}
 		plan.Grants = appendGrant(plan.Grants, Grant{
@@ -210,6 +210,16 @@ func firstRefusal(key *Key, keyARN ARN, t Target, p Path, principal string, iden
 		}
 	}
 	return nil
+}
+
+// refused reports whether any action of the path is refused to principal.
+func refused(key *Key, keyARN ARN, p Path, principal string) bool {
+	for _, pa := range pathActions[p] {
+		if Authorize(key, serviceRequest(keyARN, principal, pa), nil).Decision != Allowed {
+			return true
+		}
+	}
+	return false
 }
 
 // directGrantRequest is the CreateGrant a target makes itself, by key ARN,

@@ -53,7 +53,8 @@ type AssumeRole struct {
 	Duration    time.Duration
 }
 
-// MaxConcurrency is the most calls amigate has in flight to one endpoint.
+// MaxConcurrency is the most calls amigate has in flight to one service in
+// one region.
 const MaxConcurrency = 64
 
 // SessionName is the role session name amigate uses, visible in CloudTrail.
@@ -74,7 +75,7 @@ type Session struct {
 // New loads the source configuration: static keys when given, else the
 // profile, else the SDK's default chain; then the source assume_role.
 func New(ctx context.Context, s Settings) (*Session, error) {
-	calls := &callCounter{n: map[string]int{}, inFlight: make(chan struct{}, MaxConcurrency)}
+	calls := &callCounter{n: map[string]int{}, inFlight: map[string]chan struct{}{}}
 	opts := []func(*config.LoadOptions) error{
 		config.WithAPIOptions([]func(*middleware.Stack) error{calls.middleware}),
 		// The gate keeps up to MaxConcurrency calls in flight to one
@@ -179,26 +180,34 @@ func (s *Session) Calls() map[string]int { return s.calls.snapshot() }
 
 // callCounter counts the calls of a session and bounds those in flight.
 type callCounter struct {
-	mu       sync.Mutex
-	n        map[string]int
-	inFlight chan struct{}
+	mu sync.Mutex
+	n  map[string]int
+	// inFlight holds a slot per call in flight, by service and region:
+	// AWS's request quotas are per service, account and region.
+	inFlight map[string]chan struct{}
 }
 
 // middleware counts each attempt when it is sent, and holds it while
-// MaxConcurrency others are in flight, whichever part of the run makes it.
+// MaxConcurrency others to the same service and region are in flight,
+// whichever part of the run makes them.
 func (c *callCounter) middleware(stack *middleware.Stack) error {
 	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("amigateCountCalls",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			service := strings.ToLower(strings.ReplaceAll(awsmiddleware.GetServiceID(ctx), " ", ""))
+			c.mu.Lock()
+			c.n[service+":"+awsmiddleware.GetOperationName(ctx)]++
+			slots, ok := c.inFlight[service+"/"+awsmiddleware.GetRegion(ctx)]
+			if !ok {
+				slots = make(chan struct{}, MaxConcurrency)
+				c.inFlight[service+"/"+awsmiddleware.GetRegion(ctx)] = slots
+			}
+			c.mu.Unlock()
 			select {
-			case c.inFlight <- struct{}{}:
+			case slots <- struct{}{}:
 			case <-ctx.Done():
 				return middleware.FinalizeOutput{}, middleware.Metadata{}, ctx.Err()
 			}
-			defer func() { <-c.inFlight }()
-			name := strings.ToLower(strings.ReplaceAll(awsmiddleware.GetServiceID(ctx), " ", "")) + ":" + awsmiddleware.GetOperationName(ctx)
-			c.mu.Lock()
-			c.n[name]++
-			c.mu.Unlock()
+			defer func() { <-slots }()
 			return next.HandleFinalize(ctx, in)
 		}), middleware.After)
 }

@@ -283,25 +283,18 @@ func sortedKeys[V any](m map[string]V) []string {
 // grantKey creates, for each Auto Scaling service-linked role of the key's
 // targets without one, the grant it needs: from the target through its role
 // (AWS's documented way), or from the source account. Names are
-// deterministic, so CreateGrant is idempotent. It then reads the key's
-// grants back for the verdict.
+// deterministic, so CreateGrant is idempotent. The verdict counts the
+// grants KMS confirmed by answering CreateGrant, rather than reading them
+// back: ListGrants is eventually consistent and may not list a new grant
+// yet.
 func (r *runState) grantKey(ctx context.Context, ks *keyState) error {
 	if !r.opts.CreateGrants || ks.plan == nil || len(ks.plan.Grants) == 0 {
 		return nil
 	}
 	grants := ks.plan.Grants
-	err := forEach(ctx, len(grants), r.parallelism, func(ctx context.Context, i int) error {
+	return forEach(ctx, len(grants), r.parallelism, func(ctx context.Context, i int) error {
 		return r.createGrant(ctx, ks, grants[i])
 	})
-	if err != nil || !ks.grantsCreated {
-		return err
-	}
-	now, err := listGrants(ctx, r.cl.KMS(source, ks.region), ks.key.ARN)
-	if err != nil {
-		return err
-	}
-	ks.key.Grants = now
-	return nil
 }
 
 func (r *runState) createGrant(ctx context.Context, ks *keyState, g keypolicy.Grant) error {
@@ -350,12 +343,8 @@ func (r *runState) createGrant(ctx context.Context, ks *keyState, g keypolicy.Gr
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.report.Changes.Grants = append(r.report.Changes.Grants, change)
-	if r.opts.DryRun {
-		g.IssuingAccount = fromAccount
-		ks.key.Grants = append(ks.key.Grants, g)
-	} else {
-		ks.grantsCreated = true
-	}
+	g.ID, g.IssuingAccount = change.GrantID, fromAccount
+	ks.key.Grants = append(ks.key.Grants, g)
 	return nil
 }
 

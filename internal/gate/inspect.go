@@ -47,8 +47,6 @@ type keyState struct {
 	// grantFailures are findings from grants that could not be created, by
 	// grantee.
 	grantFailures map[string]keypolicy.Finding
-	// grantsCreated tells verify to re-read the grants.
-	grantsCreated bool
 }
 
 // replan computes the patch and grants for the key's current policy.
@@ -86,19 +84,20 @@ func (r *runState) inspect(ctx context.Context) error {
 		if t.RoleARN == "" {
 			continue
 		}
-		who := t.principal()
+		if len(t.AutoScalingGroups) == 0 && r.grantFrom(t) == GrantFromTarget {
+			// Assume the role now, while the images are read, rather than
+			// on the critical path of the grants (its credentials serve
+			// every region).
+			region := r.targetRegions(t)[0]
+			jobs = append(jobs, func(ctx context.Context) error {
+				if err := r.cl.Credentials(ctx, t.principal(), region); err != nil {
+					return fmt.Errorf("assume %s for target %s: %w", t.RoleARN, t.AccountID, err)
+				}
+				return nil
+			})
+		}
 		for _, region := range r.targetRegions(t) {
 			if len(t.AutoScalingGroups) == 0 {
-				// Assume the role now, while the images are read, rather
-				// than on the critical path of the grants.
-				if r.grantFrom(t) == GrantFromTarget {
-					jobs = append(jobs, func(ctx context.Context) error {
-						if err := r.cl.Credentials(ctx, who, region); err != nil {
-							return fmt.Errorf("assume %s for target %s: %w", t.RoleARN, t.AccountID, err)
-						}
-						return nil
-					})
-				}
 				continue
 			}
 			i := len(asgResults)

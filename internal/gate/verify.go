@@ -19,8 +19,8 @@ var keyPolicyCodes = map[string]bool{
 }
 
 // verify re-evaluates every target's paths against the keys as they are now
-// (or, in a dry run, as the planned changes would leave them: apply read
-// back what it changed), and adds
+// (the policy as read back after writing, the grants as KMS confirmed them;
+// in a dry run, as the planned changes would leave them), and adds
 // what keypolicy cannot see: sharing, and grants that could not be created.
 func (r *runState) verify(context.Context) error {
 	index := map[string]int{}

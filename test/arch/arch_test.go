@@ -30,6 +30,9 @@ func TestDependencyRules(t *testing.T) {
 		{"internal/gate", []string{"github.com/hashicorp/"}},
 		{"internal/awsjson", []string{"github.com/aws/", "github.com/hashicorp/"}},
 		{"internal/report", []string{"github.com/hashicorp/"}},
+		{"internal/awsapi", []string{module + "/", "github.com/hashicorp/"}},
+		{"internal/launch", []string{module + "/", "github.com/hashicorp/"}},
+		{"internal/trail", []string{"github.com/hashicorp/"}},
 	} {
 		for _, d := range deps(t, rule.pkg) {
 			for _, f := range rule.forbidden {
