@@ -30,8 +30,8 @@ func TestDependencyRules(t *testing.T) {
 		{"internal/gate", []string{"github.com/hashicorp/"}},
 		{"internal/awsjson", []string{"github.com/aws/", "github.com/hashicorp/"}},
 		{"internal/report", []string{"github.com/hashicorp/"}},
-		{"internal/awsapi", []string{module + "/", "github.com/hashicorp/"}},
-		{"internal/launch", []string{module + "/", "github.com/hashicorp/"}},
+		{"internal/awsapi", []string{module + "/internal/gate", module + "/keypolicy", "github.com/hashicorp/"}},
+		{"internal/launch", []string{module + "/internal/gate", "github.com/hashicorp/"}},
 		{"internal/trail", []string{"github.com/hashicorp/"}},
 	} {
 		for _, d := range deps(t, rule.pkg) {
