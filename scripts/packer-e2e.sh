@@ -44,6 +44,8 @@ report = json.load(open(report_file))
 assert report["ok"], "amigate report is not ok: %r" % report["targets"]
 grants = report["changes"]["grants"]
 assert len(grants) == 1 and grants[0]["applied"], "want one grant created: %r" % grants
+launches = report["launches"]
+assert len(launches) == 1 and launches[0]["ok"], "want the test launch green: %r" % launches
 
 # What the user wanted: the target's Auto Scaling group launches the new AMI.
 tkw = dict(kw, aws_access_key_id="SIM111122223333")
@@ -55,5 +57,7 @@ asg.create_auto_scaling_group(AutoScalingGroupName="e2e", MinSize=0, MaxSize=1, 
 instances = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["e2e"])["AutoScalingGroups"][0]["Instances"]
 assert [i["LifecycleState"] for i in instances] == ["InService"], "target cannot launch the gated AMI: %r" % (
     asg.describe_scaling_activities(AutoScalingGroupName="e2e")["Activities"],)
-print("e2e ok: %s encrypted with %s, gated by amigate, launched by the target's Auto Scaling group" % (images[0]["ImageId"], want))
+groups = [g["AutoScalingGroupName"] for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]]
+assert not [g for g in groups if g.startswith("amigate-")], "the test launch left groups behind: %r" % groups
+print("e2e ok: %s encrypted with %s, gated and test-launched by amigate, launched by the target's Auto Scaling group" % (images[0]["ImageId"], want))
 PY

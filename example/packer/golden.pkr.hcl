@@ -49,6 +49,9 @@ build {
       autoscaling_groups = ["web"]
     }
 
+    # Prove it: clone the target's group with the new AMI, wait for an
+    # instance in service, delete the clone.
+    test_launch = "asg"
     report_file = var.report_file
   }
 }

@@ -342,3 +342,20 @@ func BenchmarkLaunchFailureToVerdict(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// A launch that never comes up within test_launch_timeout is red, says so,
+// and leaves nothing behind.
+func TestTestLaunchTimeout(t *testing.T) {
+	s := startWorld(t, testWorld{policy: writeup1Policy, shared: []string{target}, groups: map[string]string{target: "web"}})
+	s.SetFaults(awsim.Faults{Service: "kms", GrantDelayMS: int(time.Hour / time.Millisecond)}) // the grant never arrives in time
+	opts := launchOptions(s.imageIDs(t), TestLaunchASG)
+	opts.TestLaunchGrantWait, opts.TestLaunchTimeout = time.Hour, 300*time.Millisecond
+	rep := run(t, s, opts)
+	f, ok := launchFinding(rep)
+	if rep.OK || !ok || !strings.Contains(f.Message, "no instance in service after 300ms") || !strings.Contains(f.Message, "Client.InternalError") {
+		t.Fatalf("timeout: ok=%v %+v", rep.OK, f)
+	}
+	if l := s.leftovers(t); len(l) > 0 {
+		t.Fatalf("left behind: %v", l)
+	}
+}

@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/amigate/packer-plugin-amigate/internal/gate"
+	"github.com/amigate/packer-plugin-amigate/internal/launch"
 	"github.com/amigate/packer-plugin-amigate/keypolicy"
 )
 
@@ -38,6 +40,9 @@ func WriteSummary(w io.Writer, r *gate.Report) {
 			}
 		}
 	}
+	for _, l := range r.Launches {
+		fmt.Fprintf(w, "%s test launch (%s) in %s %s%s: %s\n", mark(l.OK), l.Mode, l.Account, l.Region, groupOf(l.Group), launchResult(l))
+	}
 	c := r.Changes
 	verb := "changed"
 	if r.DryRun {
@@ -54,6 +59,27 @@ func WriteSummary(w io.Writer, r *gate.Report) {
 	default:
 		fmt.Fprintf(w, "%s %d of %d paths fail\n", markFail, failed, total)
 	}
+}
+
+func mark(ok bool) string {
+	if ok {
+		return markOK
+	}
+	return markFail
+}
+
+func groupOf(g string) string {
+	if g == "" {
+		return ""
+	}
+	return " (group " + g + ")"
+}
+
+func launchResult(l launch.Outcome) string {
+	if l.OK {
+		return l.InstanceID + " in service after " + l.Took.Round(time.Millisecond).String()
+	}
+	return l.Reason
 }
 
 func countPaths(r *gate.Report) (failed, total int) {
@@ -246,6 +272,14 @@ func WriteMarkdown(w io.Writer, r *gate.Report) {
 				}
 				fmt.Fprintf(w, "| %s | %s | %s | %s | `%s` | %s |\n", mark, t.Account, p.Region, p.Path, p.Principal, strings.Join(codes, ", "))
 			}
+		}
+		fmt.Fprintln(w)
+	}
+	if len(r.Launches) > 0 {
+		fmt.Fprintln(w, "| | test launch | target | region | result |")
+		fmt.Fprintln(w, "|---|---|---|---|---|")
+		for _, l := range r.Launches {
+			fmt.Fprintf(w, "| %s | %s%s | %s | %s | %s |\n", mark(l.OK), l.Mode, groupOf(l.Group), l.Account, l.Region, strings.ReplaceAll(launchResult(l), "|", "\\|"))
 		}
 		fmt.Fprintln(w)
 	}
