@@ -21,7 +21,7 @@ func failingReport() *gate.Report {
 			{PathVerdict: keypolicy.PathVerdict{Path: keypolicy.PathASG, Principal: "arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling", Findings: []keypolicy.Finding{grant}}, Region: "us-east-1"},
 			{PathVerdict: keypolicy.PathVerdict{Path: keypolicy.PathInstance, Principal: "arn:aws:iam::111122223333:root", OK: true, Findings: []keypolicy.Finding{}}, Region: "us-east-1"},
 		}}},
-		Changes: gate.Changes{KeyPolicies: []gate.KeyPolicyChange{{Key: "K", Diff: "+ amigateUseKeyThroughEC2\n", Applied: true}}},
+		Changes:  gate.Changes{KeyPolicies: []gate.KeyPolicyChange{{Key: "K", Diff: "+ amigateUseKeyThroughEC2\n", Applied: true}}},
 		Launches: []launch.Outcome{{Mode: "asg", Account: "111122223333", Region: "us-east-1", Group: "web", Reason: "Client.InternalError: Client error on launch | x", Took: time.Second}},
 	}
 }
