@@ -37,6 +37,7 @@ const (
 	CodeSourceIPCondition   = "SOURCE_IP_CONDITION"
 	CodeViaServiceMismatch  = "VIA_SERVICE_MISMATCH"
 	CodeGrantMissing        = "GRANT_MISSING"
+	CodeServiceLinkedRole   = "SERVICE_LINKED_ROLE_MISSING"
 	CodeUnknownVariable     = "POLICY_VARIABLE_UNKNOWN"
 	CodeImageNotShared      = "IMAGE_NOT_SHARED"
 	CodeSnapshotNotShared   = "SNAPSHOT_NOT_SHARED"

@@ -291,7 +291,12 @@ func (r *runState) grantKey(ctx context.Context, ks *keyState) error {
 	if !r.opts.CreateGrants || ks.plan == nil || len(ks.plan.Grants) == 0 {
 		return nil
 	}
-	grants := ks.plan.Grants
+	var grants []keypolicy.Grant
+	for _, g := range ks.plan.Grants {
+		if !r.missingRoles[g.GranteePrincipal] { // no grant can name a role that does not exist
+			grants = append(grants, g)
+		}
+	}
 	return forEach(ctx, len(grants), r.parallelism, func(ctx context.Context, i int) error {
 		return r.createGrant(ctx, ks, grants[i])
 	})

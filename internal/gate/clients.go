@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 )
 
@@ -69,6 +70,7 @@ type clients struct {
 	kms   map[clientKey]kmsAPI
 	asg   map[clientKey]*autoscaling.Client
 	trail map[clientKey]*cloudtrail.Client
+	iam   map[clientKey]*iam.Client
 	cfgs  map[clientKey]aws.Config
 }
 
@@ -79,7 +81,7 @@ type clientKey struct {
 
 func newClients(s Sessions) *clients {
 	return &clients{sessions: s, ec2: map[clientKey]*ec2.Client{}, kms: map[clientKey]kmsAPI{}, asg: map[clientKey]*autoscaling.Client{},
-		trail: map[clientKey]*cloudtrail.Client{}, cfgs: map[clientKey]aws.Config{}}
+		trail: map[clientKey]*cloudtrail.Client{}, iam: map[clientKey]*iam.Client{}, cfgs: map[clientKey]aws.Config{}}
 }
 
 // config returns the configuration of who in region; the caller holds mu.
@@ -110,6 +112,11 @@ func (c *clients) AutoScaling(who principal, region string) *autoscaling.Client 
 // CloudTrail returns who's CloudTrail client in region.
 func (c *clients) CloudTrail(who principal, region string) *cloudtrail.Client {
 	return cached(c, c.trail, clientKey{who, region}, func(cfg aws.Config) *cloudtrail.Client { return cloudtrail.NewFromConfig(cfg) })
+}
+
+// IAM returns who's IAM client (IAM is global; region only signs).
+func (c *clients) IAM(who principal, region string) *iam.Client {
+	return cached(c, c.iam, clientKey{who, region}, func(cfg aws.Config) *iam.Client { return iam.NewFromConfig(cfg) })
 }
 
 // cached returns the client of k from m, building it on first use.

@@ -63,6 +63,8 @@ type runState struct {
 	stepTimes map[string]time.Duration
 	// grantTimes are when this run last created a grant, by account.
 	grantTimes map[string]time.Time
+	// missingRoles are the default Auto Scaling roles found not to exist.
+	missingRoles map[string]bool
 	// cleanups are the test launches' deletions.
 	cleanups []*launch.Cleanup
 }
@@ -72,14 +74,15 @@ func newRun(opts Options, sessions Sessions, progress Progress) *runState {
 		progress = func(string) {}
 	}
 	r := &runState{
-		opts:        opts,
-		cl:          newClients(sessions),
-		say:         progress,
-		parallelism: DefaultParallelism,
-		images:      map[string]*imageState{},
-		asgRoles:    map[string]map[string][]string{},
-		stepTimes:   map[string]time.Duration{},
-		grantTimes:  map[string]time.Time{},
+		opts:         opts,
+		cl:           newClients(sessions),
+		say:          progress,
+		parallelism:  DefaultParallelism,
+		images:       map[string]*imageState{},
+		asgRoles:     map[string]map[string][]string{},
+		stepTimes:    map[string]time.Duration{},
+		grantTimes:   map[string]time.Time{},
+		missingRoles: map[string]bool{},
 		report: &Report{DryRun: opts.DryRun, RunID: newRunID(), Images: []ImageInfo{}, Keys: []KeyInfo{}, Findings: []keypolicy.Finding{}, Targets: []TargetReport{},
 			Changes:  Changes{LaunchPermissions: []PermissionChange{}, SnapshotPermissions: []PermissionChange{}, KeyPolicies: []KeyPolicyChange{}, Grants: []GrantChange{}},
 			Launches: []launch.Outcome{}},

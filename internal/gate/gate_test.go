@@ -455,3 +455,21 @@ func TestKeyPolicyCheckAndIgnore(t *testing.T) {
 		t.Fatalf("ignore: ok=%v %+v %v", rep.OK, rep.Targets[0].Paths, s.mutations())
 	}
 }
+
+// A target that never had an Auto Scaling group has no
+// AWSServiceRoleForAutoScaling yet: no grant can name it, so the gate says
+// how to create it instead of failing on CreateGrant.
+func TestMissingServiceLinkedRole(t *testing.T) {
+	s := startWorld(t, testWorld{noServiceLinkedRole: true})
+	rep := run(t, s, baseOptions(s.imageIDs(t)))
+	if rep.OK || !strings.Contains(codesOf(rep), target+"/asg:"+keypolicy.CodeServiceLinkedRole) || count(s.mutations(), "kms:CreateGrant") != 0 {
+		t.Fatalf("ok=%v %s %v", rep.OK, codesOf(rep), s.mutations())
+	}
+	for _, p := range rep.Targets[0].Paths {
+		for _, f := range p.Findings {
+			if f.Code == keypolicy.CodeServiceLinkedRole && !strings.Contains(f.Fix, "aws iam create-service-linked-role --aws-service-name autoscaling.amazonaws.com") {
+				t.Errorf("fix = %q", f.Fix)
+			}
+		}
+	}
+}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
@@ -84,17 +86,13 @@ func (r *runState) inspect(ctx context.Context) error {
 		if t.RoleARN == "" {
 			continue
 		}
-		if len(t.AutoScalingGroups) == 0 && r.grantFrom(t) == GrantFromTarget {
-			// Assume the role now, while the images are read, rather than
-			// on the critical path of the grants (its credentials serve
-			// every region).
+		if len(t.AutoScalingGroups) == 0 && len(t.ServiceLinkedRoleARNs) == 0 && hasASGPath(t) {
+			// The grant will name the account's default Auto Scaling role,
+			// which exists only once Auto Scaling made it. Asking IAM also
+			// assumes the role now, while the images are read, rather
+			// than on the critical path of the grants.
 			region := r.targetRegions(t)[0]
-			jobs = append(jobs, func(ctx context.Context) error {
-				if err := r.cl.Credentials(ctx, t.principal(), region); err != nil {
-					return fmt.Errorf("assume %s for target %s: %w", t.RoleARN, t.AccountID, err)
-				}
-				return nil
-			})
+			jobs = append(jobs, func(ctx context.Context) error { return r.checkDefaultRole(ctx, t, region) })
 		}
 		for _, region := range r.targetRegions(t) {
 			if len(t.AutoScalingGroups) == 0 {
@@ -308,6 +306,39 @@ func listGrants(ctx context.Context, kc kmsAPI, keyARN string) ([]keypolicy.Gran
 		}
 	}
 	return out, nil
+}
+
+func hasASGPath(t Target) bool {
+	if len(t.Paths) == 0 {
+		return true
+	}
+	for _, p := range t.Paths {
+		if p == keypolicy.PathASG {
+			return true
+		}
+	}
+	return false
+}
+
+// checkDefaultRole asks IAM, through the target's role, whether the
+// account's default Auto Scaling service-linked role exists. Without
+// iam:GetRole the check is skipped with a warning.
+func (r *runState) checkDefaultRole(ctx context.Context, t Target, region string) error {
+	name := path.Base(keypolicy.DefaultAutoScalingRole("aws", t.AccountID))
+	_, err := r.cl.IAM(t.principal(), region).GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
+	switch {
+	case err == nil:
+		return nil
+	case isCode(err, "NoSuchEntity"):
+		r.mu.Lock()
+		r.missingRoles[keypolicy.DefaultAutoScalingRole(partitionOf(t.RoleARN), t.AccountID)] = true
+		r.mu.Unlock()
+		return nil
+	case isCode(err, "AccessDenied", "AccessDeniedException"):
+		r.say(fmt.Sprintf("! cannot check that %s exists in %s (the role needs iam:GetRole): assuming it does", name, t.AccountID))
+		return nil
+	}
+	return fmt.Errorf("read role %s of target %s as %s: %w", name, t.AccountID, t.RoleARN, err)
 }
 
 // asgResult is what one DescribeAutoScalingGroups in a target found.

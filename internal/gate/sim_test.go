@@ -66,6 +66,9 @@ type testWorld struct {
 	shared   []string // accounts the AMI is already shared with
 	groups   map[string]string
 	suffixes map[string]string // account → custom suffix of its Auto Scaling service-linked role
+	// noServiceLinkedRole leaves the targets without their default Auto
+	// Scaling role, as accounts that never had a group are.
+	noServiceLinkedRole bool
 }
 
 type sim struct {
@@ -99,6 +102,11 @@ func startWorld(t testing.TB, w testWorld) *sim {
 		doc.Roles = append(doc.Roles, map[string]any{"account": acct, "name": "amigate",
 			"trust_policy": json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + owner + `:root"},"Action":"sts:AssumeRole"}]}`),
 			"policies":     map[string]any{"gate": json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)}})
+	}
+	if !w.noServiceLinkedRole {
+		for _, acct := range w.targets {
+			doc.ServiceLinkedRoles = append(doc.ServiceLinkedRoles, map[string]any{"account": acct})
+		}
 	}
 	for acct, suffix := range w.suffixes {
 		doc.ServiceLinkedRoles = append(doc.ServiceLinkedRoles, map[string]any{"account": acct, "custom_suffix": suffix})

@@ -92,6 +92,11 @@ func (r *runState) annotate(pr *PathReport, account string, im *imageState, ks *
 			}
 		}
 	}
+	if pr.Path == keypolicy.PathASG && r.missingRoles[pr.Principal] {
+		pr.Findings = append(pr.Findings, keypolicy.Finding{Code: keypolicy.CodeServiceLinkedRole, Severity: keypolicy.SeverityError, Actions: []string{},
+			Message: fmt.Sprintf("account %s has no %s yet: Auto Scaling creates it with the account's first group, and no grant can name it before", account, pr.Principal),
+			Fix:     fmt.Sprintf("in account %s: aws iam create-service-linked-role --aws-service-name autoscaling.amazonaws.com, then run amigate again (or name the groups in autoscaling_groups)", account)})
+	}
 	if ks != nil && pr.Path == keypolicy.PathASG {
 		if f, failed := ks.grantFailures[pr.Principal]; failed && !pr.OK {
 			for i := range pr.Findings {
