@@ -46,11 +46,6 @@ type kmsAPI interface {
 	CreateGrant(context.Context, *kms.CreateGrantInput, ...func(*kms.Options)) (*kms.CreateGrantOutput, error)
 }
 
-// autoScalingAPI is what the gate calls on Auto Scaling.
-type autoScalingAPI interface {
-	DescribeAutoScalingGroups(context.Context, *autoscaling.DescribeAutoScalingGroupsInput, ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error)
-}
-
 // principal is who the gate acts as: the source account, or a role in a
 // target.
 type principal struct {
@@ -140,19 +135,6 @@ func (c *clients) KMS(who principal, region string) kmsAPI {
 		}
 		return cl
 	})
-}
-
-// Credentials retrieves who's credentials now, so that assuming a role is
-// done while other calls are in flight rather than on the critical path.
-func (c *clients) Credentials(ctx context.Context, who principal, region string) error {
-	c.mu.Lock()
-	cfg := c.config(clientKey{who, region})
-	c.mu.Unlock()
-	if cfg.Credentials == nil {
-		return nil
-	}
-	_, err := cfg.Credentials.Retrieve(ctx)
-	return err
 }
 
 // forEach runs fn for each of n items, at most limit at once, and returns
