@@ -1,4 +1,4 @@
-//go:generate packer-sdc mapstructure-to-hcl2 -type Config,TargetConfig,AssumeRoleConfig
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,TargetConfig
 //go:generate packer-sdc struct-markdown
 
 // Package amigate is the Packer post-processor that gates an AMI before the
@@ -7,7 +7,6 @@
 package amigate
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -16,21 +15,10 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
+	"github.com/amigate/packer-plugin-amigate/awsaccess"
 	"github.com/amigate/packer-plugin-amigate/internal/gate"
 	"github.com/amigate/packer-plugin-amigate/keypolicy"
 )
-
-// AssumeRoleConfig is the role amigate assumes in the source account.
-type AssumeRoleConfig struct {
-	// The ARN of the role to assume, in the account that owns the AMI and its key.
-	RoleARN string `mapstructure:"role_arn" required:"false"`
-	// The external id the role's trust policy requires, if any.
-	ExternalID string `mapstructure:"external_id" required:"false"`
-	// The session name, visible in CloudTrail. Defaults to `amigate`.
-	SessionName string `mapstructure:"session_name" required:"false"`
-	// How long the assumed-role credentials last, in seconds. Defaults to 3600.
-	DurationSeconds int `mapstructure:"duration_seconds" required:"false"`
-}
 
 // TargetConfig is one account that must be able to launch the AMI.
 type TargetConfig struct {
@@ -59,24 +47,8 @@ type TargetConfig struct {
 type Config struct {
 	common.PackerConfig `mapstructure:",squash"`
 
-	// The region of the AMI when the artifact does not say. Defaults to the
-	// SDK's region resolution (AWS_REGION, profile).
-	Region string `mapstructure:"region" required:"false"`
-	// The shared-config profile to use.
-	Profile string `mapstructure:"profile" required:"false"`
-	// The AWS access key. Defaults to the SDK's credential chain.
-	AccessKey string `mapstructure:"access_key" required:"false"`
-	// The AWS secret key.
-	SecretKey string `mapstructure:"secret_key" required:"false"`
-	// The session token of temporary credentials.
-	Token string `mapstructure:"token" required:"false"`
-	// The shared credentials file. Defaults to ~/.aws/credentials.
-	SharedCredentialsFile string `mapstructure:"shared_credentials_file" required:"false"`
-	// A role to assume in the source account before anything else.
-	AssumeRole AssumeRoleConfig `mapstructure:"assume_role" required:"false"`
-	// How many times the SDK retries a throttled or failed call. Defaults to
-	// the SDK's standard retryer.
-	MaxRetries int `mapstructure:"max_retries" required:"false"`
+	// AWS access, as in packer-plugin-amazon.
+	awsaccess.Config `mapstructure:",squash"`
 
 	// The AMIs to gate, by region, instead of the build's artifact.
 	AMIIDs map[string]string `mapstructure:"ami_ids" required:"false"`
@@ -144,7 +116,7 @@ func (c *Config) Prepare(raws ...interface{}) (gate.Options, error) {
 	if err != nil {
 		return gate.Options{}, fmt.Errorf("decode amigate configuration: %w", err)
 	}
-	packersdk.LogSecretFilter.Set(c.AccessKey, c.SecretKey, c.Token)
+	packersdk.LogSecretFilter.Set(c.Secrets()...)
 
 	var errs *packersdk.MultiError
 	opts, convErrs := c.options()
@@ -154,22 +126,8 @@ func (c *Config) Prepare(raws ...interface{}) (gate.Options, error) {
 	for _, fe := range opts.Validate() {
 		errs = packersdk.MultiErrorAppend(errs, fe)
 	}
-	if c.AssumeRole.RoleARN != "" {
-		if _, err := keypolicy.ParseRoleARN(c.AssumeRole.RoleARN); err != nil {
-			errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: "assume_role.role_arn", Value: c.AssumeRole.RoleARN, Problem: "not an IAM role ARN"})
-		}
-	}
-	if d := c.AssumeRole.DurationSeconds; d != 0 && (d < 900 || d > 43200) {
-		errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: "assume_role.duration_seconds", Value: fmt.Sprint(d), Problem: "must be between 900 and 43200"})
-	}
-	if c.Region != "" && !gate.ValidRegion(c.Region) {
-		errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: "region", Value: c.Region, Problem: "not an AWS region"})
-	}
-	if c.MaxRetries < 0 {
-		errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: "max_retries", Value: fmt.Sprint(c.MaxRetries), Problem: "must not be negative"})
-	}
-	if (c.AccessKey == "") != (c.SecretKey == "") {
-		errs = packersdk.MultiErrorAppend(errs, errors.New("access_key and secret_key: give both or neither"))
+	for _, e := range c.Config.Validate() {
+		errs = packersdk.MultiErrorAppend(errs, e)
 	}
 	if errs != nil && len(errs.Errors) > 0 {
 		return opts, errs

@@ -3,77 +3,49 @@
 package amigate
 
 import (
+	"github.com/amigate/packer-plugin-amigate/awsaccess"
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/zclconf/go-cty/cty"
 )
 
-// FlatAssumeRoleConfig is an auto-generated flat version of AssumeRoleConfig.
-// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
-type FlatAssumeRoleConfig struct {
-	RoleARN         *string `mapstructure:"role_arn" required:"false" cty:"role_arn" hcl:"role_arn"`
-	ExternalID      *string `mapstructure:"external_id" required:"false" cty:"external_id" hcl:"external_id"`
-	SessionName     *string `mapstructure:"session_name" required:"false" cty:"session_name" hcl:"session_name"`
-	DurationSeconds *int    `mapstructure:"duration_seconds" required:"false" cty:"duration_seconds" hcl:"duration_seconds"`
-}
-
-// FlatMapstructure returns a new FlatAssumeRoleConfig.
-// FlatAssumeRoleConfig is an auto-generated flat version of AssumeRoleConfig.
-// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
-func (*AssumeRoleConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
-	return new(FlatAssumeRoleConfig)
-}
-
-// HCL2Spec returns the hcl spec of a AssumeRoleConfig.
-// This spec is used by HCL to read the fields of AssumeRoleConfig.
-// The decoded values from this spec will then be applied to a FlatAssumeRoleConfig.
-func (*FlatAssumeRoleConfig) HCL2Spec() map[string]hcldec.Spec {
-	s := map[string]hcldec.Spec{
-		"role_arn":         &hcldec.AttrSpec{Name: "role_arn", Type: cty.String, Required: false},
-		"external_id":      &hcldec.AttrSpec{Name: "external_id", Type: cty.String, Required: false},
-		"session_name":     &hcldec.AttrSpec{Name: "session_name", Type: cty.String, Required: false},
-		"duration_seconds": &hcldec.AttrSpec{Name: "duration_seconds", Type: cty.Number, Required: false},
-	}
-	return s
-}
-
 // FlatConfig is an auto-generated flat version of Config.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatConfig struct {
-	PackerBuildName              *string               `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
-	PackerBuilderType            *string               `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
-	PackerCoreVersion            *string               `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
-	PackerDebug                  *bool                 `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
-	PackerForce                  *bool                 `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
-	PackerOnError                *string               `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
-	PackerUserVars               map[string]string     `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
-	PackerSensitiveVars          []string              `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
-	Region                       *string               `mapstructure:"region" required:"false" cty:"region" hcl:"region"`
-	Profile                      *string               `mapstructure:"profile" required:"false" cty:"profile" hcl:"profile"`
-	AccessKey                    *string               `mapstructure:"access_key" required:"false" cty:"access_key" hcl:"access_key"`
-	SecretKey                    *string               `mapstructure:"secret_key" required:"false" cty:"secret_key" hcl:"secret_key"`
-	Token                        *string               `mapstructure:"token" required:"false" cty:"token" hcl:"token"`
-	SharedCredentialsFile        *string               `mapstructure:"shared_credentials_file" required:"false" cty:"shared_credentials_file" hcl:"shared_credentials_file"`
-	AssumeRole                   *FlatAssumeRoleConfig `mapstructure:"assume_role" required:"false" cty:"assume_role" hcl:"assume_role"`
-	MaxRetries                   *int                  `mapstructure:"max_retries" required:"false" cty:"max_retries" hcl:"max_retries"`
-	AMIIDs                       map[string]string     `mapstructure:"ami_ids" required:"false" cty:"ami_ids" hcl:"ami_ids"`
-	Targets                      []FlatTargetConfig    `mapstructure:"target" required:"true" cty:"target" hcl:"target"`
-	TargetOrganizationARNs       []string              `mapstructure:"target_organization_arns" required:"false" cty:"target_organization_arns" hcl:"target_organization_arns"`
-	TargetOrganizationalUnitARNs []string              `mapstructure:"target_organizational_unit_arns" required:"false" cty:"target_organizational_unit_arns" hcl:"target_organizational_unit_arns"`
-	ShareImage                   *bool                 `mapstructure:"share_image" required:"false" cty:"share_image" hcl:"share_image"`
-	ShareSnapshots               *bool                 `mapstructure:"share_snapshots" required:"false" cty:"share_snapshots" hcl:"share_snapshots"`
-	KeyPolicy                    *string               `mapstructure:"key_policy" required:"false" cty:"key_policy" hcl:"key_policy"`
-	CreateGrants                 *bool                 `mapstructure:"create_grants" required:"false" cty:"create_grants" hcl:"create_grants"`
-	GrantFrom                    *string               `mapstructure:"grant_from" required:"false" cty:"grant_from" hcl:"grant_from"`
-	TestLaunch                   *string               `mapstructure:"test_launch" required:"false" cty:"test_launch" hcl:"test_launch"`
-	TestLaunchTimeout            *string               `mapstructure:"test_launch_timeout" required:"false" cty:"test_launch_timeout" hcl:"test_launch_timeout"`
-	TestLaunchGrantWait          *string               `mapstructure:"test_launch_grant_wait" required:"false" cty:"test_launch_grant_wait" hcl:"test_launch_grant_wait"`
-	InstanceType                 *string               `mapstructure:"instance_type" required:"false" cty:"instance_type" hcl:"instance_type"`
-	SubnetID                     *string               `mapstructure:"subnet_id" required:"false" cty:"subnet_id" hcl:"subnet_id"`
-	AllowUnencrypted             *bool                 `mapstructure:"allow_unencrypted" required:"false" cty:"allow_unencrypted" hcl:"allow_unencrypted"`
-	DryRun                       *bool                 `mapstructure:"dry_run" required:"false" cty:"dry_run" hcl:"dry_run"`
-	ReportFile                   *string               `mapstructure:"report_file" required:"false" cty:"report_file" hcl:"report_file"`
-	JUnitFile                    *string               `mapstructure:"junit_file" required:"false" cty:"junit_file" hcl:"junit_file"`
-	MarkdownFile                 *string               `mapstructure:"markdown_file" required:"false" cty:"markdown_file" hcl:"markdown_file"`
+	PackerBuildName              *string                         `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
+	PackerBuilderType            *string                         `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
+	PackerCoreVersion            *string                         `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
+	PackerDebug                  *bool                           `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
+	PackerForce                  *bool                           `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
+	PackerOnError                *string                         `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
+	PackerUserVars               map[string]string               `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
+	PackerSensitiveVars          []string                        `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
+	Region                       *string                         `mapstructure:"region" required:"false" cty:"region" hcl:"region"`
+	Profile                      *string                         `mapstructure:"profile" required:"false" cty:"profile" hcl:"profile"`
+	AccessKey                    *string                         `mapstructure:"access_key" required:"false" cty:"access_key" hcl:"access_key"`
+	SecretKey                    *string                         `mapstructure:"secret_key" required:"false" cty:"secret_key" hcl:"secret_key"`
+	Token                        *string                         `mapstructure:"token" required:"false" cty:"token" hcl:"token"`
+	SharedCredentialsFile        *string                         `mapstructure:"shared_credentials_file" required:"false" cty:"shared_credentials_file" hcl:"shared_credentials_file"`
+	AssumeRole                   *awsaccess.FlatAssumeRoleConfig `mapstructure:"assume_role" required:"false" cty:"assume_role" hcl:"assume_role"`
+	MaxRetries                   *int                            `mapstructure:"max_retries" required:"false" cty:"max_retries" hcl:"max_retries"`
+	AMIIDs                       map[string]string               `mapstructure:"ami_ids" required:"false" cty:"ami_ids" hcl:"ami_ids"`
+	Targets                      []FlatTargetConfig              `mapstructure:"target" required:"true" cty:"target" hcl:"target"`
+	TargetOrganizationARNs       []string                        `mapstructure:"target_organization_arns" required:"false" cty:"target_organization_arns" hcl:"target_organization_arns"`
+	TargetOrganizationalUnitARNs []string                        `mapstructure:"target_organizational_unit_arns" required:"false" cty:"target_organizational_unit_arns" hcl:"target_organizational_unit_arns"`
+	ShareImage                   *bool                           `mapstructure:"share_image" required:"false" cty:"share_image" hcl:"share_image"`
+	ShareSnapshots               *bool                           `mapstructure:"share_snapshots" required:"false" cty:"share_snapshots" hcl:"share_snapshots"`
+	KeyPolicy                    *string                         `mapstructure:"key_policy" required:"false" cty:"key_policy" hcl:"key_policy"`
+	CreateGrants                 *bool                           `mapstructure:"create_grants" required:"false" cty:"create_grants" hcl:"create_grants"`
+	GrantFrom                    *string                         `mapstructure:"grant_from" required:"false" cty:"grant_from" hcl:"grant_from"`
+	TestLaunch                   *string                         `mapstructure:"test_launch" required:"false" cty:"test_launch" hcl:"test_launch"`
+	TestLaunchTimeout            *string                         `mapstructure:"test_launch_timeout" required:"false" cty:"test_launch_timeout" hcl:"test_launch_timeout"`
+	TestLaunchGrantWait          *string                         `mapstructure:"test_launch_grant_wait" required:"false" cty:"test_launch_grant_wait" hcl:"test_launch_grant_wait"`
+	InstanceType                 *string                         `mapstructure:"instance_type" required:"false" cty:"instance_type" hcl:"instance_type"`
+	SubnetID                     *string                         `mapstructure:"subnet_id" required:"false" cty:"subnet_id" hcl:"subnet_id"`
+	AllowUnencrypted             *bool                           `mapstructure:"allow_unencrypted" required:"false" cty:"allow_unencrypted" hcl:"allow_unencrypted"`
+	DryRun                       *bool                           `mapstructure:"dry_run" required:"false" cty:"dry_run" hcl:"dry_run"`
+	ReportFile                   *string                         `mapstructure:"report_file" required:"false" cty:"report_file" hcl:"report_file"`
+	JUnitFile                    *string                         `mapstructure:"junit_file" required:"false" cty:"junit_file" hcl:"junit_file"`
+	MarkdownFile                 *string                         `mapstructure:"markdown_file" required:"false" cty:"markdown_file" hcl:"markdown_file"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -102,7 +74,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"secret_key":                      &hcldec.AttrSpec{Name: "secret_key", Type: cty.String, Required: false},
 		"token":                           &hcldec.AttrSpec{Name: "token", Type: cty.String, Required: false},
 		"shared_credentials_file":         &hcldec.AttrSpec{Name: "shared_credentials_file", Type: cty.String, Required: false},
-		"assume_role":                     &hcldec.BlockSpec{TypeName: "assume_role", Nested: hcldec.ObjectSpec((*FlatAssumeRoleConfig)(nil).HCL2Spec())},
+		"assume_role":                     &hcldec.BlockSpec{TypeName: "assume_role", Nested: hcldec.ObjectSpec((*awsaccess.FlatAssumeRoleConfig)(nil).HCL2Spec())},
 		"max_retries":                     &hcldec.AttrSpec{Name: "max_retries", Type: cty.Number, Required: false},
 		"ami_ids":                         &hcldec.AttrSpec{Name: "ami_ids", Type: cty.Map(cty.String), Required: false},
 		"target":                          &hcldec.BlockListSpec{TypeName: "target", Nested: hcldec.ObjectSpec((*FlatTargetConfig)(nil).HCL2Spec())},

@@ -13,7 +13,6 @@ import (
 	"github.com/amigate/packer-plugin-amigate/internal/awsapi"
 	"github.com/amigate/packer-plugin-amigate/internal/gate"
 	"github.com/amigate/packer-plugin-amigate/internal/report"
-	"github.com/amigate/packer-plugin-amigate/version"
 )
 
 // PostProcessor gates the AMIs of the build's artifact: it runs the gate and
@@ -56,7 +55,7 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, artifa
 		opts.AMIs = amis
 	}
 	ui.Say(fmt.Sprintf("amigate: gating %s for %d target(s)", describeAMIs(opts.AMIs), len(opts.Targets)))
-	sess, err := awsapi.New(ctx, p.config.settings())
+	sess, err := awsapi.New(ctx, p.config.Settings())
 	if err != nil {
 		return artifact, keep, forceKeep, fmt.Errorf("amigate: %w", err)
 	}
@@ -78,24 +77,4 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, artifa
 	}
 	ui.Say(fmt.Sprintf("amigate: every target can launch the image (%s)", time.Since(start).Round(time.Millisecond)))
 	return artifact, keep, forceKeep, nil
-}
-
-// settings are the AWS access settings of the configuration.
-func (c *Config) settings() awsapi.Settings {
-	return awsapi.Settings{
-		Region:                c.Region,
-		Profile:               c.Profile,
-		AccessKey:             c.AccessKey,
-		SecretKey:             c.SecretKey,
-		Token:                 c.Token,
-		SharedCredentialsFile: c.SharedCredentialsFile,
-		AssumeRole: awsapi.AssumeRole{
-			RoleARN:     c.AssumeRole.RoleARN,
-			ExternalID:  c.AssumeRole.ExternalID,
-			SessionName: c.AssumeRole.SessionName,
-			Duration:    time.Duration(c.AssumeRole.DurationSeconds) * time.Second,
-		},
-		MaxRetries: c.MaxRetries,
-		UserAgent:  "packer-plugin-amigate/" + version.PluginVersion.FormattedVersion(),
-	}
 }
