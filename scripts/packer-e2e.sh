@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end with real Packer: the amazon-ebs builder bakes an encrypted AMI
 # against the simulated AWS, started here with example/sim-world.json and
-# stopped on exit, and the amigate post-processor gates it for the target
+# stopped on exit; the amigate-preflight provisioner checks the key before
+# the snapshot, and the amigate post-processor gates the AMI for the target
 # account. Fails unless the AMI's snapshot is encrypted with the world's
 # customer managed key, the gate's report is green, and the target's Auto
 # Scaling group can then launch the new AMI.

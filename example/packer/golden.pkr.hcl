@@ -36,6 +36,17 @@ source "amazon-ebs" "golden" {
 build {
   sources = ["source.amazon-ebs.golden"]
 
+  # Before the snapshot: fail in seconds if the key can never be shared.
+  provisioner "amigate-preflight" {
+    region     = "us-east-1"
+    access_key = "SIM444455556666"
+    secret_key = "any"
+    kms_key_id = "alias/golden-ami"
+    target {
+      account_id = "111122223333"
+    }
+  }
+
   # The gate: the build is green only if the target can launch the image.
   # AWS_ENDPOINT_URL (set by the e2e script) points it at the simulator.
   post-processor "amigate" {

@@ -1,0 +1,99 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/amigate/packer-plugin-amigate/keypolicy"
+)
+
+// PreflightOptions configure the early key checks a build runs before its
+// snapshot is taken.
+type PreflightOptions struct {
+	Region string
+	// KeyID names the key the build encrypts with: its ARN, id, alias
+	// (alias/NAME) or alias ARN.
+	KeyID string
+	// Targets, when given, are checked for what no key-policy patch can fix.
+	Targets []Target
+}
+
+// PreflightReport is the outcome of the early checks.
+type PreflightReport struct {
+	OK  bool              `json:"ok"`
+	Key keypolicy.KeyInfo `json:"key"`
+	// Findings are the key's own problems and what no patch can fix.
+	Findings []keypolicy.Finding `json:"findings"`
+	// Planned is what the post-processor will add to the key policy, by
+	// statement Sid, and Grants the grants it will create.
+	Planned map[string][]string `json:"planned"`
+	Grants  []string            `json:"grants"`
+}
+
+// Preflight checks the key a build will encrypt with (DESIGN §1.1), and,
+// for the targets, what no patch can fix (explicit denies, a network
+// condition on a Deny, a policy that cannot grow): the problems a bake
+// would only reveal after it is done. It reads; it changes nothing.
+func Preflight(ctx context.Context, opts PreflightOptions, sessions Sessions, progress Progress) (*PreflightReport, error) {
+	if progress == nil {
+		progress = func(string) {}
+	}
+	var errs []FieldError
+	if opts.KeyID == "" {
+		errs = append(errs, FieldError{Field: "kms_key_id", Problem: "is required"})
+	}
+	if !ValidRegion(opts.Region) {
+		errs = append(errs, FieldError{Field: "region", Value: opts.Region, Problem: "not an AWS region"})
+	}
+	for i, t := range opts.Targets {
+		if !keypolicy.ValidAccountID(t.AccountID) {
+			errs = append(errs, FieldError{Field: fmt.Sprintf("target[%d].account_id", i), Value: t.AccountID, Problem: "not a 12-digit AWS account id"})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, InputErrors(errs)
+	}
+	r := newRun(Options{Targets: opts.Targets}, sessions, progress)
+	kc := r.cl.KMS(source, opts.Region)
+	out, err := kc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(opts.KeyID)})
+	if isCode(err, "NotFoundException", "InvalidArnException") {
+		return nil, InputErrors{{Field: "kms_key_id", Value: opts.KeyID, Problem: "no such key in " + opts.Region + " (or the build's account cannot see it)"}}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("describe key %s: %w", opts.KeyID, err)
+	}
+	ks := &keyState{region: opts.Region, key: keypolicy.Key{ARN: aws.ToString(out.KeyMetadata.Arn)}}
+	if err := r.readKey(ctx, ks); err != nil {
+		return nil, err
+	}
+	rep := &PreflightReport{OK: true, Key: keypolicy.KeyInfo{ARN: ks.key.ARN, Manager: ks.key.Manager, State: ks.key.State},
+		Findings: keypolicy.CheckKeyMetadata(ks.key), Planned: map[string][]string{}, Grants: []string{}}
+	if len(rep.Findings) == 0 && len(opts.Targets) > 0 {
+		r.regions = []string{opts.Region}
+		ks.targets = r.keyTargets(opts.Region)
+		plan, err := keypolicy.PlanPatch(ks.key, ks.targets, keypolicy.PlanOptions{})
+		switch {
+		case errors.Is(err, keypolicy.ErrPolicyTooLarge):
+			ks.plan, ks.planErr = plan, err
+			rep.Findings = append(rep.Findings, tooLargeFinding(ks))
+		case err != nil:
+			return nil, fmt.Errorf("plan key policy of %s: %w", ks.key.ARN, err)
+		default:
+			rep.Findings = append(rep.Findings, plan.Blocked...)
+			rep.Planned = plan.Added
+			for _, g := range plan.Grants {
+				rep.Grants = append(rep.Grants, g.GranteePrincipal)
+			}
+		}
+	}
+	for _, f := range rep.Findings {
+		if f.Severity == keypolicy.SeverityError {
+			rep.OK = false
+		}
+	}
+	return rep, nil
+}

@@ -1,0 +1,45 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/amigate/packer-plugin-amigate/keypolicy"
+)
+
+func TestPreflight(t *testing.T) {
+	ctx := context.Background()
+	targets := []Target{{AccountID: target}}
+
+	s := startWorld(t, testWorld{})
+	rep, err := Preflight(ctx, PreflightOptions{Region: "us-east-1", KeyID: "alias/golden-ami", Targets: targets}, s.sessions(t), nil)
+	if err != nil || !rep.OK || rep.Key.Manager != "CUSTOMER" || len(rep.Planned[keypolicy.SidUseKey]) != 1 || len(rep.Grants) != 1 {
+		t.Fatalf("a good key: %v %+v", err, rep)
+	}
+	if m := s.mutations(); len(m) != 0 {
+		t.Fatalf("preflight changed %v", m)
+	}
+
+	s = startWorld(t, testWorld{key: "alias/aws/ebs"})
+	rep, err = Preflight(ctx, PreflightOptions{Region: "us-east-1", KeyID: "alias/aws/ebs"}, s.sessions(t), nil)
+	if err != nil || rep.OK || rep.Findings[0].Code != keypolicy.CodeAWSManagedKey {
+		t.Fatalf("aws/ebs: %v %+v", err, rep)
+	}
+
+	deny := strings.Replace(defaultPolicy, "\n  ]", `,
+    {"Sid": "office only", "Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}, "StringNotEquals": {"aws:PrincipalAccount": "444455556666"}}}
+  ]`, 1)
+	s = startWorld(t, testWorld{policy: deny})
+	rep, err = Preflight(ctx, PreflightOptions{Region: "us-east-1", KeyID: "alias/golden-ami", Targets: targets}, s.sessions(t), nil)
+	if err != nil || rep.OK || !strings.Contains(rep.Findings[0].Message, "office only") {
+		t.Fatalf("a Deny no patch can lift: %v %+v", err, rep)
+	}
+
+	_, err = Preflight(ctx, PreflightOptions{Region: "us-east-1", KeyID: "alias/nope"}, s.sessions(t), nil)
+	var ie InputErrors
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), `kms_key_id "alias/nope": no such key in us-east-1`) {
+		t.Fatalf("unknown key: %v", err)
+	}
+}

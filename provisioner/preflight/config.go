@@ -1,0 +1,87 @@
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,TargetConfig
+//go:generate packer-sdc struct-markdown
+
+package preflight
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/packer-plugin-sdk/common"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"github.com/hashicorp/packer-plugin-sdk/template/config"
+	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
+
+	"github.com/amigate/packer-plugin-amigate/awsaccess"
+	"github.com/amigate/packer-plugin-amigate/internal/gate"
+	"github.com/amigate/packer-plugin-amigate/keypolicy"
+)
+
+// TargetConfig is an account that will launch the image.
+type TargetConfig struct {
+	// The 12-digit id of the target account.
+	AccountID string `mapstructure:"account_id" required:"true"`
+	// How the target launches the image: `asg`, `instance` and/or `copy`.
+	// Defaults to `["asg", "instance"]`.
+	Paths []string `mapstructure:"paths" required:"false"`
+	// The target's Auto Scaling service-linked roles. Defaults to the
+	// account's AWSServiceRoleForAutoScaling.
+	ServiceLinkedRoleARNs []string `mapstructure:"service_linked_role_arns" required:"false"`
+}
+
+// Config is the provisioner's configuration.
+type Config struct {
+	common.PackerConfig `mapstructure:",squash"`
+	// AWS access, as in packer-plugin-amazon.
+	awsaccess.Config `mapstructure:",squash"`
+
+	// The KMS key the build encrypts the image with (the builder's
+	// `kms_key_id`): its ARN, id, alias (`alias/NAME`) or alias ARN.
+	KMSKeyID string `mapstructure:"kms_key_id" required:"true"`
+	// The accounts that will launch the image: the key policy is checked for
+	// what the amigate post-processor could not patch (an explicit Deny, a
+	// network condition on a Deny, a policy that cannot grow). Optional.
+	Targets []TargetConfig `mapstructure:"target" required:"false"`
+
+	ctx interpolate.Context
+}
+
+// Prepare decodes the configuration and reports every problem at once.
+func (p *Provisioner) Prepare(raws ...interface{}) error {
+	c := &p.config
+	if err := config.Decode(c, &config.DecodeOpts{PluginType: "amigate-preflight", Interpolate: true, InterpolateContext: &c.ctx}, raws...); err != nil {
+		return fmt.Errorf("decode amigate-preflight configuration: %w", err)
+	}
+	packersdk.LogSecretFilter.Set(c.Secrets()...)
+	var errs *packersdk.MultiError
+	for _, e := range c.Config.Validate() {
+		errs = packersdk.MultiErrorAppend(errs, e)
+	}
+	if c.KMSKeyID == "" {
+		errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: "kms_key_id", Problem: "is required: the key the builder encrypts with"})
+	}
+	p.opts = gate.PreflightOptions{Region: c.Region, KeyID: c.KMSKeyID}
+	for i, t := range c.Targets {
+		gt := gate.Target{AccountID: t.AccountID, ServiceLinkedRoleARNs: t.ServiceLinkedRoleARNs}
+		if !keypolicy.ValidAccountID(t.AccountID) {
+			errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: fmt.Sprintf("target[%d].account_id", i), Value: t.AccountID, Problem: "not a 12-digit AWS account id"})
+		}
+		for _, s := range t.Paths {
+			path, err := keypolicy.ParsePath(s)
+			if err != nil {
+				errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: fmt.Sprintf("target[%d].paths", i), Value: s, Problem: "must be one of asg, instance, copy"})
+				continue
+			}
+			gt.Paths = append(gt.Paths, path)
+		}
+		for _, r := range t.ServiceLinkedRoleARNs {
+			if !keypolicy.IsAutoScalingServiceLinkedRole(r) {
+				errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: fmt.Sprintf("target[%d].service_linked_role_arns", i), Value: r, Problem: "not an Auto Scaling service-linked role ARN"})
+			}
+		}
+		p.opts.Targets = append(p.opts.Targets, gt)
+	}
+	if errs != nil && len(errs.Errors) > 0 {
+		return errs
+	}
+	return nil
+}
