@@ -115,6 +115,17 @@ func (a *lintArgs) load(stdin io.Reader) (keypolicy.Key, []keypolicy.Target, err
 		return key, nil, err
 	}
 	key = keypolicy.Key{ARN: keyARN.String(), Manager: "CUSTOMER", State: "Enabled", Spec: "SYMMETRIC_DEFAULT", Usage: "ENCRYPT_DECRYPT"}
+	// Standard input can be read once.
+	stdinBy := ""
+	for _, f := range []struct{ flag, value string }{{"--key-policy", a.keyPolicy}, {"--key-metadata", a.keyMetadata}, {"--grants", a.grants}} {
+		if f.value != "-" {
+			continue
+		}
+		if stdinBy != "" {
+			return key, nil, badInput(f.flag, "-", fmt.Errorf("standard input is already read by %s; give a file", stdinBy))
+		}
+		stdinBy = f.flag
+	}
 
 	data, err := readInput(a.keyPolicy, stdin)
 	if err != nil {
@@ -135,7 +146,12 @@ func (a *lintArgs) load(stdin io.Reader) (keypolicy.Key, []keypolicy.Target, err
 		if m.Arn != key.ARN {
 			return key, nil, badInput("--key-metadata", a.keyMetadata, fmt.Errorf("describes key %s, not --key-arn %s", m.Arn, key.ARN))
 		}
-		key.Manager, key.State, key.Spec, key.Usage = m.KeyManager, m.KeyState, m.KeySpec, m.KeyUsage
+		// A field describe-key output leaves out keeps its default.
+		for dst, v := range map[*string]string{&key.Manager: m.KeyManager, &key.State: m.KeyState, &key.Spec: m.KeySpec, &key.Usage: m.KeyUsage} {
+			if v != "" {
+				*dst = v
+			}
+		}
 	}
 	if a.grants != "" {
 		data, err := readInput(a.grants, stdin)

@@ -225,3 +225,25 @@ func TestSimBadWorld(t *testing.T) {
 		}
 	}
 }
+
+// Standard input can feed one flag only; a second "-" is named.
+func TestLintStdinOnce(t *testing.T) {
+	policy, err := os.ReadFile(example("key-policy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := amigate(t, string(policy), "lint", "--key-policy", "-", "--grants", "-", "--key-arn", exampleKey, "--target", "111122223333")
+	if r.code != exitBadInput || !strings.Contains(r.stderr, `--grants "-": standard input is already read by --key-policy; give a file`) {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// describe-key output without KeySpec or KeyUsage keeps their defaults.
+func TestLintSparseKeyMetadata(t *testing.T) {
+	meta := filepath.Join(t.TempDir(), "describe-key.json")
+	os.WriteFile(meta, []byte(`{"KeyMetadata": {"Arn": "`+exampleKey+`", "KeyState": "Enabled"}}`), 0o644)
+	r := amigate(t, "", "lint", "--key-policy", example("key-policy.json"), "--key-arn", exampleKey, "--key-metadata", meta, "--target", "111122223333", "--grants", example("grants-fixed.json"))
+	if r.code != exitOK || !strings.Contains(r.stdout, "(CUSTOMER, Enabled)") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
