@@ -63,6 +63,8 @@ type runState struct {
 	stepTimes map[string]time.Duration
 	// grantTimes are when this run last created a grant, by account.
 	grantTimes map[string]time.Time
+	// groupsFound are the target groups found, by account/region.
+	groupsFound map[string]map[string]bool
 	// missingRoles are the default Auto Scaling roles found not to exist.
 	missingRoles map[string]bool
 	// cleanups are the test launches' deletions.
@@ -83,6 +85,7 @@ func newRun(opts Options, sessions Sessions, progress Progress) *runState {
 		stepTimes:    map[string]time.Duration{},
 		grantTimes:   map[string]time.Time{},
 		missingRoles: map[string]bool{},
+		groupsFound:  map[string]map[string]bool{},
 		report: &Report{DryRun: opts.DryRun, RunID: newRunID(), Images: []ImageInfo{}, Keys: []KeyInfo{}, Findings: []keypolicy.Finding{}, Targets: []TargetReport{},
 			Changes:  Changes{LaunchPermissions: []PermissionChange{}, SnapshotPermissions: []PermissionChange{}, KeyPolicies: []KeyPolicyChange{}, Grants: []GrantChange{}},
 			Launches: []launch.Outcome{}},

@@ -387,8 +387,13 @@ func (r *runState) collectGroups(results []asgResult) []FieldError {
 			names = append(names, name)
 		}
 		sort.Strings(names)
+		where := t.AccountID + "/" + res.region
+		if r.groupsFound[where] == nil {
+			r.groupsFound[where] = map[string]bool{}
+		}
 		for _, name := range names {
 			found[res.target][name] = true
+			r.groupsFound[where][name] = true
 			if role := res.found[name]; !contains(r.asgRoles[t.AccountID][res.region], role) {
 				r.asgRoles[t.AccountID][res.region] = append(r.asgRoles[t.AccountID][res.region], role)
 			}

@@ -48,7 +48,9 @@ func (r *runState) testLaunch(ctx context.Context) error {
 				continue
 			}
 			for _, g := range t.AutoScalingGroups {
-				jobs = append(jobs, job{t, region, g})
+				if r.groupsFound[t.AccountID+"/"+region][g] { // a group may live in some regions only
+					jobs = append(jobs, job{t, region, g})
+				}
 			}
 		}
 	}
@@ -62,12 +64,16 @@ func (r *runState) launchOne(ctx context.Context, t Target, region, group string
 	who := t.principal()
 	l := &launch.Launcher{EC2: r.cl.EC2(who, region), AutoScaling: r.cl.AutoScaling(who, region), Say: r.say}
 	cleanup := r.newCleanup()
-	defer func() {
+	clean := func() error {
 		if cerr := cleanup.Run(ctx); cerr != nil {
 			r.say("✘ test launch left resources behind: " + cerr.Error())
-			if err == nil {
-				err = fmt.Errorf("test launch in %s %s: %w", t.AccountID, region, cerr)
-			}
+			return fmt.Errorf("test launch in %s %s: %w", t.AccountID, region, cerr)
+		}
+		return nil
+	}
+	defer func() { // after a panic or an error; a no-op once clean has run
+		if cerr := clean(); err == nil {
+			err = cerr
 		}
 	}()
 	req := launch.Request{
@@ -78,6 +84,10 @@ func (r *runState) launchOne(ctx context.Context, t Target, region, group string
 	out, err := l.Run(ctx, req, cleanup)
 	if err != nil {
 		return fmt.Errorf("test launch in %s %s: %w", t.AccountID, region, err)
+	}
+	// Delete what the launch made before the diagnosis waits on CloudTrail.
+	if err := clean(); err != nil {
+		return err
 	}
 	r.mu.Lock()
 	r.report.Launches = append(r.report.Launches, out)
