@@ -331,12 +331,11 @@ func TestPolicyNearTheSizeLimit(t *testing.T) {
 // racingKMS lets another writer change the key policy at a chosen moment.
 type racingKMS struct {
 	kmsAPI
-	mu      sync.Mutex
-	gets    int
-	puts    int
-	onGet   func(n int)
-	onPut   func(n int)
-	racerTo func(ctx context.Context)
+	mu    sync.Mutex
+	gets  int
+	puts  int
+	onGet func(n int)
+	onPut func(n int)
 }
 
 func (k *racingKMS) GetKeyPolicy(ctx context.Context, in *kms.GetKeyPolicyInput, opts ...func(*kms.Options)) (*kms.GetKeyPolicyOutput, error) {

@@ -77,8 +77,7 @@ func records(br *bufio.Reader, fn func([]byte) error) error {
 				// Jump to the next quote or backslash.
 				j := bytes.IndexAny(chunk[i:], `"\`)
 				if j < 0 {
-					i = len(chunk)
-					break
+					break // the string goes on in the next chunk
 				}
 				i += j
 				if chunk[i] == '\\' {

@@ -406,16 +406,6 @@ func variableInArnCondition(c simCase) bool {
 	return false
 }
 
-// hasKey: condition keys are case-insensitive.
-func hasKey(ctx map[string][]string, key string) bool {
-	for k := range ctx {
-		if strings.EqualFold(k, key) {
-			return true
-		}
-	}
-	return false
-}
-
 func nodeModules(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat("node_modules/@cloud-copilot/iam-simulate"); err == nil {
