@@ -404,34 +404,41 @@ func instanceTags(runID string, now time.Time) []ec2types.TagSpecification {
 	}
 }
 
-// waitInstance polls the instance until it runs or ends, and returns its
-// state and state reason.
+// waitInstance waits, with the SDK's InstanceRunning waiter, until the
+// instance runs or ends, and returns its state and state reason.
 func (l *Launcher) waitInstance(ctx context.Context, req Request, id string) (ec2types.InstanceStateName, string, error) {
-	delay := req.PollMin
-	for {
-		d, err := l.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
-		if err != nil && !isCode(err, "InvalidInstanceID.NotFound") { // a new instance may not be visible at once
-			return "", "", fmt.Errorf("read instance %s: %w", id, err)
-		}
-		if err == nil && len(d.Reservations) > 0 && len(d.Reservations[0].Instances) > 0 {
-			in := d.Reservations[0].Instances[0]
-			state := in.State.Name
-			reason := ""
-			if in.StateReason != nil {
-				reason = strings.TrimSpace(aws.ToString(in.StateReason.Code) + ": " + aws.ToString(in.StateReason.Message))
-			}
-			switch state {
-			case ec2types.InstanceStateNameRunning:
-				return state, "", nil
-			case ec2types.InstanceStateNameTerminated, ec2types.InstanceStateNameShuttingDown, ec2types.InstanceStateNameStopped, ec2types.InstanceStateNameStopping:
-				return state, reason, nil
-			}
-		}
-		if err := sleep(ctx, delay); err != nil {
-			return "", "", err
-		}
-		delay = min(delay*2, req.PollMax)
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = l.now().Add(req.Timeout)
 	}
+	waiter := ec2.NewInstanceRunningWaiter(l.EC2, func(o *ec2.InstanceRunningWaiterOptions) {
+		o.MinDelay, o.MaxDelay = req.PollMin, req.PollMax
+	})
+	in := &ec2.DescribeInstancesInput{InstanceIds: []string{id}}
+	waitErr := waiter.Wait(ctx, in, time.Until(deadline))
+	if ctx.Err() != nil {
+		return "", "", ctx.Err()
+	}
+	// Running, or the waiter saw it end: read why.
+	d, err := l.EC2.DescribeInstances(ctx, in)
+	if err != nil {
+		return "", "", fmt.Errorf("read instance %s: %w", id, err)
+	}
+	if len(d.Reservations) == 0 || len(d.Reservations[0].Instances) == 0 {
+		return "", "", fmt.Errorf("read instance %s: %w", id, errors.Join(errors.New("not found"), waitErr))
+	}
+	inst := d.Reservations[0].Instances[0]
+	if inst.State.Name == ec2types.InstanceStateNameRunning {
+		return inst.State.Name, "", nil
+	}
+	reason := ""
+	if inst.StateReason != nil {
+		reason = strings.TrimSpace(aws.ToString(inst.StateReason.Code) + ": " + aws.ToString(inst.StateReason.Message))
+	}
+	if reason == "" && waitErr != nil {
+		reason = waitErr.Error()
+	}
+	return inst.State.Name, reason, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
