@@ -262,7 +262,12 @@ func (r *runState) checkKeys(ctx context.Context) error {
 			return errStop
 		}
 	}
-	r.say("✔ every snapshot is encrypted with an enabled customer managed key")
+	if len(findings) == 0 {
+		r.say("✔ every snapshot is encrypted with an enabled customer managed key")
+	}
+	for _, f := range findings { // warnings: allowed unencrypted snapshots
+		r.say(fmt.Sprintf("! %s: %s", f.Code, f.Message))
+	}
 	var keys []*keyState
 	for _, region := range r.regions {
 		for _, ks := range r.images[region].keys {

@@ -170,9 +170,13 @@ func TestUnencryptedSnapshot(t *testing.T) {
 		t.Fatalf("unencrypted: ok=%v %s %v", rep.OK, codesOf(rep), s.mutations())
 	}
 	opts.AllowUnencrypted = true
-	rep = run(t, s, opts)
-	if !rep.OK || !slices.Equal(s.mutations(), []string{"ec2:ModifyImageAttribute"}) {
-		t.Fatalf("allowed: ok=%v %s %v", rep.OK, codesOf(rep), s.mutations())
+	var said []string
+	rep, err := Run(context.Background(), opts, s.sessions(t), func(l string) { said = append(said, l) })
+	if err != nil || !rep.OK || !slices.Equal(s.mutations(), []string{"ec2:ModifyImageAttribute"}) {
+		t.Fatalf("allowed: %v ok=%v %s %v", err, rep.OK, codesOf(rep), s.mutations())
+	}
+	if lines := strings.Join(said, "\n"); strings.Contains(lines, "every snapshot is encrypted") || !strings.Contains(lines, "! UNENCRYPTED_SNAPSHOT") {
+		t.Fatalf("the progress must say the snapshot is unencrypted:\n%s", lines)
 	}
 }
 
