@@ -7,52 +7,16 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
-
-type launchTemplate struct {
-	id, name, account, region string
-	versions                  []templateVersion
-	defaultVersion            int
-	created                   time.Time
-}
-
-type templateVersion struct {
-	number                int
-	imageID, instanceType string
-	description           string
-	created               time.Time
-	deleted               bool
-}
-
-// latest is the newest version not deleted (the default one never is).
-func (lt *launchTemplate) latest() templateVersion {
-	for i := len(lt.versions) - 1; i > 0; i-- {
-		if !lt.versions[i].deleted {
-			return lt.versions[i]
-		}
-	}
-	return lt.versions[0]
-}
-
-// version resolves a group's version spec: "$Default" (or empty),
-// "$Latest" or a number.
-func (lt *launchTemplate) version(spec string) templateVersion {
-	switch spec {
-	case "", "$Default":
-		return lt.versions[lt.defaultVersion-1]
-	case "$Latest":
-		return lt.latest()
-	}
-	if n, err := strconv.Atoi(spec); err == nil && n >= 1 && n <= len(lt.versions) {
-		return lt.versions[n-1]
-	}
-	return lt.versions[lt.defaultVersion-1]
-}
 
 type autoScalingGroup struct {
 	name, arn, account, region string
 	templateID, version        string
+	mixed                      bool // the template came in a MixedInstancesPolicy
+	subnetIDs                  []string
+	launches                   int // how many launches were tried, to spread them
 	tags                       map[string]string
 	propagate                  map[string]bool
 	min, max, desired          int
@@ -83,42 +47,6 @@ func init() {
 	}
 	queryOps["iam"]["CreateServiceLinkedRole"] = queryOp{true, (*Server).iamCreateServiceLinkedRole}
 	xmlns["autoscaling"] = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
-	ec2Ops["CreateLaunchTemplate"] = queryOp{true, (*Server).ec2CreateLaunchTemplate}
-}
-
-func (s *Server) ec2CreateLaunchTemplate(c caller, form url.Values) (any, error) {
-	name := form.Get("LaunchTemplateName")
-	if name == "" {
-		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter LaunchTemplateName")
-	}
-	for _, lt := range s.world.templates {
-		if lt.account == c.account && lt.region == c.region && lt.name == name {
-			return nil, errorf(http.StatusBadRequest, "InvalidLaunchTemplateName.AlreadyExistsException", "Launch template name already in use.")
-		}
-	}
-	lt := &launchTemplate{id: newID("lt-", 9)[:20], name: name, account: c.account, region: c.region, defaultVersion: 1, created: s.now().UTC(),
-		versions: []templateVersion{{number: 1, imageID: form.Get("LaunchTemplateData.ImageId"), instanceType: form.Get("LaunchTemplateData.InstanceType"), created: s.now().UTC()}}}
-	s.world.templates[lt.id] = lt
-	type ltXML struct {
-		ID                   string `xml:"launchTemplateId"`
-		Name                 string `xml:"launchTemplateName"`
-		CreateTime           string `xml:"createTime"`
-		DefaultVersionNumber int    `xml:"defaultVersionNumber"`
-		LatestVersionNumber  int    `xml:"latestVersionNumber"`
-	}
-	return struct {
-		XMLName xml.Name `xml:"R"`
-		LT      ltXML    `xml:"launchTemplate"`
-	}{LT: ltXML{ID: lt.id, Name: lt.name, CreateTime: lt.created.Format(time.RFC3339), DefaultVersionNumber: 1, LatestVersionNumber: 1}}, nil
-}
-
-func (s *Server) findTemplate(c caller, id, name string) (*launchTemplate, error) {
-	for _, lt := range s.world.templates {
-		if lt.account == c.account && lt.region == c.region && (lt.id == id || (id == "" && lt.name == name)) {
-			return lt, nil
-		}
-	}
-	return nil, errorf(http.StatusBadRequest, "ValidationError", "The specified launch template, with template ID %s, does not exist.", id+name)
 }
 
 // autoScalingRole returns the group's service-linked role, creating the
@@ -173,6 +101,51 @@ func (s *Server) iamCreateServiceLinkedRole(c caller, form url.Values) (any, err
 	}{Role: r.xml()}, nil
 }
 
+// groupTemplate reads the group's launch template: LaunchTemplate, or the
+// launch template of a MixedInstancesPolicy.
+func (s *Server) groupTemplate(c caller, form url.Values) (lt *launchTemplate, version string, mixed bool, err error) {
+	hasTemplate, hasMixed := false, false
+	for k := range form {
+		hasTemplate = hasTemplate || strings.HasPrefix(k, "LaunchTemplate.")
+		hasMixed = hasMixed || strings.HasPrefix(k, "MixedInstancesPolicy.")
+	}
+	prefix := "LaunchTemplate."
+	switch {
+	case hasTemplate && hasMixed:
+		return nil, "", false, errorf(http.StatusBadRequest, "ValidationError", "Valid requests must contain either LaunchTemplate, LaunchConfigurationName, InstanceId or MixedInstancesPolicy parameter.")
+	case hasMixed:
+		prefix, mixed = "MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification.", true
+	case !hasTemplate:
+		if name := form.Get("LaunchConfigurationName"); name != "" {
+			return nil, "", false, errorf(http.StatusBadRequest, "ValidationError", "Launch configuration name not found - Launch configuration %s not found", name)
+		}
+		return nil, "", false, errorf(http.StatusBadRequest, "ValidationError", "Valid requests must contain either LaunchTemplate, LaunchConfigurationName, InstanceId or MixedInstancesPolicy parameter.")
+	}
+	id, name := form.Get(prefix+"LaunchTemplateId"), form.Get(prefix+"LaunchTemplateName")
+	if id == "" && name == "" {
+		return nil, "", false, errorf(http.StatusBadRequest, "ValidationError", "Valid requests must contain either launchTemplateId or LaunchTemplateName")
+	}
+	lt, err = s.findTemplate(c, id, name)
+	if err == nil {
+		version = form.Get(prefix + "Version")
+		_, err = lt.resolve(version)
+	}
+	if err != nil {
+		return nil, "", false, errorf(http.StatusBadRequest, "ValidationError", "You must use a valid fully-formed launch template. %s", err.(*apiError).message)
+	}
+	return lt, version, mixed, nil
+}
+
+// subnetZone returns the zone of one of the account's subnets.
+func subnetZone(c caller, id string) (string, bool) {
+	for _, z := range zones(c.region) {
+		if defaultSubnet(c, z) == id {
+			return z, true
+		}
+	}
+	return "", false
+}
+
 func (s *Server) asCreateGroup(c caller, form url.Values) (any, error) {
 	name, err := required(form, "AutoScalingGroupName")
 	if err != nil {
@@ -181,14 +154,27 @@ func (s *Server) asCreateGroup(c caller, form url.Values) (any, error) {
 	if _, ok := s.world.groups[c.account+"/"+c.region+"/"+name]; ok {
 		return nil, errorf(http.StatusBadRequest, "AlreadyExists", "AutoScalingGroup by this name already exists - A group with the name %s already exists", name)
 	}
-	lt, err := s.findTemplate(c, form.Get("LaunchTemplate.LaunchTemplateId"), form.Get("LaunchTemplate.LaunchTemplateName"))
+	lt, version, mixed, err := s.groupTemplate(c, form)
 	if err != nil {
 		return nil, err
 	}
-	g := &autoScalingGroup{name: name, account: c.account, region: c.region, templateID: lt.id, version: form.Get("LaunchTemplate.Version"), created: s.now().UTC(),
+	g := &autoScalingGroup{name: name, account: c.account, region: c.region, templateID: lt.id, version: version, mixed: mixed, created: s.now().UTC(),
 		zones: members(form, "AvailabilityZones"), subnets: form.Get("VPCZoneIdentifier")}
 	g.arn = fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", c.region, c.account, newUUID(), name)
-	if len(g.zones) == 0 && g.subnets == "" {
+	for _, id := range strings.Split(g.subnets, ",") {
+		if id = strings.TrimSpace(id); id == "" {
+			continue
+		}
+		zone, ok := subnetZone(c, id)
+		if !ok {
+			return nil, errorf(http.StatusBadRequest, "ValidationError", "The subnet ID '%s' does not exist", id)
+		}
+		g.subnetIDs = append(g.subnetIDs, id)
+		if !containsString(g.zones, zone) && form.Get("AvailabilityZones.member.1") == "" {
+			g.zones = append(g.zones, zone)
+		}
+	}
+	if len(g.zones) == 0 {
 		return nil, errorf(http.StatusBadRequest, "ValidationError", "At least one Availability Zone or VPC Subnet is required.")
 	}
 	for field, dst := range map[string]*int{"MinSize": &g.min, "MaxSize": &g.max, "DesiredCapacity": &g.desired} {
@@ -207,12 +193,20 @@ func (s *Server) asCreateGroup(c caller, form url.Values) (any, error) {
 	if form.Get("DesiredCapacity") == "" {
 		g.desired = g.min
 	}
+	if g.max < g.min {
+		return nil, errorf(http.StatusBadRequest, "ValidationError", "Max bound, %d, must be greater than or equal to min bound, %d", g.max, g.min)
+	}
+	if g.desired < g.min || g.desired > g.max {
+		return nil, errorf(http.StatusBadRequest, "ValidationError", "Desired capacity:%d must be between the specified min size:%d and max size:%d", g.desired, g.min, g.max)
+	}
+	if err := g.setGroupTags(form); err != nil {
+		return nil, err
+	}
 	r, err := s.autoScalingRole(c.account, form.Get("ServiceLinkedRoleARN"))
 	if err != nil {
 		return nil, err
 	}
 	g.serviceLinkedRole = r.arn
-	g.tags, g.propagate = groupTags(form)
 	s.world.groups[c.account+"/"+c.region+"/"+name] = g
 	s.scale(g)
 	return emptyResult{}, nil
@@ -220,33 +214,66 @@ func (s *Server) asCreateGroup(c caller, form url.Values) (any, error) {
 
 func members(form url.Values, name string) []string { return indexed(form, name+".member") }
 
+// failLaunch records a launch that failed before an instance existed.
+func (g *autoScalingGroup) failLaunch(act activity, reason string) {
+	act.description = "Launching a new EC2 instance.  Status Reason: " + reason + " Launching EC2 instance failed."
+	act.status, act.message = "Failed", reason+" Launching EC2 instance failed."
+	g.activities = append(g.activities, act)
+}
+
 // scale launches instances until the group has its desired capacity, with
-// the group's service-linked role as the acting principal. A launch that
-// fails is recorded as a failed scaling activity; Auto Scaling tries again
-// later (SetRetryBackoff).
+// the group's service-linked role as the acting principal. The launch
+// template version is resolved at each launch ($Latest follows new
+// versions). Instances are spread over the group's subnets (or zones) and
+// exist in EC2 like any other, tagged with the template version's instance
+// tags, the group's tags that propagate at launch and
+// aws:autoscaling:groupName. A launch that fails is recorded as a failed
+// scaling activity (an instance that failed on its keys stays visible in
+// EC2, terminated); Auto Scaling tries again later (SetRetryBackoff).
 func (s *Server) scale(g *autoScalingGroup) {
 	g.lastAttempt = s.now()
-	lt, ok := s.world.templates[g.templateID]
-	if !ok {
-		return
-	}
-	v := lt.version(g.version)
 	for len(g.instances) < g.desired {
-		im, ok := s.world.images[v.imageID]
-		role := s.world.roles[g.serviceLinkedRole]
-		slr := caller{account: g.account, region: g.region, service: "autoscaling",
-			arn: "arn:aws:sts::" + g.account + ":assumed-role/" + role.name + "/" + asgSessionName, roleARN: role.arn}
 		start := s.now().UTC()
 		act := activity{id: newUUID(), start: start, end: start,
 			cause: fmt.Sprintf("At %s an instance was started in response to a difference between desired and actual capacity, increasing the capacity from %d to %d.", start.Format(time.RFC3339), len(g.instances), len(g.instances)+1)}
-		if !ok || im.region != g.region || !im.canSee(g.account) {
-			act.description, act.status = "Launching a new EC2 instance.  Status Reason: The image id '["+v.imageID+"]' does not exist. Launching EC2 instance failed.", "Failed"
-			act.message = "The image id '[" + v.imageID + "]' does not exist. Launching EC2 instance failed."
-			g.activities = append(g.activities, act)
+		lt, ok := s.world.templates[g.templateID]
+		if !ok {
+			g.failLaunch(act, "The specified launch template, with template ID "+g.templateID+", does not exist.")
 			return
 		}
-		in := s.launch(slr, im, v.instanceType, "autoscaling.amazonaws.com")
-		s.tagResource(caller{account: g.account}, in.id, g.propagatedTags())
+		v, err := lt.resolve(g.version)
+		if err != nil {
+			g.failLaunch(act, err.(*apiError).message)
+			return
+		}
+		im, ok := s.world.images[v.imageID()]
+		if !ok || im.region != g.region || !im.canSee(g.account) {
+			g.failLaunch(act, "The image id '["+v.imageID()+"]' does not exist.")
+			return
+		}
+		role, ok := s.world.roles[g.serviceLinkedRole]
+		if !ok {
+			g.failLaunch(act, "The service-linked role "+g.serviceLinkedRole+" does not exist.")
+			return
+		}
+		slr := caller{account: g.account, region: g.region, service: "autoscaling",
+			arn: "arn:aws:sts::" + g.account + ":assumed-role/" + role.name + "/" + asgSessionName, roleARN: role.arn}
+		spec := launchSpec{image: im, instanceType: orDefault(v.instanceType(), "m1.small"), invokedBy: "autoscaling.amazonaws.com",
+			reservationID: newReservationID(), templateID: lt.id, templateVersion: strconv.Itoa(v.number)}
+		n := g.launches
+		g.launches++
+		if len(g.subnetIDs) > 0 {
+			spec.subnetID = g.subnetIDs[n%len(g.subnetIDs)]
+			spec.zone, _ = subnetZone(slr, spec.subnetID)
+		} else {
+			spec.zone = g.zones[n%len(g.zones)]
+		}
+		in := s.launch(slr, spec)
+		owner := caller{account: g.account}
+		s.tagResource(owner, in.id, g.instanceTags(v))
+		for _, vol := range in.volumes {
+			s.tagResource(owner, vol, v.tags("volume"))
+		}
 		if in.state != "running" {
 			act.description = "Launching a new EC2 instance: " + in.id + ".  Status Reason: Instance became unhealthy while waiting for instance to be in InService state. Termination Reason: " + in.stateReasonMessage
 			act.status, act.message = "Failed", "Instance became unhealthy while waiting for instance to be in InService state. Termination Reason: "+in.stateReasonMessage
@@ -259,9 +286,32 @@ func (s *Server) scale(g *autoScalingGroup) {
 	}
 }
 
-// retry lets Auto Scaling try again a group below its desired capacity,
-// once its back-off has passed.
+// prune takes out of the group the instances EC2 no longer runs (stopped
+// or terminated by someone else), as Auto Scaling's EC2 health check does;
+// stopped ones are terminated.
+func (s *Server) prune(g *autoScalingGroup) {
+	kept := g.instances[:0]
+	for _, id := range g.instances {
+		in, ok := s.world.instances[id]
+		if ok && (in.state == "running" || in.state == "pending") {
+			kept = append(kept, id)
+			continue
+		}
+		if ok {
+			s.terminate(in)
+		}
+		now := s.now().UTC()
+		g.activities = append(g.activities, activity{id: newUUID(), start: now, end: now, status: "Successful",
+			description: "Terminating EC2 instance: " + id,
+			cause:       fmt.Sprintf("At %s an instance was taken out of service in response to an EC2 health check indicating it has been terminated or stopped.", now.Format(time.RFC3339))})
+	}
+	g.instances = kept
+}
+
+// retry lets Auto Scaling notice instances gone from EC2 and try again a
+// group below its desired capacity, once its back-off has passed.
 func (s *Server) retry(g *autoScalingGroup) {
+	s.prune(g)
 	if len(g.instances) < g.desired && s.now().Sub(g.lastAttempt) >= s.retryBackoff {
 		s.scale(g)
 	}
@@ -295,36 +345,55 @@ func sortGroups(gs []*autoScalingGroup) {
 	sort.Slice(gs, func(i, j int) bool { return gs[i].name < gs[j].name })
 }
 
+type templateSpecXML struct {
+	ID      string `xml:"LaunchTemplateId"`
+	Name    string `xml:"LaunchTemplateName"`
+	Version string `xml:"Version"`
+}
+
+func (s *Server) templateSpec(id, version string) *templateSpecXML {
+	x := &templateSpecXML{ID: id, Version: version}
+	if lt, ok := s.world.templates[id]; ok {
+		x.Name = lt.name
+	}
+	return x
+}
+
 func (s *Server) asDescribeGroups(c caller, form url.Values) (any, error) {
 	type instXML struct {
-		InstanceID       string `xml:"InstanceId"`
-		AvailabilityZone string `xml:"AvailabilityZone"`
-		LifecycleState   string `xml:"LifecycleState"`
-		HealthStatus     string `xml:"HealthStatus"`
-		Protected        bool   `xml:"ProtectedFromScaleIn"`
+		InstanceID       string           `xml:"InstanceId"`
+		InstanceType     string           `xml:"InstanceType"`
+		AvailabilityZone string           `xml:"AvailabilityZone"`
+		LifecycleState   string           `xml:"LifecycleState"`
+		HealthStatus     string           `xml:"HealthStatus"`
+		LaunchTemplate   *templateSpecXML `xml:"LaunchTemplate"`
+		Protected        bool             `xml:"ProtectedFromScaleIn"`
+	}
+	type mixedXML struct {
+		Spec *templateSpecXML `xml:"LaunchTemplate>LaunchTemplateSpecification"`
 	}
 	type groupXML struct {
-		Name           string `xml:"AutoScalingGroupName"`
-		ARN            string `xml:"AutoScalingGroupARN"`
-		LaunchTemplate struct {
-			ID      string `xml:"LaunchTemplateId"`
-			Name    string `xml:"LaunchTemplateName"`
-			Version string `xml:"Version"`
-		} `xml:"LaunchTemplate"`
-		MinSize              int        `xml:"MinSize"`
-		MaxSize              int        `xml:"MaxSize"`
-		DesiredCapacity      int        `xml:"DesiredCapacity"`
-		DefaultCooldown      int        `xml:"DefaultCooldown"`
-		Zones                []string   `xml:"AvailabilityZones>member"`
-		HealthCheckType      string     `xml:"HealthCheckType"`
-		CreatedTime          string     `xml:"CreatedTime"`
-		Instances            []instXML  `xml:"Instances>member"`
-		VPCZoneIdentifier    string     `xml:"VPCZoneIdentifier,omitempty"`
-		ServiceLinkedRoleARN string     `xml:"ServiceLinkedRoleARN"`
-		Tags                 []groupTag `xml:"Tags>member"`
+		Name                 string           `xml:"AutoScalingGroupName"`
+		ARN                  string           `xml:"AutoScalingGroupARN"`
+		LaunchTemplate       *templateSpecXML `xml:"LaunchTemplate"`
+		MixedInstancesPolicy *mixedXML        `xml:"MixedInstancesPolicy"`
+		MinSize              int              `xml:"MinSize"`
+		MaxSize              int              `xml:"MaxSize"`
+		DesiredCapacity      int              `xml:"DesiredCapacity"`
+		DefaultCooldown      int              `xml:"DefaultCooldown"`
+		Zones                []string         `xml:"AvailabilityZones>member"`
+		HealthCheckType      string           `xml:"HealthCheckType"`
+		CreatedTime          string           `xml:"CreatedTime"`
+		Instances            []instXML        `xml:"Instances>member"`
+		VPCZoneIdentifier    string           `xml:"VPCZoneIdentifier,omitempty"`
+		ServiceLinkedRoleARN string           `xml:"ServiceLinkedRoleARN"`
+		Tags                 []groupTag       `xml:"Tags>member"`
+	}
+	f, err := groupFilters(form)
+	if err != nil {
+		return nil, err
 	}
 	var out []groupXML
-	f := groupFilters(form)
 	for _, g := range s.groupsOf(c, members(form, "AutoScalingGroupNames")) {
 		if !g.matches(f) {
 			continue
@@ -333,16 +402,16 @@ func (s *Server) asDescribeGroups(c caller, form url.Values) (any, error) {
 		x := groupXML{Name: g.name, ARN: g.arn, MinSize: g.min, MaxSize: g.max, DesiredCapacity: g.desired, DefaultCooldown: 300,
 			Zones: g.zones, HealthCheckType: "EC2", CreatedTime: g.created.Format(time.RFC3339), VPCZoneIdentifier: g.subnets, ServiceLinkedRoleARN: g.serviceLinkedRole,
 			Tags: g.tagList()}
-		x.LaunchTemplate.ID, x.LaunchTemplate.Version = g.templateID, orDefault(g.version, "$Default")
-		if lt, ok := s.world.templates[g.templateID]; ok {
-			x.LaunchTemplate.Name = lt.name
+		spec := s.templateSpec(g.templateID, orDefault(g.version, "$Default"))
+		if g.mixed {
+			x.MixedInstancesPolicy = &mixedXML{Spec: spec}
+		} else {
+			x.LaunchTemplate = spec
 		}
 		for _, id := range g.instances {
-			zone := "us-east-1a"
-			if len(g.zones) > 0 {
-				zone = g.zones[0]
-			}
-			x.Instances = append(x.Instances, instXML{InstanceID: id, AvailabilityZone: zone, LifecycleState: "InService", HealthStatus: "Healthy"})
+			in := s.world.instances[id]
+			x.Instances = append(x.Instances, instXML{InstanceID: id, InstanceType: in.instanceType, AvailabilityZone: in.zone, LifecycleState: "InService", HealthStatus: "Healthy",
+				LaunchTemplate: s.templateSpec(in.templateID, in.templateVersion)})
 		}
 		out = append(out, x)
 	}
@@ -383,6 +452,8 @@ func (s *Server) asDescribeActivities(c caller, form url.Values) (any, error) {
 	}{Activities: out}, nil
 }
 
+// asDeleteGroup deletes a group; with ForceDelete it first terminates the
+// group's instances, without it a group with instances is refused.
 func (s *Server) asDeleteGroup(c caller, form url.Values) (any, error) {
 	name, err := required(form, "AutoScalingGroupName")
 	if err != nil {
@@ -393,12 +464,13 @@ func (s *Server) asDeleteGroup(c caller, form url.Values) (any, error) {
 	if !ok {
 		return nil, errorf(http.StatusBadRequest, "ValidationError", "AutoScalingGroup name not found - AutoScalingGroup '%s' not found", name)
 	}
+	s.prune(g)
 	if len(g.instances) > 0 && form.Get("ForceDelete") != "true" {
 		return nil, errorf(http.StatusBadRequest, "ResourceInUse", "You cannot delete an AutoScalingGroup while there are instances or pending Spot instance request(s) still in the group.")
 	}
 	for _, id := range g.instances {
 		if in, ok := s.world.instances[id]; ok {
-			in.state = "terminated"
+			s.terminate(in)
 		}
 	}
 	delete(s.world.groups, k)

@@ -64,10 +64,7 @@ func ec2SetInstanceState(to string) func(*Server, caller, url.Values) (any, erro
 			}
 			in.state = next
 			if next == "terminated" {
-				for _, v := range in.volumes {
-					delete(s.world.volumes, v) // DeleteOnTermination
-				}
-				in.volumes = nil
+				s.terminate(in)
 			}
 			changes = append(changes, stateChange{InstanceID: id, CurrentState: state{stateCodes[next], next}, PreviousState: state{stateCodes[prev], prev}})
 		}

@@ -8,11 +8,10 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
-	"time"
 )
 
-// Regions, zones, the default VPC and its subnets, tags and launch
-// template versions: the remaining EC2 calls of the simulator.
+// Regions, zones, the default VPC and its subnets, and tags: the remaining
+// EC2 calls of the simulator, with Auto Scaling's instances and tags.
 
 var simRegions = []string{"us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2"}
 
@@ -23,10 +22,6 @@ func init() {
 	ec2Ops["DescribeSubnets"] = queryOp{false, (*Server).ec2DescribeSubnets}
 	ec2Ops["CreateTags"] = queryOp{true, (*Server).ec2CreateTags}
 	ec2Ops["DescribeTags"] = queryOp{false, (*Server).ec2DescribeTags}
-	ec2Ops["CreateLaunchTemplateVersion"] = queryOp{true, (*Server).ec2CreateLaunchTemplateVersion}
-	ec2Ops["DescribeLaunchTemplates"] = queryOp{false, (*Server).ec2DescribeLaunchTemplates}
-	ec2Ops["DescribeLaunchTemplateVersions"] = queryOp{false, (*Server).ec2DescribeLaunchTemplateVersions}
-	ec2Ops["DeleteLaunchTemplate"] = queryOp{true, (*Server).ec2DeleteLaunchTemplate}
 	queryOps["autoscaling"]["DescribeAutoScalingInstances"] = queryOp{false, (*Server).asDescribeInstances}
 	queryOps["autoscaling"]["CreateOrUpdateTags"] = queryOp{true, (*Server).asCreateOrUpdateTags}
 }
@@ -187,144 +182,6 @@ func resourceType(id string) string {
 	return "unknown"
 }
 
-func (s *Server) templateParam(c caller, form url.Values) (*launchTemplate, error) {
-	return s.findTemplate(c, form.Get("LaunchTemplateId"), form.Get("LaunchTemplateName"))
-}
-
-func (s *Server) ec2CreateLaunchTemplateVersion(c caller, form url.Values) (any, error) {
-	lt, err := s.templateParam(c, form)
-	if err != nil {
-		return nil, err
-	}
-	v := lt.latest() // the new version starts from the source version, then overrides
-	if src := form.Get("SourceVersion"); src != "" {
-		n, err := strconv.Atoi(src)
-		if err != nil || n < 1 || n > len(lt.versions) || lt.versions[n-1].deleted {
-			return nil, errorf(http.StatusBadRequest, "InvalidLaunchTemplateId.VersionNotFound", "Could not find launch template version %s", src)
-		}
-		v = lt.versions[n-1]
-	}
-	if id := form.Get("LaunchTemplateData.ImageId"); id != "" {
-		v.imageID = id
-	}
-	if t := form.Get("LaunchTemplateData.InstanceType"); t != "" {
-		v.instanceType = t
-	}
-	v.description = form.Get("VersionDescription")
-	v.number = len(lt.versions) + 1
-	v.created = s.now().UTC()
-	lt.versions = append(lt.versions, v)
-	return struct {
-		XMLName xml.Name   `xml:"R"`
-		Version versionXML `xml:"launchTemplateVersion"`
-	}{Version: lt.versionXML(v)}, nil
-}
-
-type versionXML struct {
-	ID      string `xml:"launchTemplateId"`
-	Name    string `xml:"launchTemplateName"`
-	Number  int    `xml:"versionNumber"`
-	Desc    string `xml:"versionDescription,omitempty"`
-	Default bool   `xml:"defaultVersion"`
-	Created string `xml:"createTime"`
-	Data    struct {
-		ImageID      string `xml:"imageId"`
-		InstanceType string `xml:"instanceType,omitempty"`
-	} `xml:"launchTemplateData"`
-}
-
-func (lt *launchTemplate) versionXML(v templateVersion) versionXML {
-	x := versionXML{ID: lt.id, Name: lt.name, Number: v.number, Desc: v.description, Default: v.number == lt.defaultVersion, Created: v.created.Format(time.RFC3339)}
-	x.Data.ImageID, x.Data.InstanceType = v.imageID, v.instanceType
-	return x
-}
-
-func (s *Server) ec2DescribeLaunchTemplates(c caller, form url.Values) (any, error) {
-	ids, names := indexed(form, "LaunchTemplateId"), indexed(form, "LaunchTemplateName")
-	type ltXML struct {
-		ID      string `xml:"launchTemplateId"`
-		Name    string `xml:"launchTemplateName"`
-		Created string `xml:"createTime"`
-		Default int    `xml:"defaultVersionNumber"`
-		Latest  int    `xml:"latestVersionNumber"`
-	}
-	var out []ltXML
-	for _, lt := range s.world.templates {
-		if lt.account != c.account || lt.region != c.region {
-			continue
-		}
-		if (len(ids) > 0 && !containsString(ids, lt.id)) || (len(names) > 0 && !containsString(names, lt.name)) {
-			continue
-		}
-		out = append(out, ltXML{lt.id, lt.name, lt.created.Format(time.RFC3339), lt.defaultVersion, len(lt.versions)})
-	}
-	if len(out) == 0 && (len(ids) > 0 || len(names) > 0) {
-		return nil, errorf(http.StatusBadRequest, "InvalidLaunchTemplateId.NotFound", "At least one of the launch templates specified in the request does not exist.")
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return struct {
-		XMLName   xml.Name `xml:"R"`
-		Templates []ltXML  `xml:"launchTemplates>item"`
-	}{Templates: out}, nil
-}
-
-func (s *Server) ec2DescribeLaunchTemplateVersions(c caller, form url.Values) (any, error) {
-	lt, err := s.templateParam(c, form)
-	if err != nil {
-		return nil, err
-	}
-	wanted := indexed(form, "LaunchTemplateVersion")
-	var out []versionXML
-	for _, v := range lt.versions {
-		if v.deleted || len(wanted) > 0 && !lt.versionWanted(wanted, v.number) {
-			continue
-		}
-		out = append(out, lt.versionXML(v))
-	}
-	return struct {
-		XMLName  xml.Name     `xml:"R"`
-		Versions []versionXML `xml:"launchTemplateVersionSet>item"`
-	}{Versions: out}, nil
-}
-
-func (lt *launchTemplate) versionWanted(wanted []string, n int) bool {
-	for _, w := range wanted {
-		switch w {
-		case "$Latest":
-			if n == lt.latest().number {
-				return true
-			}
-		case "$Default":
-			if n == lt.defaultVersion {
-				return true
-			}
-		default:
-			if w == strconv.Itoa(n) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func (s *Server) ec2DeleteLaunchTemplate(c caller, form url.Values) (any, error) {
-	lt, err := s.templateParam(c, form)
-	if err != nil {
-		return nil, err
-	}
-	delete(s.world.templates, lt.id)
-	return struct {
-		XMLName xml.Name `xml:"R"`
-		LT      struct {
-			ID   string `xml:"launchTemplateId"`
-			Name string `xml:"launchTemplateName"`
-		} `xml:"launchTemplate"`
-	}{LT: struct {
-		ID   string `xml:"launchTemplateId"`
-		Name string `xml:"launchTemplateName"`
-	}{lt.id, lt.name}}, nil
-}
-
 func (s *Server) asDescribeInstances(c caller, form url.Values) (any, error) {
 	type instXML struct {
 		InstanceID     string `xml:"InstanceId"`
@@ -337,9 +194,10 @@ func (s *Server) asDescribeInstances(c caller, form url.Values) (any, error) {
 	ids := members(form, "InstanceIds")
 	var out []instXML
 	for _, g := range s.groupsOf(c, nil) {
+		s.prune(g)
 		for _, id := range g.instances {
 			if len(ids) == 0 || containsString(ids, id) {
-				out = append(out, instXML{id, g.name, g.zones[0], "InService", "HEALTHY", false})
+				out = append(out, instXML{id, g.name, s.world.instances[id].zone, "InService", "HEALTHY", false})
 			}
 		}
 	}
@@ -349,21 +207,35 @@ func (s *Server) asDescribeInstances(c caller, form url.Values) (any, error) {
 	}{Instances: out}, nil
 }
 
+// asCreateOrUpdateTags tags groups; nothing changes unless every group
+// exists.
 func (s *Server) asCreateOrUpdateTags(c caller, form url.Values) (any, error) {
+	type change struct {
+		g          *autoScalingGroup
+		key, value string
+		propagate  bool
+	}
+	var changes []change
 	for i := 1; ; i++ {
 		p := "Tags.member." + strconv.Itoa(i) + "."
-		name := form.Get(p + "ResourceId")
-		if name == "" {
+		if _, ok := form[p+"Key"]; !ok {
 			break
 		}
+		name := form.Get(p + "ResourceId")
 		g, ok := s.world.groups[c.account+"/"+c.region+"/"+name]
 		if !ok {
 			return nil, errorf(http.StatusBadRequest, "ValidationError", "AutoScalingGroup name not found - %s", name)
 		}
-		if g.tags == nil {
-			g.tags = map[string]string{}
+		if t := form.Get(p + "ResourceType"); t != "" && t != "auto-scaling-group" {
+			return nil, errorf(http.StatusBadRequest, "ValidationError", "1 validation error detected: Value '%s' at 'tags.%d.member.resourceType' failed to satisfy constraint: The only supported value is auto-scaling-group", t, i)
 		}
-		g.tags[form.Get(p+"Key")] = form.Get(p + "Value")
+		changes = append(changes, change{g, form.Get(p + "Key"), form.Get(p + "Value"), form.Get(p+"PropagateAtLaunch") == "true"})
+	}
+	for _, ch := range changes {
+		if ch.g.tags == nil {
+			ch.g.tags, ch.g.propagate = map[string]string{}, map[string]bool{}
+		}
+		ch.g.tags[ch.key], ch.g.propagate[ch.key] = ch.value, ch.propagate
 	}
 	return emptyResult{}, nil
 }

@@ -114,10 +114,11 @@ func (s *Server) asUpdateGroup(c caller, form url.Values) (any, error) {
 		return nil, errorf(http.StatusBadRequest, "ValidationError", "New SetDesiredCapacity value %d is below min value %d or above max value %d for the AutoScalingGroup.", desired, min, max)
 	}
 	g.min, g.max, g.desired = min, max, desired
+	s.prune(g)
 	for len(g.instances) > g.desired {
 		last := g.instances[len(g.instances)-1]
 		if in, ok := s.world.instances[last]; ok {
-			in.state = "terminated"
+			s.terminate(in)
 		}
 		g.instances = g.instances[:len(g.instances)-1]
 	}

@@ -1,7 +1,6 @@
 package awsim
 
 import (
-	"encoding/xml"
 	"net/http"
 	"net/url"
 	"sort"
@@ -9,37 +8,51 @@ import (
 	"strings"
 )
 
-// This file holds what test launches and their cleanup need: tags given
-// at creation, filters by tag, idempotent launches and deleting launch
-// template versions.
-
-func init() {
-	ec2Ops["DeleteLaunchTemplateVersions"] = queryOp{true, (*Server).ec2DeleteLaunchTemplateVersions}
-}
+// Tags given at creation, and the filters by tag that test launches and
+// their cleanup use to find what they made.
 
 type tagItem struct {
 	Key   string `xml:"key"`
 	Value string `xml:"value"`
 }
 
-// tagSpecifications reads TagSpecification.N.Tag.M for one resource type.
-func tagSpecifications(form url.Values, resourceType string) map[string]string {
-	tags := map[string]string{}
+// readTagSpecifications reads PREFIX.N.ResourceType with PREFIX.N.Tag.M
+// (TagSpecification.N in a request, or in a launch template's data), by
+// resource type. allowed lists the types the operation tags; nil allows
+// any (a launch template's data is checked when it is made).
+func readTagSpecifications(form url.Values, prefix string, allowed []string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
 	for i := 1; ; i++ {
-		p := "TagSpecification." + strconv.Itoa(i) + "."
+		p := prefix + "." + strconv.Itoa(i) + "."
+		present := false
+		for k := range form {
+			if strings.HasPrefix(k, p) {
+				present = true
+				break
+			}
+		}
+		if !present {
+			return out, nil
+		}
 		t := form.Get(p + "ResourceType")
 		if t == "" {
-			return tags
+			return nil, errorf(http.StatusBadRequest, "InvalidParameterValue", "Tag specification resource type must have a value")
 		}
-		if t != resourceType {
-			continue
+		if allowed != nil && !containsString(allowed, t) {
+			if len(allowed) == 1 && allowed[0] == "launch-template" {
+				return nil, errorf(http.StatusBadRequest, "InvalidParameterValue", "The value for the ResourceType member of the TagSpecification request parameter must be 'launch-template'. Verify the ResourceType and try again.")
+			}
+			return nil, errorf(http.StatusBadRequest, "InvalidParameterValue", "'%s' is not a valid taggable resource type for this operation.", t)
+		}
+		if out[t] == nil {
+			out[t] = map[string]string{}
 		}
 		for j := 1; ; j++ {
 			k, ok := form[p+"Tag."+strconv.Itoa(j)+".Key"]
 			if !ok {
 				break
 			}
-			tags[k[0]] = form.Get(p + "Tag." + strconv.Itoa(j) + ".Value")
+			out[t][k[0]] = form.Get(p + "Tag." + strconv.Itoa(j) + ".Value")
 		}
 	}
 }
@@ -67,44 +80,64 @@ func (s *Server) tagItems(id string) []tagItem {
 	return out
 }
 
-func (s *Server) instancesByToken(c caller, token string) []*instance {
-	var out []*instance
-	for _, in := range s.world.instances {
-		if in.account == c.account && in.region == c.region && in.clientToken == token {
-			out = append(out, in)
+// tagFilter applies one of EC2's tag filters (tag:KEY, tag-key, tag-value)
+// to a resource's tags; known is false for any other filter.
+func tagFilter(name string, values []string, tags map[string]string) (ok, known bool) {
+	switch {
+	case strings.HasPrefix(name, "tag:"):
+		v, has := tags[strings.TrimPrefix(name, "tag:")]
+		return has && matchFilter(values, v), true
+	case name == "tag-key" || name == "tag-value":
+		for k, v := range tags {
+			if (name == "tag-key" && matchFilter(values, k)) || (name == "tag-value" && matchFilter(values, v)) {
+				return true, true
+			}
 		}
+		return false, true
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
-	return out
+	return false, false
 }
 
-// instanceFilters applies DescribeInstances' filters: tag:KEY, tag-key,
-// instance-state-name, image-id (AND across filters).
+// instanceFilters applies DescribeInstances' filters (AND across filters,
+// OR within one, '*' and '?' wildcards). Filters the simulator does not
+// model do not narrow.
 func (s *Server) instanceFilters(f map[string][]string, in *instance) bool {
-	tags := s.world.tags[in.id]
 	for name, values := range f {
-		switch {
-		case strings.HasPrefix(name, "tag:"):
-			v, ok := tags[strings.TrimPrefix(name, "tag:")]
-			if !ok || !matchFilter(values, v) {
+		if ok, known := tagFilter(name, values, s.world.tags[in.id]); known {
+			if !ok {
 				return false
 			}
-		case name == "tag-key":
-			found := false
-			for k := range tags {
-				found = found || matchFilter(values, k)
-			}
-			if !found {
-				return false
-			}
-		case name == "instance-state-name":
-			if !matchFilter(values, in.state) {
-				return false
-			}
-		case name == "image-id":
-			if !matchFilter(values, in.imageID) {
-				return false
-			}
+			continue
+		}
+		var v string
+		switch name {
+		case "instance-state-name":
+			v = in.state
+		case "instance-state-code":
+			v = strconv.Itoa(stateCodes[in.state])
+		case "image-id":
+			v = in.imageID
+		case "instance-id":
+			v = in.id
+		case "instance-type":
+			v = in.instanceType
+		case "availability-zone":
+			v = in.zone
+		case "subnet-id":
+			v = in.subnetID
+		case "vpc-id":
+			v = in.vpcID
+		case "reservation-id":
+			v = in.reservationID
+		case "client-token":
+			v = in.clientToken
+		case "owner-id":
+			v = in.account
+		default:
+			continue
+		}
+		if !matchFilter(values, v) {
+			return false
 		}
 	}
 	return true
@@ -118,17 +151,23 @@ type groupTag struct {
 	PropagateAtLaunch bool   `xml:"PropagateAtLaunch"`
 }
 
-// groupTags reads CreateAutoScalingGroup's Tags.member.N.
-func groupTags(form url.Values) (map[string]string, map[string]bool) {
-	tags, propagate := map[string]string{}, map[string]bool{}
+// setGroupTags reads Tags.member.N (Key, Value, PropagateAtLaunch;
+// ResourceId and ResourceType name the group) into the group's tags.
+func (g *autoScalingGroup) setGroupTags(form url.Values) error {
+	if g.tags == nil {
+		g.tags, g.propagate = map[string]string{}, map[string]bool{}
+	}
 	for i := 1; ; i++ {
 		p := "Tags.member." + strconv.Itoa(i) + "."
 		k, ok := form[p+"Key"]
 		if !ok {
-			return tags, propagate
+			return nil
 		}
-		tags[k[0]] = form.Get(p + "Value")
-		propagate[k[0]] = form.Get(p+"PropagateAtLaunch") == "true"
+		if t := form.Get(p + "ResourceType"); t != "" && t != "auto-scaling-group" {
+			return errorf(http.StatusBadRequest, "ValidationError", "1 validation error detected: Value '%s' at 'tags.%d.member.resourceType' failed to satisfy constraint: The only supported value is auto-scaling-group", t, i)
+		}
+		g.tags[k[0]] = form.Get(p + "Value")
+		g.propagate[k[0]] = form.Get(p+"PropagateAtLaunch") == "true"
 	}
 }
 
@@ -141,13 +180,20 @@ func (g *autoScalingGroup) tagList() []groupTag {
 	return out
 }
 
-func (g *autoScalingGroup) propagatedTags() map[string]string {
+// instanceTags are the tags of an instance the group launches from a
+// template version: the version's instance tags, then the group's tags
+// that propagate at launch (the group's win), then aws:autoscaling:groupName.
+func (g *autoScalingGroup) instanceTags(v templateVersion) map[string]string {
 	out := map[string]string{}
-	for k, v := range g.tags {
+	for k, val := range v.tags("instance") {
+		out[k] = val
+	}
+	for k, val := range g.tags {
 		if g.propagate[k] {
-			out[k] = v
+			out[k] = val
 		}
 	}
+	out["aws:autoscaling:groupName"] = g.name
 	return out
 }
 
@@ -156,20 +202,25 @@ type groupFilter struct {
 	values []string
 }
 
-// groupFilters reads DescribeAutoScalingGroups' Filters.member.N.
-func groupFilters(form url.Values) []groupFilter {
+// groupFilters reads DescribeAutoScalingGroups' Filters.member.N: tag-key,
+// tag-value and tag:KEY are the only names Auto Scaling accepts.
+func groupFilters(form url.Values) ([]groupFilter, error) {
 	var out []groupFilter
 	for i := 1; ; i++ {
 		p := "Filters.member." + strconv.Itoa(i) + "."
 		name := form.Get(p + "Name")
 		if name == "" {
-			return out
+			return out, nil
+		}
+		if name != "tag-key" && name != "tag-value" && !strings.HasPrefix(name, "tag:") {
+			return nil, errorf(http.StatusBadRequest, "ValidationError", "Filter type %s is not correct. Allowed Filter types are: tag-key tag-value tag:<key>", name)
 		}
 		out = append(out, groupFilter{name, members(form, p+"Values")})
 	}
 }
 
-// matches applies tag-key, tag-value and tag:KEY filters.
+// matches applies the filters: AND across filters, OR within one's
+// values, exact matches.
 func (g *autoScalingGroup) matches(filters []groupFilter) bool {
 	for _, f := range filters {
 		ok := false
@@ -179,7 +230,7 @@ func (g *autoScalingGroup) matches(filters []groupFilter) bool {
 				ok = ok || containsString(f.values, k)
 			case f.name == "tag-value":
 				ok = ok || containsString(f.values, v)
-			case strings.HasPrefix(f.name, "tag:") && k == strings.TrimPrefix(f.name, "tag:"):
+			case k == strings.TrimPrefix(f.name, "tag:"):
 				ok = ok || containsString(f.values, v)
 			}
 		}
@@ -188,47 +239,4 @@ func (g *autoScalingGroup) matches(filters []groupFilter) bool {
 		}
 	}
 	return true
-}
-
-// ec2DeleteLaunchTemplateVersions deletes versions one by one; the default
-// version is refused for itself only, as EC2 does.
-func (s *Server) ec2DeleteLaunchTemplateVersions(c caller, form url.Values) (any, error) {
-	lt, err := s.templateParam(c, form)
-	if err != nil {
-		return nil, err
-	}
-	type responseError struct {
-		Code    string `xml:"code"`
-		Message string `xml:"message"`
-	}
-	type item struct {
-		ID      string         `xml:"launchTemplateId"`
-		Name    string         `xml:"launchTemplateName"`
-		Version int            `xml:"versionNumber"`
-		Error   *responseError `xml:"responseError,omitempty"`
-	}
-	var ok, failed []item
-	for _, spec := range indexed(form, "LaunchTemplateVersion") {
-		n, err := strconv.Atoi(spec)
-		it := item{ID: lt.id, Name: lt.name, Version: n}
-		switch {
-		case err != nil || n < 1 || n > len(lt.versions) || lt.versions[n-1].deleted:
-			it.Error = &responseError{"launchTemplateVersionDoesNotExist", "Could not find launch template version " + spec}
-			failed = append(failed, it)
-		case n == lt.defaultVersion:
-			it.Error = &responseError{"launchTemplateVersionIsDefault", "Cannot delete the default version of a launch template"}
-			failed = append(failed, it)
-		default:
-			lt.versions[n-1].deleted = true
-			ok = append(ok, it)
-		}
-	}
-	if len(ok)+len(failed) == 0 {
-		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter LaunchTemplateVersion")
-	}
-	return struct {
-		XMLName xml.Name `xml:"R"`
-		OK      []item   `xml:"successfullyDeletedLaunchTemplateVersionSet>item"`
-		Failed  []item   `xml:"unsuccessfullyDeletedLaunchTemplateVersionSet>item"`
-	}{OK: ok, Failed: failed}, nil
 }

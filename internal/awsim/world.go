@@ -14,6 +14,7 @@ type world struct {
 	snapshots      map[string]*snapshot
 	images         map[string]*image
 	instances      map[string]*instance
+	clientTokens   map[string]*runRecord // RunInstances' by account/region/token
 	templates      map[string]*launchTemplate
 	groups         map[string]*autoScalingGroup // by account/region/name
 	keyPairs       map[string]bool              // account/region/name
@@ -35,13 +36,14 @@ func newWorld() *world {
 		roles:    map[string]*role{},
 		sessions: map[string]*session{},
 
-		volumes:   map[string]*volume{},
-		snapshots: map[string]*snapshot{},
-		images:    map[string]*image{},
-		instances: map[string]*instance{},
-		templates: map[string]*launchTemplate{},
-		groups:    map[string]*autoScalingGroup{},
-		trail:     map[string][]trailEvent{},
+		volumes:      map[string]*volume{},
+		snapshots:    map[string]*snapshot{},
+		images:       map[string]*image{},
+		instances:    map[string]*instance{},
+		clientTokens: map[string]*runRecord{},
+		templates:    map[string]*launchTemplate{},
+		groups:       map[string]*autoScalingGroup{},
+		trail:        map[string][]trailEvent{},
 
 		tags:           map[string]map[string]string{},
 		tagOwners:      map[string]string{},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 )
 
@@ -110,6 +111,9 @@ func cloneWorldShallow(w *world) *world {
 	}
 	for k, v := range w.instances {
 		c.instances[k] = v
+	}
+	for k, v := range w.clientTokens {
+		c.clientTokens[k] = v
 	}
 	for k, v := range w.templates {
 		c.templates[k] = v
@@ -222,8 +226,13 @@ func (s *Server) loadWorld(wf *WorldFile) error {
 		if !ok {
 			return fmt.Errorf("launch_templates[%d].image %q: no image of that name of account %s in %s", i, t.Image, owner, t.Region)
 		}
-		lt := &launchTemplate{id: newID("lt-", 9)[:20], name: t.Name, account: t.Account, region: t.Region, defaultVersion: 1, created: s.now().UTC(),
-			versions: []templateVersion{{number: 1, imageID: img.id, instanceType: t.InstanceType, created: s.now().UTC()}}}
+		data := url.Values{"ImageId": {img.id}}
+		if t.InstanceType != "" {
+			data.Set("InstanceType", t.InstanceType)
+		}
+		createdBy := "arn:aws:iam::" + t.Account + ":root"
+		lt := &launchTemplate{id: newID("lt-", 9)[:20], name: t.Name, account: t.Account, region: t.Region, createdBy: createdBy, defaultVersion: 1, created: s.now().UTC(),
+			versions: []templateVersion{{number: 1, data: data, createdBy: createdBy, created: s.now().UTC()}}}
 		s.world.templates[lt.id] = lt
 		templates[t.Account+"/"+t.Region+"/"+t.Name] = lt
 	}

@@ -83,4 +83,36 @@ try:
     check(False, "a third account sees the image")
 except ClientError as e:
     check(e.response["Error"]["Code"] == "InvalidAMIID.NotFound", "error code %s" % e.response["Error"]["Code"])
+# A test launch's calls, in an account of their own: tags at creation,
+# filters by tag, an idempotent launch, versions deleted one by one.
+acct = "222233334444"
+l_ec2, l_asg = client("ec2", acct), client("autoscaling", acct)
+public = l_ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+run_tags = [{"Key": "amigate:run-id", "Value": "b1"}]
+tmpl = l_ec2.create_launch_template(LaunchTemplateName="lt-web", LaunchTemplateData={"ImageId": public, "InstanceType": "t3.micro"},
+                                    TagSpecifications=[{"ResourceType": "launch-template", "Tags": run_tags}])["LaunchTemplate"]
+check(tmpl["Tags"] == run_tags, "CreateLaunchTemplate tags %r" % tmpl.get("Tags"))
+found = l_ec2.describe_launch_templates(Filters=[{"Name": "tag:amigate:run-id", "Values": ["b1"]}])["LaunchTemplates"]
+check([t["LaunchTemplateId"] for t in found] == [tmpl["LaunchTemplateId"]], "DescribeLaunchTemplates by tag %r" % found)
+v2 = l_ec2.create_launch_template_version(LaunchTemplateId=tmpl["LaunchTemplateId"], SourceVersion="1", VersionDescription="b1",
+                                          LaunchTemplateData={"ImageId": public})["LaunchTemplateVersion"]
+check(v2["VersionNumber"] == 2 and v2["VersionDescription"] == "b1" and v2["LaunchTemplateData"]["InstanceType"] == "t3.micro",
+      "CreateLaunchTemplateVersion %r" % v2)
+l_asg.create_auto_scaling_group(AutoScalingGroupName="b1", MinSize=0, MaxSize=1, DesiredCapacity=1, AvailabilityZones=["us-east-1a"],
+                                LaunchTemplate={"LaunchTemplateId": tmpl["LaunchTemplateId"], "Version": "2"},
+                                Tags=[{"Key": "amigate:run-id", "Value": "b1", "PropagateAtLaunch": True}])
+groups = l_asg.describe_auto_scaling_groups(Filters=[{"Name": "tag-key", "Values": ["amigate:run-id"]}])["AutoScalingGroups"]
+check(len(groups) == 1 and groups[0]["Tags"][0]["ResourceType"] == "auto-scaling-group" and groups[0]["Tags"][0]["PropagateAtLaunch"],
+      "DescribeAutoScalingGroups by tag %r" % groups)
+tagged = l_ec2.describe_instances(Filters=[{"Name": "tag:amigate:run-id", "Values": ["b1"]}])["Reservations"]
+check(len(tagged) == 1 and tagged[0]["Instances"][0]["State"]["Name"] == "running", "the group's instance in EC2 %r" % tagged)
+l_asg.delete_auto_scaling_group(AutoScalingGroupName="b1", ForceDelete=True)
+first = l_ec2.run_instances(ImageId=public, MinCount=1, MaxCount=1, ClientToken="b1-token", TagSpecifications=[{"ResourceType": "instance", "Tags": run_tags}])
+again = l_ec2.run_instances(ImageId=public, MinCount=1, MaxCount=1, ClientToken="b1-token", TagSpecifications=[{"ResourceType": "instance", "Tags": run_tags}])
+check(first["ReservationId"] == again["ReservationId"] and first["Instances"][0]["InstanceId"] == again["Instances"][0]["InstanceId"],
+      "RunInstances with the same client token")
+deleted = l_ec2.delete_launch_template_versions(LaunchTemplateId=tmpl["LaunchTemplateId"], Versions=["1", "2"])
+check([v["VersionNumber"] for v in deleted["SuccessfullyDeletedLaunchTemplateVersions"]] == [2] and
+      [v["VersionNumber"] for v in deleted["UnsuccessfullyDeletedLaunchTemplateVersions"]] == [1],
+      "DeleteLaunchTemplateVersions %r" % deleted)
 print("ok")
