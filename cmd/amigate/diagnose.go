@@ -25,9 +25,10 @@ const diagnoseUsage = `usage: amigate diagnose --cloudtrail FILE|DIR [--cloudtra
 
 Finds the KMS calls AWS refused while launching from an encrypted AMI, in
 CloudTrail log files (.json or .json.gz as delivered to S3, or folders of
-them) or online through LookupEvents in the account of the current
-credentials (or of --role-arn), and prints them by principal and key, with
-the fix. Exit codes: 0 none found, 1 found, 2 bad input, 3 AWS error.
+them, read recursively) or online through LookupEvents in the account of
+the current credentials (or of --role-arn), and prints them by principal
+and key, with the fix. Exit codes: 0 none found, 1 found, 2 bad input
+(including an unreadable or corrupt log file), 3 AWS error.
 `
 
 func runDiagnose(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -50,12 +51,20 @@ func runDiagnose(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		}
 		return exitBadInput
 	}
+	onlineOnly := ""
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "since" || f.Name == "role-arn" {
+			onlineOnly = f.Name
+		}
+	})
 	window, err := time.ParseDuration(since)
 	switch {
 	case fs.NArg() > 0:
 		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case len(files) > 0 && region != "":
 		err = errors.New("give --cloudtrail (offline) or --region (online), not both")
+	case len(files) > 0 && onlineOnly != "":
+		err = fmt.Errorf("--%s reads CloudTrail online: give it with --region, not with --cloudtrail", onlineOnly)
 	case len(files) == 0 && region == "":
 		err = errors.New("give --cloudtrail FILE|DIR (offline) or --region REGION (online)")
 	case err != nil || window <= 0:
@@ -83,6 +92,9 @@ func runDiagnose(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		}
 		if err := trail.ScanPaths(ctx, files, func(_ string, d trail.Denial) error { g.Add(d); return nil }); err != nil {
 			fmt.Fprintf(stderr, "amigate diagnose: --cloudtrail: %v\n", err)
+			if ctx.Err() != nil {
+				return exitRuntime // interrupted, not bad input
+			}
 			return exitBadInput
 		}
 	} else {
@@ -106,8 +118,9 @@ func runDiagnose(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
+			OK       bool            `json:"ok"`
 			Findings []trail.Finding `json:"findings"`
-		}{found}); err != nil {
+		}{len(found) == 0, found}); err != nil {
 			return exitRuntime
 		}
 	} else {

@@ -12,221 +12,419 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 )
 
-// kmsSource is looked for in a record's bytes before it is decoded: most
-// records are not KMS's.
-var kmsSource = []byte(`"kms.amazonaws.com"`)
+// A record is decoded only when its bytes hold both of these: most records
+// are not KMS's, and most KMS calls succeed (no errorCode).
+var (
+	kmsSource    = []byte("kms.amazonaws.com")
+	errorCodeKey = []byte(`"errorCode"`)
+)
+
+// readSize is how much of a file is read at a time; a worker holds one
+// such buffer, one gzip window and the record being read.
+const readSize = 256 << 10
 
 // Scan streams one CloudTrail log file ({"Records":[...]}, as delivered to
-// S3, gzipped or not) and calls fn for each denial on a launch path. Only
-// one record is held in memory at a time. An empty input has no records.
+// S3, gzipped or not: gzip is recognised by its magic bytes) and calls fn
+// for each denial on a launch path. Only one record is held in memory at a
+// time. An empty input has no records; anything else that is not a
+// CloudTrail log, or is cut short, is an error.
 func Scan(r io.Reader, fn func(Denial) error) error {
-	br := bufio.NewReaderSize(r, 256<<10)
+	br := bufio.NewReaderSize(r, 64<<10)
+	var in io.Reader = br
 	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return fmt.Errorf("gzip: %w", err)
+			return decompressError(err)
 		}
 		defer zr.Close()
-		br = bufio.NewReaderSize(zr, 256<<10)
+		in = gunzipErrors{zr}
 	}
-	return records(br, func(rec []byte) error {
-		if !bytes.Contains(rec, kmsSource) {
+	return records(in, func(rec []byte, at int64) error {
+		if !bytes.Contains(rec, kmsSource) || !bytes.Contains(rec, errorCodeKey) {
 			return nil
 		}
 		d, ok, err := ParseRecord(rec)
-		if err != nil || !ok {
-			return err
+		if err != nil {
+			return fmt.Errorf("the record at byte %d: %w", at, err)
+		}
+		if !ok {
+			return nil
 		}
 		return fn(d)
 	})
 }
 
+// gunzipErrors says that a read error came from decompressing.
+type gunzipErrors struct{ r io.Reader }
+
+func (g gunzipErrors) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if err == nil || err == io.EOF {
+		return n, err
+	}
+	return n, decompressError(err)
+}
+
+func decompressError(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("decompress: the gzip stream is cut short: %w", err)
+	}
+	return fmt.Errorf("decompress: %w", err)
+}
+
 // errNotCloudTrail is a file that is not a CloudTrail log.
 var errNotCloudTrail = errors.New(`not a CloudTrail log file (want {"Records": [...]})`)
 
-// records splits a CloudTrail document into its records: the objects two
-// levels down ({"Records":[ {...}, ... ]}). It tracks strings and escapes,
-// so braces inside values do not count, and reports a truncated document.
-func records(br *bufio.Reader, fn func([]byte) error) error {
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
+
+// records splits a CloudTrail document into its records, the objects of
+// its top-level "Records" array, and calls fn with each and its offset
+// (the slice is only valid during the call). It tracks strings and
+// escapes, so that braces inside values do not count, but does not
+// otherwise validate the JSON: a record is decoded, and so checked, only
+// when it may be a KMS denial. It reports a document that is cut short,
+// that is not an object with a "Records" array of objects, or that is
+// followed by more data.
+func records(r io.Reader, fn func(rec []byte, at int64) error) error {
 	var (
-		rec       []byte
-		depth     int
-		inString  bool
-		escaped   bool
-		started   bool
-		recording bool
+		buf        = make([]byte, readSize)
+		spill      []byte // the start of a record cut by the end of a chunk
+		spilled    bool
+		recStart   int64  // the record's offset in the document
+		key        []byte // the last string read at depth 1: a member name
+		depth      int
+		inString   bool
+		escaped    bool // the previous chunk ended on a backslash in a string
+		keyOpen    bool // the string being read is at depth 1
+		started    bool
+		inRecords  bool // inside the top-level "Records" array
+		sawRecords bool
+		recording  bool
+		offset     int64 // of the chunk in the document
 	)
+	at := func(i int) string { return fmt.Sprintf("at byte %d", offset+int64(i)) }
 	for {
-		chunk, err := br.ReadSlice('\n')
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) && !errors.Is(err, io.EOF) {
+		var (
+			n   int
+			err error
+		)
+		if offset == 0 {
+			// enough to see a byte order mark
+			if n, err = io.ReadAtLeast(r, buf, len(utf8BOM)); err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+		} else {
+			n, err = r.Read(buf)
+		}
+		if err != nil && err != io.EOF {
 			return err
 		}
-		start := 0
-		for i := 0; i < len(chunk); i++ {
-			b := chunk[i]
+		chunk := buf[:n]
+		i, start := 0, 0
+		if offset == 0 && bytes.HasPrefix(chunk, utf8BOM) {
+			i = len(utf8BOM)
+		}
+		if escaped && len(chunk) > 0 {
+			escaped, i = false, 1
+		}
+		bs := -1 // the next backslash at or after i (len(chunk): none); -1 not looked for
+		for i < len(chunk) {
 			if inString {
-				if escaped {
-					escaped = false
+				// Jump to the closing quote, minding escapes; both searches
+				// are vectorised, and the backslash one is reused.
+				q := bytes.IndexByte(chunk[i:], '"')
+				if q < 0 {
+					q = len(chunk)
+				} else {
+					q += i
+				}
+				if bs < i {
+					if bs = bytes.IndexByte(chunk[i:], '\\'); bs < 0 {
+						bs = len(chunk)
+					} else {
+						bs += i
+					}
+				}
+				if bs < q {
+					if keyOpen {
+						key = appendKey(key, chunk[i:bs+1])
+					}
+					if i = bs + 2; i > len(chunk) {
+						escaped = true
+					}
 					continue
 				}
-				// Jump to the next quote or backslash.
-				j := bytes.IndexAny(chunk[i:], `"\`)
-				if j < 0 {
+				if keyOpen {
+					key = appendKey(key, chunk[i:q])
+				}
+				if q == len(chunk) {
 					break // the string goes on in the next chunk
 				}
-				i += j
-				if chunk[i] == '\\' {
-					escaped = true
-				} else {
-					inString = false
-				}
+				inString, keyOpen = false, false
+				i = q + 1
 				continue
 			}
-			switch b {
+			switch b := chunk[i]; b {
 			case ' ', '\t', '\n', '\r':
 			case '"':
-				inString = true
-			case '{', '[':
-				if !started {
-					if b != '{' {
-						return errNotCloudTrail
-					}
-					started = true
+				switch {
+				case depth == 0:
+					return outside(started, at(i))
+				case depth == 2 && inRecords:
+					return fmt.Errorf("a record that is not an object %s", at(i))
+				case depth == 1:
+					keyOpen, key = true, key[:0]
 				}
-				if b == '{' && depth == 2 {
-					recording, start, rec = true, i, rec[:0]
+				inString = true
+			case '{':
+				switch {
+				case depth == 0 && started:
+					return outside(started, at(i))
+				case depth == 0:
+					started = true
+				case depth == 1 && string(key) == "Records":
+					return errNotCloudTrail
+				case depth == 2 && inRecords:
+					recording, start, spilled, recStart = true, i, false, offset+int64(i)
+				}
+				depth++
+			case '[':
+				switch {
+				case depth == 0:
+					return outside(started, at(i))
+				case depth == 1 && string(key) == "Records":
+					inRecords, sawRecords = true, true
+				case depth == 2 && inRecords:
+					return fmt.Errorf("a record that is not an object %s", at(i))
 				}
 				depth++
 			case '}', ']':
-				depth--
-				if depth < 0 {
-					return errors.New("unbalanced JSON")
+				if depth == 0 {
+					return outside(started, at(i))
 				}
-				if depth == 2 && recording {
-					rec = append(rec, chunk[start:i+1]...)
+				depth--
+				switch {
+				case depth == 2 && recording:
 					recording = false
-					if err := fn(rec); err != nil {
+					rec := chunk[start : i+1]
+					if spilled {
+						spill = append(spill, rec...)
+						rec = spill
+					}
+					if err := fn(rec, recStart); err != nil {
 						return err
 					}
-				}
-			default:
-				if !started {
+				case depth == 1:
+					inRecords = false
+				case depth == 0 && !sawRecords:
 					return errNotCloudTrail
 				}
+			default:
+				if depth == 0 {
+					return outside(started, at(i))
+				}
+				if depth == 2 && inRecords && b != ',' {
+					return fmt.Errorf("a record that is not an object %s", at(i))
+				}
 			}
+			i++
 		}
 		if recording {
-			rec = append(rec, chunk[start:]...)
+			if !spilled {
+				spill, spilled = spill[:0], true
+			}
+			spill = append(spill, chunk[start:]...)
 		}
-		if errors.Is(err, io.EOF) {
+		offset += int64(n)
+		if err == io.EOF {
 			if started && (depth != 0 || inString) {
-				return errors.New("truncated JSON")
+				return fmt.Errorf("the JSON is cut short %s", at(0))
 			}
 			return nil
 		}
 	}
 }
 
+// appendKey keeps enough of a member name to tell "Records" from the rest.
+func appendKey(key, b []byte) []byte {
+	return append(key, b[:min(len(b), max(0, 16-len(key)))]...)
+}
+
+// outside is an error for something found outside the top-level object.
+func outside(started bool, where string) error {
+	if started {
+		return fmt.Errorf("more data after the JSON document %s", where)
+	}
+	return errNotCloudTrail
+}
+
 // ScanPaths scans files and directories (recursively: every .json and
-// .json.gz file), several files at a time, and calls fn, one call at a
-// time, for each denial. An error names the file.
+// .json.gz file, except the digest files under CloudTrail-Digest), several
+// files at a time, and calls fn, one call at a time, for each denial. A
+// file named explicitly is scanned whatever its name; a path given twice,
+// or inside a folder also given, is scanned once. Directories are walked
+// as the files are scanned, so memory does not grow with their number. An
+// error names the file.
 func ScanPaths(ctx context.Context, paths []string, fn func(path string, d Denial) error) error {
-	files, err := logFiles(paths)
+	roots, err := distinctRoots(paths)
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	files := make(chan string)
+	var walkErr error
+	go func() {
+		defer close(files)
+		walkErr = walk(ctx, roots, files)
+	}()
 	var (
-		mu    sync.Mutex
-		next  int
+		mu    sync.Mutex // serialises fn and guards first
 		first error
 		wg    sync.WaitGroup
 	)
-	take := func() (string, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if first != nil || next == len(files) || ctx.Err() != nil {
-			return "", false
-		}
-		next++
-		return files[next-1], true
-	}
-	fail := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if first == nil {
-			first = err
-		}
-	}
-	for range min(runtime.GOMAXPROCS(0), len(files)) {
+	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				name, ok := take()
-				if !ok {
-					return
+			for name := range files {
+				if ctx.Err() != nil {
+					continue // drain: the walk stops at the cancel
 				}
-				if err := scanFile(name, func(d Denial) error {
+				err := scanFile(ctx, name, func(d Denial) error {
 					mu.Lock()
 					defer mu.Unlock()
 					return fn(name, d)
-				}); err != nil {
-					fail(err)
-					return
+				})
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					cancel()
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	if first != nil {
+	switch {
+	case first != nil:
 		return first
+	case walkErr != nil && !errors.Is(walkErr, context.Canceled):
+		return walkErr
 	}
-	return ctx.Err()
+	return context.Cause(ctx) // the caller's cancel, if any
 }
 
-func scanFile(name string, fn func(Denial) error) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	defer f.Close()
-	if err := Scan(f, fn); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	return nil
+// root is a path to scan, and whether it is a folder.
+type root struct {
+	path string
+	dir  bool
 }
 
-// logFiles lists the .json and .json.gz files under the paths, sorted; a
-// path named explicitly is scanned whatever its name.
-func logFiles(paths []string) ([]string, error) {
-	var out []string
+// distinctRoots checks that the paths exist and drops those another one
+// covers.
+func distinctRoots(paths []string) ([]root, error) {
+	var roots []root
 	for _, p := range paths {
 		info, err := os.Stat(p)
 		if err != nil {
 			return nil, err
 		}
-		if !info.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if !d.IsDir() && (strings.HasSuffix(path, ".json") || strings.HasSuffix(path, ".json.gz")) {
-				out = append(out, path)
-			}
-			return nil
-		})
+		abs, err := filepath.Abs(p)
 		if err != nil {
 			return nil, err
 		}
+		roots = append(roots, root{abs, info.IsDir()})
 	}
-	sort.Strings(out)
+	var out []root
+	for i, r := range roots {
+		covered := false
+		for j, o := range roots {
+			inside := o.dir && strings.HasPrefix(r.path, strings.TrimSuffix(o.path, string(filepath.Separator))+string(filepath.Separator))
+			if inside || (o.path == r.path && j < i) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, r)
+		}
+	}
 	return out, nil
+}
+
+// walk sends the log files under the roots.
+func walk(ctx context.Context, roots []root, files chan<- string) error {
+	send := func(name string) error {
+		select {
+		case files <- name:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for _, r := range roots {
+		if !r.dir {
+			if err := send(r.path); err != nil {
+				return err
+			}
+			continue
+		}
+		err := filepath.WalkDir(r.path, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if d.Name() == "CloudTrail-Digest" {
+					return filepath.SkipDir // hashes of the logs, not events
+				}
+				return nil
+			}
+			if !strings.HasSuffix(path, ".json") && !strings.HasSuffix(path, ".json.gz") {
+				return nil
+			}
+			if d.Type()&fs.ModeSymlink != 0 {
+				if info, err := os.Stat(path); err != nil || !info.Mode().IsRegular() {
+					return nil // a dangling link, or one to a folder (not followed)
+				}
+			}
+			return send(path)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func scanFile(ctx context.Context, name string, fn func(Denial) error) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err // names the file
+	}
+	defer f.Close()
+	if err := Scan(ctxReader{ctx, f}, fn); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// ctxReader stops reading when the context is done, so that a large file
+// does not outlive a cancel.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

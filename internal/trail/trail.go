@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/amigate/packer-plugin-amigate/keypolicy"
 )
 
 // Denial is one KMS call AWS refused on an EBS or Auto Scaling launch path.
@@ -62,7 +64,8 @@ type record struct {
 	} `json:"resources"`
 }
 
-// denialCodes are the KMS errors that break a launch.
+// denialCodes are the KMS errors that break a launch: a refusal, and a key
+// that is disabled, pending deletion or gone.
 var denialCodes = map[string]bool{
 	"AccessDenied": true, "AccessDeniedException": true,
 	"KMSInvalidStateException": true, "DisabledException": true, "NotFoundException": true,
@@ -90,7 +93,7 @@ func ParseRecord(raw []byte) (d Denial, ok bool, err error) {
 	if role == "" {
 		role = roleOfSession(id.ARN)
 	}
-	onLaunchPath := launchServices[invokedBy] || isAutoScalingRole(role) || r.RequestParameters.EncryptionContext["aws:ebs:id"] != ""
+	onLaunchPath := launchServices[invokedBy] || keypolicy.IsAutoScalingServiceLinkedRole(role) || r.RequestParameters.EncryptionContext["aws:ebs:id"] != ""
 	if !onLaunchPath {
 		return Denial{}, false, nil
 	}
@@ -113,8 +116,10 @@ func ParseRecord(raw []byte) (d Denial, ok bool, err error) {
 	return d, true, nil
 }
 
-// roleOfSession turns arn:aws:sts::A:assumed-role/R/S into the role ARN;
-// Auto Scaling's service-linked roles live under their service path.
+// roleOfSession turns arn:aws:sts::A:assumed-role/R/S into the role ARN.
+// A session ARN does not carry the role's path: Auto Scaling's
+// service-linked roles get theirs back, other roles are assumed to sit at
+// "/" (records with a sessionIssuer never need this).
 func roleOfSession(arn string) string {
 	rest, ok := strings.CutPrefix(arn, "arn:")
 	if !ok {
@@ -133,8 +138,4 @@ func roleOfSession(arn string) string {
 		path = "/aws-service-role/autoscaling.amazonaws.com/"
 	}
 	return "arn:" + parts[0] + ":iam::" + parts[3] + ":role" + path + name
-}
-
-func isAutoScalingRole(arn string) bool {
-	return strings.Contains(arn, ":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling")
 }

@@ -44,12 +44,13 @@ func AutoScalingDenial(id string, at time.Time) map[string]any {
 	}
 }
 
-// noise is an ordinary event, such as most of a trail holds.
+// noise is an ordinary event, such as most of a trail holds: S3, EC2 and
+// STS calls, and KMS calls of applications, a few of them refused.
 func noise(id string, at time.Time, r *rand.Rand) map[string]any {
 	names := []string{"DescribeInstances", "GetObject", "AssumeRole", "PutObject", "DescribeVolumes", "Decrypt", "ListBuckets"}
 	sources := []string{"ec2.amazonaws.com", "s3.amazonaws.com", "sts.amazonaws.com", "s3.amazonaws.com", "ec2.amazonaws.com", "kms.amazonaws.com", "s3.amazonaws.com"}
 	i := r.IntN(len(names))
-	return map[string]any{
+	ev := map[string]any{
 		"eventVersion": "1.08",
 		"userIdentity": map[string]any{"type": "AssumedRole", "arn": fmt.Sprintf("arn:aws:sts::%s:assumed-role/app-%d/i-%08x", Target, r.IntN(20), r.Uint32()), "accountId": Target,
 			"sessionContext": map[string]any{"attributes": map[string]any{"creationDate": at.UTC().Format(time.RFC3339), "mfaAuthenticated": "false"}}},
@@ -58,6 +59,12 @@ func noise(id string, at time.Time, r *rand.Rand) map[string]any {
 		"requestParameters": map[string]any{"bucketName": fmt.Sprintf("logs-%d", r.IntN(100)), "key": fmt.Sprintf("a/b/%d.json", r.IntN(1e6))},
 		"responseElements":  nil, "eventID": id, "readOnly": true, "eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": Target,
 	}
+	if sources[i] == "kms.amazonaws.com" && r.IntN(10) == 0 {
+		// an application refused a key: a KMS denial, but not a launch's
+		ev["errorCode"] = "AccessDeniedException"
+		ev["errorMessage"] = "User: " + ev["userIdentity"].(map[string]any)["arn"].(string) + " is not authorized to perform: kms:Decrypt on resource: " + Key + " because no identity-based policy allows the kms:Decrypt action"
+	}
+	return ev
 }
 
 // WriteLog writes one log file of n records, every `every`-th one (0:
