@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/amigate/packer-plugin-amigate/internal/awsim"
+	"github.com/amigate/packer-plugin-amigate/internal/awsim/simtest"
 	"github.com/amigate/packer-plugin-amigate/internal/gate"
 	"github.com/amigate/packer-plugin-amigate/internal/launch"
 )
@@ -24,21 +25,8 @@ import (
 // the golden AMI.
 func simEnv(t *testing.T) (*awsim.Server, string) {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "example", "sim-world.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s := awsim.New()
-	if err := s.LoadWorld(f); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	url, err := s.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = s.Close() })
+	s := simtest.ExampleWorld(t)
+	url := simtest.Serve(t, s)
 	dir := t.TempDir()
 	for k, v := range map[string]string{
 		"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "SIM444455556666", "AWS_SECRET_ACCESS_KEY": "any", "AWS_REGION": "us-east-1",

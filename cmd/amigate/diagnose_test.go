@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,30 +22,6 @@ import (
 
 const diagnoseASGRole = "arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 
-func gzipped(t *testing.T, data []byte) []byte {
-	t.Helper()
-	var z bytes.Buffer
-	zw := gzip.NewWriter(&z)
-	if _, err := zw.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return z.Bytes()
-}
-
-func writeFile(t *testing.T, name string, data []byte) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(name, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return name
-}
-
 // trailTree writes CloudTrail's S3 layout: gzipped hourly files of the
 // first write-up's Auto Scaling denial among ordinary events, a plain
 // .json export holding an instance launch the key policy refused, and an
@@ -63,7 +38,7 @@ func trailTree(t *testing.T) (string, int) {
 			t.Fatal(err)
 		}
 		asg += n
-		writeFile(t, filepath.Join(dir, "AWSLogs", "111122223333", "CloudTrail", "us-east-1", day, fmt.Sprintf("111122223333_CloudTrail_us-east-1_%d.json.gz", i)), gzipped(t, plain.Bytes()))
+		trailtest.WriteFile(t, filepath.Join(dir, "AWSLogs", "111122223333", "CloudTrail", "us-east-1", day, fmt.Sprintf("111122223333_CloudTrail_us-east-1_%d.json.gz", i)), trailtest.Gzip(t, plain.Bytes()))
 	}
 	var records []map[string]any
 	for i, action := range []string{"CreateGrant", "Decrypt", "CreateGrant"} {
@@ -77,8 +52,8 @@ func trailTree(t *testing.T) (string, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(dir, "exports", "instances.json"), doc)
-	writeFile(t, filepath.Join(dir, "AWSLogs", "111122223333", "CloudTrail", "us-east-1", "2026/11/03", "empty.json"), nil)
+	trailtest.WriteFile(t, filepath.Join(dir, "exports", "instances.json"), doc)
+	trailtest.WriteFile(t, filepath.Join(dir, "AWSLogs", "111122223333", "CloudTrail", "us-east-1", "2026/11/03", "empty.json"), nil)
 	return dir, asg
 }
 
@@ -128,7 +103,7 @@ func TestDiagnoseOffline(t *testing.T) {
 	quiet := t.TempDir()
 	var plain bytes.Buffer
 	trailtest.WriteLog(&plain, 50, 0, time.Now(), rand.New(rand.NewPCG(2, 2)))
-	writeFile(t, filepath.Join(quiet, "a", "b.json.gz"), gzipped(t, plain.Bytes()))
+	trailtest.WriteFile(t, filepath.Join(quiet, "a", "b.json.gz"), trailtest.Gzip(t, plain.Bytes()))
 	if r := amigate(t, "", "diagnose", "--cloudtrail", quiet); r.code != exitOK || !strings.Contains(r.stdout, "no KMS denial on a launch path") {
 		t.Errorf("no denial: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -138,7 +113,7 @@ func TestDiagnoseOffline(t *testing.T) {
 func TestDiagnoseBadFiles(t *testing.T) {
 	var plain bytes.Buffer
 	trailtest.WriteLog(&plain, 100, 10, time.Now(), rand.New(rand.NewPCG(3, 3)))
-	zipped := gzipped(t, plain.Bytes())
+	zipped := trailtest.Gzip(t, plain.Bytes())
 	for name, data := range map[string][]byte{
 		"cut.json.gz":     zipped[:len(zipped)/3],
 		"corrupt.json.gz": append([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}, bytes.Repeat([]byte{0xff}, 100)...),
@@ -146,7 +121,7 @@ func TestDiagnoseBadFiles(t *testing.T) {
 		"notes.json":      []byte("see the wiki"),
 	} {
 		dir, _ := trailTree(t)
-		bad := writeFile(t, filepath.Join(dir, "AWSLogs", "111122223333", "CloudTrail", "us-east-1", "2026", "11", "02", name), data)
+		bad := trailtest.WriteFile(t, filepath.Join(dir, "AWSLogs", "111122223333", "CloudTrail", "us-east-1", "2026", "11", "02", name), data)
 		r := amigate(t, "", "diagnose", "--cloudtrail", dir)
 		if r.code != exitBadInput || !strings.Contains(r.stderr, bad+": ") || r.stdout != "" {
 			t.Errorf("%s: exit %d\n%s%s", name, r.code, r.stdout, r.stderr)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/amigate/packer-plugin-amigate/internal/awsapi"
 	"github.com/amigate/packer-plugin-amigate/internal/awsim"
+	"github.com/amigate/packer-plugin-amigate/internal/awsim/simtest"
 )
 
 // The accounts of the tests: the first write-up's source and target, and a
@@ -136,13 +137,7 @@ func startWorld(t testing.TB, w testWorld) *sim {
 	if err := s.LoadWorld(bytes.NewReader(data)); err != nil {
 		t.Fatalf("load world: %v\n%s", err, data)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	url, err := s.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = s.Close() })
-	sm := &sim{Server: s, url: url}
+	sm := &sim{Server: s, url: simtest.Serve(t, s)}
 	// The policy is put through KMS so that its bytes stay as written (the
 	// world file would re-encode it).
 	policy := w.policy

@@ -2,14 +2,12 @@ package trail
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,7 +25,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
-	"github.com/amigate/packer-plugin-amigate/internal/awsim"
+	"github.com/amigate/packer-plugin-amigate/internal/awsim/simtest"
 	"github.com/amigate/packer-plugin-amigate/internal/trail/trailtest"
 )
 
@@ -56,22 +54,10 @@ func encode(t *testing.T, ev map[string]any) []byte {
 // CloudTrail client of the target.
 func simulatedDenials(t *testing.T) ([]string, string, *cloudtrail.Client) {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "example", "sim-world.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s := awsim.New()
-	if err := s.LoadWorld(f); err != nil {
-		t.Fatal(err)
-	}
+	s := simtest.ExampleWorld(t)
 	s.SetRetryBackoff(0)
-	ctx, cancel := context.WithCancel(context.Background())
-	url, err := s.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = s.Close() })
+	url := simtest.Serve(t, s)
+	ctx := context.Background()
 	cfg := func(account string) aws.Config {
 		return aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(url), Credentials: credentials.NewStaticCredentialsProvider("SIM"+account, "x", "")}
 	}
@@ -331,30 +317,6 @@ func TestGrouper(t *testing.T) {
 	}
 }
 
-func gz(t testing.TB, data []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	zw := gzip.NewWriter(&b)
-	if _, err := zw.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-func write(t *testing.T, name string, data []byte) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(name, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return name
-}
-
 func logBytes(t testing.TB, n, every int, seed uint64) ([]byte, int) {
 	t.Helper()
 	var buf bytes.Buffer
@@ -379,14 +341,14 @@ func TestScanPaths(t *testing.T) {
 		data, n := logBytes(t, 300, 40, uint64(i))
 		want += n
 		if strings.HasSuffix(name, ".gz") || strings.HasPrefix(name, "exported/") {
-			data = gz(t, data)
+			data = trailtest.Gzip(t, data)
 		}
-		write(t, filepath.Join(dir, name), data)
+		trailtest.WriteFile(t, filepath.Join(dir, name), data)
 	}
-	write(t, filepath.Join(dir, "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/03/empty.json"), nil)
-	write(t, filepath.Join(dir, "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/03/notes.txt"), []byte("not a log"))
-	write(t, filepath.Join(dir, "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/11/01/digest.json.gz"),
-		gz(t, []byte(`{"awsAccountId":"111122223333","logFiles":[{"s3Object":"kms.amazonaws.com"}]}`)))
+	trailtest.WriteFile(t, filepath.Join(dir, "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/03/empty.json"), nil)
+	trailtest.WriteFile(t, filepath.Join(dir, "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/03/notes.txt"), []byte("not a log"))
+	trailtest.WriteFile(t, filepath.Join(dir, "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/11/01/digest.json.gz"),
+		trailtest.Gzip(t, []byte(`{"awsAccountId":"111122223333","logFiles":[{"s3Object":"kms.amazonaws.com"}]}`)))
 
 	count := func(paths ...string) (int, *Grouper, error) {
 		g, n := NewGrouper(), 0
@@ -413,7 +375,7 @@ func TestScanPaths(t *testing.T) {
 // naming it, whatever its neighbours.
 func TestScanPathsBadFiles(t *testing.T) {
 	full, _ := logBytes(t, 20, 5, 9)
-	zipped := gz(t, full)
+	zipped := trailtest.Gzip(t, full)
 	for name, data := range map[string][]byte{
 		"truncated.json":       full[:len(full)/2],
 		"truncated.json.gz":    zipped[:len(zipped)/2],
@@ -429,8 +391,8 @@ func TestScanPathsBadFiles(t *testing.T) {
 	} {
 		dir := t.TempDir()
 		good, _ := logBytes(t, 50, 10, 1)
-		write(t, filepath.Join(dir, "a", "good.json.gz"), gz(t, good))
-		bad := write(t, filepath.Join(dir, "b", name), data)
+		trailtest.WriteFile(t, filepath.Join(dir, "a", "good.json.gz"), trailtest.Gzip(t, good))
+		bad := trailtest.WriteFile(t, filepath.Join(dir, "b", name), data)
 		err := ScanPaths(context.Background(), []string{dir}, func(string, Denial) error { return nil })
 		if err == nil || !strings.HasPrefix(err.Error(), bad+": ") {
 			t.Errorf("%s: err = %v, want one naming the file", name, err)
@@ -483,7 +445,7 @@ func compact(t *testing.T, s string) []byte {
 // A cancel stops a scan in the middle of a file.
 func TestScanPathsCancel(t *testing.T) {
 	data, _ := logBytes(t, 5000, 10, 3)
-	name := write(t, filepath.Join(t.TempDir(), "big.json"), data)
+	name := trailtest.WriteFile(t, filepath.Join(t.TempDir(), "big.json"), data)
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
 	err := ScanPaths(ctx, []string{name}, func(string, Denial) error { n++; cancel(); return nil })
@@ -497,7 +459,7 @@ func TestScanPathsCancel(t *testing.T) {
 // in 1000 records (MB/s of uncompressed JSON).
 func BenchmarkScanGzip(b *testing.B) {
 	plain, want := logBytes(b, 20000, 1000, 3)
-	zipped := gz(b, plain)
+	zipped := trailtest.Gzip(b, plain)
 	b.SetBytes(int64(len(plain)))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -15,6 +15,7 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/amigate/packer-plugin-amigate/internal/awsim"
+	"github.com/amigate/packer-plugin-amigate/internal/awsim/simtest"
 	"github.com/amigate/packer-plugin-amigate/internal/gate"
 )
 
@@ -23,21 +24,8 @@ import (
 // golden AMI's id.
 func startExampleWorld(t *testing.T) (*awsim.Server, string) {
 	t.Helper()
-	f, err := os.Open("../../example/sim-world.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s := awsim.New()
-	if err := s.LoadWorld(f); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	url, err := s.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = s.Close() })
+	s := simtest.ExampleWorld(t)
+	url := simtest.Serve(t, s)
 	t.Setenv("AWS_ENDPOINT_URL", url)
 	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(url), Credentials: credentials.NewStaticCredentialsProvider("SIM444455556666", "x", "")}
 	out, err := ec2.NewFromConfig(cfg).DescribeImages(context.Background(), &ec2.DescribeImagesInput{Owners: []string{"self"}})

@@ -2,34 +2,21 @@ package preflight
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/amigate/packer-plugin-amigate/internal/awsim"
+	"github.com/amigate/packer-plugin-amigate/internal/awsim/simtest"
 )
 
 // startExampleWorld serves example/sim-world.json and points
 // AWS_ENDPOINT_URL at it.
 func startExampleWorld(t *testing.T) *awsim.Server {
 	t.Helper()
-	f, err := os.Open("../../example/sim-world.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s := awsim.New()
-	if err := s.LoadWorld(f); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	url, err := s.Start(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = s.Close() })
+	s := simtest.ExampleWorld(t)
+	url := simtest.Serve(t, s)
 	t.Setenv("AWS_ENDPOINT_URL", url)
 	return s
 }
