@@ -275,7 +275,7 @@ func TestParseErrors(t *testing.T) {
 		{`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"}]`, "unexpected end of input"},
 		{`[]`, "must be a JSON object"},
 		{`{"Version":"2012-10-17"}`, "no Statement"},
-		{`{"Version":"2012","Statement":[]}`, `Version "2012"`},
+		{`{"Version":"2012","Statement":[]}`, `"Version" is "2012"`},
 		{`{"Statement":[{"Effect":"Permit","Principal":"*","Action":"kms:*","Resource":"*"}]}`, `Effect "Permit"`},
 		{`{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","NotAction":"x","Resource":"*"}]}`, "both Action and NotAction"},
 		{`{"Statement":[{"Effect":"Allow","Principal":"*","Resource":"*"}]}`, "no Action"},

@@ -122,14 +122,14 @@ func Parse(data []byte) (*Policy, error) {
 		switch k {
 		case "Version":
 			if err := json.Unmarshal(v, &p.Version); err != nil {
-				return nil, fmt.Errorf("Version must be a string")
+				return nil, errors.New(`policy element "Version" must be a string`)
 			}
 			if p.Version != "2012-10-17" && p.Version != "2008-10-17" {
-				return nil, fmt.Errorf("Version %q is not a policy language version (2012-10-17 or 2008-10-17)", p.Version)
+				return nil, fmt.Errorf(`policy element "Version" is %q, not a policy language version (2012-10-17 or 2008-10-17)`, p.Version)
 			}
 		case "Id":
 			if err := json.Unmarshal(v, &p.ID); err != nil {
-				return nil, fmt.Errorf("Id must be a string")
+				return nil, errors.New(`policy element "Id" must be a string`)
 			}
 		case "Statement":
 		default:
