@@ -33,11 +33,10 @@ type Policy struct {
 	// raw is the document as parsed; spans locate each statement in it, and
 	// list the Statement value itself, so a patch can leave every byte of the
 	// statements it does not own untouched.
-	raw       []byte
-	spans     [][2]int
-	listSpan  [2]int
-	hasList   bool
-	hasFields []string
+	raw      []byte
+	spans    [][2]int
+	listSpan [2]int
+	hasList  bool
 }
 
 // Statement is one statement of a policy.
@@ -113,46 +112,57 @@ func Parse(data []byte) (*Policy, error) {
 	if err := checkJSON(data); err != nil {
 		return nil, err
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
-		return nil, errors.New("policy document must be a JSON object")
-	}
-	p := &Policy{raw: append([]byte(nil), data...)}
-	for k, v := range top {
-		switch k {
-		case "Version":
-			if err := json.Unmarshal(v, &p.Version); err != nil {
-				return nil, errors.New(`policy element "Version" must be a string`)
-			}
-			if p.Version != "2012-10-17" && p.Version != "2008-10-17" {
-				return nil, fmt.Errorf(`policy element "Version" is %q, not a policy language version (2012-10-17 or 2008-10-17)`, p.Version)
-			}
-		case "Id":
-			if err := json.Unmarshal(v, &p.ID); err != nil {
-				return nil, errors.New(`policy element "Id" must be a string`)
-			}
-		case "Statement":
-		default:
-			return nil, fmt.Errorf("unknown policy element %q", k)
-		}
-		p.hasFields = append(p.hasFields, k)
-	}
-	stmts, ok := top["Statement"]
-	if !ok {
-		return nil, errors.New("policy has no Statement")
-	}
-	raws, err := p.locateStatements(data)
+	doc, err := readDocument(data)
 	if err != nil {
 		return nil, err
 	}
-	for i, raw := range raws {
-		s, err := parseStatement(raw)
+	if doc.kind != '{' {
+		return nil, errors.New("policy document must be a JSON object")
+	}
+	p := &Policy{raw: append([]byte(nil), data...)}
+	var stmts *node
+	for i := range doc.members {
+		k, v := doc.members[i].name, &doc.members[i].value
+		var err error
+		switch k {
+		case "Version":
+			if p.Version, err = stringValue(v, data); err == nil && p.Version != "2012-10-17" && p.Version != "2008-10-17" {
+				err = fmt.Errorf("%q is not a policy language version (2012-10-17 or 2008-10-17)", p.Version)
+			}
+		case "Id":
+			p.ID, err = stringValue(v, data)
+		case "Statement":
+			stmts = v
+		default:
+			return nil, fmt.Errorf("unknown policy element %q", k)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("policy element %q: %w", k, err)
+		}
+	}
+	if stmts == nil {
+		return nil, errors.New("policy has no Statement")
+	}
+	p.listSpan = [2]int{stmts.start, stmts.end}
+	var list []node
+	switch stmts.kind {
+	case '{':
+		p.singleStatement = true
+		list = []node{*stmts}
+	case '[':
+		p.hasList = true
+		list = stmts.items
+	default:
+		return nil, errors.New("Statement must be an object or a list of objects")
+	}
+	for i := range list {
+		s, err := parseStatement(&list[i], data)
 		if err != nil {
 			return nil, fmt.Errorf("statement %d: %w", i, err)
 		}
 		p.Statements = append(p.Statements, s)
+		p.spans = append(p.spans, [2]int{list[i].start, list[i].end})
 	}
-	p.singleStatement = len(bytes.TrimSpace(stmts)) > 0 && bytes.TrimSpace(stmts)[0] == '{'
 	return p, nil
 }
 
@@ -165,12 +175,11 @@ func checkJSON(data []byte) error {
 	d := json.NewDecoder(bytes.NewReader(data))
 	err := d.Decode(&v)
 	if err == nil {
-		if _, tokErr := d.Token(); tokErr == nil {
-			off := int(d.InputOffset())
-			line, col := lineCol(data, off)
-			return &SyntaxError{Line: line, Column: col, Msg: "unexpected data after the document"}
-		}
-		return nil
+		// The document is valid; what follows it is not.
+		off := int(d.InputOffset())
+		off += len(data[off:]) - len(bytes.TrimLeft(data[off:], " \t\r\n"))
+		line, col := lineCol(data, off)
+		return &SyntaxError{Line: line, Column: col, Msg: "unexpected data after the document"}
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
@@ -201,98 +210,44 @@ func lineCol(data []byte, off int) (int, int) {
 	return line, col
 }
 
-// locateStatements finds the Statement value and the span of each statement
-// in the original text.
-func (p *Policy) locateStatements(data []byte) ([]json.RawMessage, error) {
-	d := json.NewDecoder(bytes.NewReader(data))
-	if _, err := d.Token(); err != nil { // {
-		return nil, err
-	}
-	for d.More() {
-		tok, err := d.Token()
-		if err != nil {
-			return nil, err
-		}
-		var raw json.RawMessage
-		if err := d.Decode(&raw); err != nil {
-			return nil, err
-		}
-		if tok != "Statement" {
-			continue
-		}
-		end := int(d.InputOffset())
-		start := end - len(raw)
-		p.listSpan = [2]int{start, end}
-		switch raw[0] {
-		case '{':
-			p.spans = [][2]int{{start, end}}
-			return []json.RawMessage{raw}, nil
-		case '[':
-			p.hasList = true
-			return p.locateListElements(raw, start)
-		default:
-			return nil, errors.New("Statement must be an object or a list of objects")
-		}
-	}
-	return nil, errors.New("policy has no Statement")
-}
-
-func (p *Policy) locateListElements(list json.RawMessage, base int) ([]json.RawMessage, error) {
-	d := json.NewDecoder(bytes.NewReader(list))
-	if _, err := d.Token(); err != nil { // [
-		return nil, err
-	}
-	var out []json.RawMessage
-	for d.More() {
-		var raw json.RawMessage
-		if err := d.Decode(&raw); err != nil {
-			return nil, err
-		}
-		end := int(d.InputOffset())
-		p.spans = append(p.spans, [2]int{base + end - len(raw), base + end})
-		out = append(out, raw)
-	}
-	return out, nil
-}
-
-func parseStatement(raw json.RawMessage) (Statement, error) {
+func parseStatement(n *node, doc []byte) (Statement, error) {
 	var s Statement
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
+	if n.kind != '{' {
 		return s, errors.New("must be a JSON object")
 	}
 	var hasAction, hasResource bool
-	for k, v := range fields {
+	for i := range n.members {
+		k, v := n.members[i].name, &n.members[i].value
 		var err error
 		switch k {
 		case "Sid":
-			err = json.Unmarshal(v, &s.Sid)
+			s.Sid, err = stringValue(v, doc)
 		case "Effect":
 			var e string
-			if err = json.Unmarshal(v, &e); err == nil {
+			if e, err = stringValue(v, doc); err == nil {
 				if e != string(Allow) && e != string(Deny) {
 					return s, fmt.Errorf("Effect %q must be \"Allow\" or \"Deny\"", e)
 				}
 				s.Effect = Effect(e)
 			}
 		case "Principal":
-			s.Principal, err = parsePrincipal(v)
+			s.Principal, err = parsePrincipal(v, doc)
 		case "NotPrincipal":
-			s.NotPrincipal, err = parsePrincipal(v)
+			s.NotPrincipal, err = parsePrincipal(v, doc)
 		case "Action", "NotAction":
 			if hasAction {
 				return s, errors.New("has both Action and NotAction")
 			}
 			hasAction, s.NotAction = true, k == "NotAction"
-			s.Action, err = parseValues(v)
+			s.Action, err = parseValues(v, doc)
 		case "Resource", "NotResource":
 			if hasResource {
 				return s, errors.New("has both Resource and NotResource")
 			}
 			hasResource, s.NotResource = true, k == "NotResource"
-			s.Resource, err = parseValues(v)
+			s.Resource, err = parseValues(v, doc)
 		case "Condition":
-			s.Conditions, err = parseConditions(v)
+			s.Conditions, err = parseConditions(v, doc)
 		default:
 			return s, fmt.Errorf("unknown statement element %q", k)
 		}
@@ -320,60 +275,44 @@ func parseStatement(raw json.RawMessage) (Statement, error) {
 	return s, nil
 }
 
-// parseValues reads a string, or a list of strings (booleans and numbers are
-// accepted and kept as their JSON text, as AWS does for condition values).
-func parseValues(v json.RawMessage) (Values, error) {
-	v = bytes.TrimSpace(v)
-	if len(v) > 0 && v[0] == '[' {
-		var items []json.RawMessage
-		if err := json.Unmarshal(v, &items); err != nil {
-			return Values{}, err
-		}
-		out := Values{Items: make([]string, 0, len(items)), List: true}
-		for _, it := range items {
-			s, err := scalar(it)
-			if err != nil {
-				return Values{}, err
-			}
-			out.Items = append(out.Items, s)
-		}
-		return out, nil
+// stringValue reads an element that must be a string (null reads as "").
+func stringValue(n *node, doc []byte) (string, error) {
+	switch n.kind {
+	case '"':
+		return n.text, nil
+	case 'n':
+		return "", nil
 	}
-	s, err := scalar(v)
-	if err != nil {
-		return Values{}, err
-	}
-	return Values{Items: []string{s}}, nil
+	return "", fmt.Errorf("want a string, got %s", n.source(doc))
 }
 
-func scalar(v json.RawMessage) (string, error) {
-	v = bytes.TrimSpace(v)
-	if len(v) == 0 {
-		return "", errors.New("empty value")
+// parseValues reads a string, or a list of strings (booleans and numbers are
+// accepted and kept as their JSON text, as AWS does for condition values).
+func parseValues(n *node, doc []byte) (Values, error) {
+	if n.kind != '[' {
+		s, err := scalar(n, doc)
+		if err != nil {
+			return Values{}, err
+		}
+		return Values{Items: []string{s}}, nil
 	}
-	switch v[0] {
-	case '"':
-		var s string
-		err := json.Unmarshal(v, &s)
-		return s, err
-	case 't', 'f':
-		var b bool
-		if err := json.Unmarshal(v, &b); err != nil {
-			return "", err
+	out := Values{Items: make([]string, 0, len(n.items)), List: true}
+	for i := range n.items {
+		s, err := scalar(&n.items[i], doc)
+		if err != nil {
+			return Values{}, err
 		}
-		if b {
-			return "true", nil
-		}
-		return "false", nil
+		out.Items = append(out.Items, s)
+	}
+	return out, nil
+}
+
+func scalar(n *node, doc []byte) (string, error) {
+	switch n.kind {
 	case '{', '[', 'n':
-		return "", fmt.Errorf("want a string or a list of strings, got %s", truncate(string(v), 40))
-	default:
-		var n json.Number
-		if err := json.Unmarshal(v, &n); err != nil {
-			return "", err
-		}
-		return n.String(), nil
+		return "", fmt.Errorf("want a string or a list of strings, got %s", n.source(doc))
 	}
+	return n.text, nil // a string, or the literal of a boolean or a number
 }
 
 func truncate(s string, n int) string {
@@ -383,25 +322,21 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-func parsePrincipal(v json.RawMessage) (*Principal, error) {
-	v = bytes.TrimSpace(v)
-	if len(v) > 0 && v[0] == '"' {
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
-			return nil, err
-		}
-		if s != "*" {
-			return nil, fmt.Errorf("%q: a string principal must be \"*\"; use {\"AWS\": ...}", s)
+func parsePrincipal(n *node, doc []byte) (*Principal, error) {
+	switch n.kind {
+	case '"':
+		if n.text != "*" {
+			return nil, fmt.Errorf("%q: a string principal must be \"*\"; use {\"AWS\": ...}", n.text)
 		}
 		return &Principal{Any: true}, nil
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(v, &m); err != nil {
+	case '{', 'n':
+	default:
 		return nil, errors.New(`must be "*" or an object such as {"AWS": ...}`)
 	}
 	p := &Principal{}
-	for k, raw := range m {
-		vals, err := parseValues(raw)
+	for i := range n.members {
+		k := n.members[i].name
+		vals, err := parseValues(&n.members[i].value, doc)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}
@@ -422,19 +357,24 @@ func parsePrincipal(v json.RawMessage) (*Principal, error) {
 	return p, nil
 }
 
-func parseConditions(v json.RawMessage) ([]Condition, error) {
-	var block map[string]map[string]json.RawMessage
-	if err := json.Unmarshal(v, &block); err != nil {
-		return nil, errors.New("must be an object of operator → {key: values}")
+func parseConditions(n *node, doc []byte) ([]Condition, error) {
+	errShape := errors.New("must be an object of operator → {key: values}")
+	if n.kind != '{' && !n.isNull() {
+		return nil, errShape
 	}
 	var out []Condition
-	for opName, keys := range block {
+	for i := range n.members {
+		opName, keys := n.members[i].name, &n.members[i].value
+		if keys.kind != '{' && !keys.isNull() {
+			return nil, errShape
+		}
 		op, set, ifExists, err := parseOperator(opName)
 		if err != nil {
 			return nil, err
 		}
-		for key, raw := range keys {
-			vals, err := parseValues(raw)
+		for j := range keys.members {
+			key := keys.members[j].name
+			vals, err := parseValues(&keys.members[j].value, doc)
 			if err != nil {
 				return nil, fmt.Errorf("%s %s: %w", opName, key, err)
 			}
@@ -445,7 +385,8 @@ func parseConditions(v json.RawMessage) ([]Condition, error) {
 			out = append(out, c)
 		}
 	}
-	// Map order is random; a stable order keeps marshal output stable.
+	// Sorted, so that the output of Marshal does not depend on the order
+	// the document gives.
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Operator != out[j].Operator {
 			return out[i].Operator < out[j].Operator
