@@ -58,7 +58,7 @@ func runCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.StringVar(&a.testLaunch, "test-launch", gate.TestLaunchNone, "launch in each target: none, asg or instance")
 	fs.StringVar(&a.launchTimeout, "launch-timeout", "10m", "how long a test launch may take")
 	fs.StringVar(&a.grantWait, "grant-wait", "5m", "how long after creating a grant a test launch failing on the key is retried (grants take minutes to propagate)")
-	fs.StringVar(&a.instanceType, "instance-type", "", "instance `TYPE` of a test launch (default: the launch template's; t3.micro for --test-launch instance)")
+	fs.StringVar(&a.instanceType, "instance-type", "", "instance `TYPE` of a test launch (default: the launch template's, or a mixed instances group's overrides'; t3.micro for --test-launch instance)")
 	fs.StringVar(&a.subnet, "subnet", "", "`SUBNET` of an instance test launch")
 	fs.BoolVar(&a.allowUnencrypted, "allow-unencrypted", false, "accept unencrypted snapshots")
 	fs.BoolVar(&a.dryRun, "dry-run", false, "compute and print every change, make none")

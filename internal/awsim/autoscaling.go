@@ -14,7 +14,8 @@ import (
 type autoScalingGroup struct {
 	name, arn, account, region string
 	templateID, version        string
-	mixed                      bool // the template came in a MixedInstancesPolicy
+	mixed                      bool     // the template came in a MixedInstancesPolicy
+	overrides                  []string // its overrides' instance types ("": attribute-based)
 	subnetIDs                  []string
 	launches                   int // how many launches were tried, to spread them
 	tags                       map[string]string
@@ -159,7 +160,7 @@ func (s *Server) asCreateGroup(c caller, form url.Values) (any, error) {
 		return nil, err
 	}
 	g := &autoScalingGroup{name: name, account: c.account, region: c.region, templateID: lt.id, version: version, mixed: mixed, created: s.now().UTC(),
-		zones: members(form, "AvailabilityZones"), subnets: form.Get("VPCZoneIdentifier")}
+		zones: members(form, "AvailabilityZones"), subnets: form.Get("VPCZoneIdentifier"), overrides: overrideTypes(form)}
 	g.arn = fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", c.region, c.account, newUUID(), name)
 	for _, id := range strings.Split(g.subnets, ",") {
 		if id = strings.TrimSpace(id); id == "" {
@@ -214,6 +215,35 @@ func (s *Server) asCreateGroup(c caller, form url.Values) (any, error) {
 
 func members(form url.Values, name string) []string { return indexed(form, name+".member") }
 
+// overrideTypes reads the instance types of a MixedInstancesPolicy's
+// overrides, in order ("" for an override by instance requirements).
+func overrideTypes(form url.Values) []string {
+	var out []string
+	for i := 1; ; i++ {
+		prefix := "MixedInstancesPolicy.LaunchTemplate.Overrides.member." + strconv.Itoa(i) + "."
+		found := false
+		for k := range form {
+			if strings.HasPrefix(k, prefix) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return out
+		}
+		out = append(out, form.Get(prefix+"InstanceType"))
+	}
+}
+
+// instanceType is what the group launches: the first override's instance
+// type (the prioritized on-demand allocation), else the template's.
+func (g *autoScalingGroup) instanceType(v templateVersion) string {
+	if len(g.overrides) > 0 && g.overrides[0] != "" {
+		return g.overrides[0]
+	}
+	return orDefault(v.instanceType(), "m1.small")
+}
+
 // failLaunch records a launch that failed before an instance existed.
 func (g *autoScalingGroup) failLaunch(act activity, reason string) {
 	act.description = "Launching a new EC2 instance.  Status Reason: " + reason + " Launching EC2 instance failed."
@@ -258,7 +288,7 @@ func (s *Server) scale(g *autoScalingGroup) {
 		}
 		slr := caller{account: g.account, region: g.region, service: "autoscaling",
 			arn: "arn:aws:sts::" + g.account + ":assumed-role/" + role.name + "/" + asgSessionName, roleARN: role.arn}
-		spec := launchSpec{image: im, instanceType: orDefault(v.instanceType(), "m1.small"), invokedBy: "autoscaling.amazonaws.com",
+		spec := launchSpec{image: im, instanceType: g.instanceType(v), invokedBy: "autoscaling.amazonaws.com",
 			reservationID: newReservationID(), templateID: lt.id, templateVersion: strconv.Itoa(v.number)}
 		n := g.launches
 		g.launches++
@@ -369,8 +399,12 @@ func (s *Server) asDescribeGroups(c caller, form url.Values) (any, error) {
 		LaunchTemplate   *templateSpecXML `xml:"LaunchTemplate"`
 		Protected        bool             `xml:"ProtectedFromScaleIn"`
 	}
+	type overrideXML struct {
+		InstanceType string `xml:"InstanceType,omitempty"`
+	}
 	type mixedXML struct {
-		Spec *templateSpecXML `xml:"LaunchTemplate>LaunchTemplateSpecification"`
+		Spec      *templateSpecXML `xml:"LaunchTemplate>LaunchTemplateSpecification"`
+		Overrides []overrideXML    `xml:"LaunchTemplate>Overrides>member"`
 	}
 	type groupXML struct {
 		Name                 string           `xml:"AutoScalingGroupName"`
@@ -405,6 +439,9 @@ func (s *Server) asDescribeGroups(c caller, form url.Values) (any, error) {
 		spec := s.templateSpec(g.templateID, orDefault(g.version, "$Default"))
 		if g.mixed {
 			x.MixedInstancesPolicy = &mixedXML{Spec: spec}
+			for _, t := range g.overrides {
+				x.MixedInstancesPolicy.Overrides = append(x.MixedInstancesPolicy.Overrides, overrideXML{InstanceType: t})
+			}
 		} else {
 			x.LaunchTemplate = spec
 		}

@@ -332,10 +332,12 @@ func TestGroupLaunchesItsTemplateVersion(t *testing.T) {
 			t.Errorf("version %s launched %s, want %s", aws.ToString(c.version), got, c.want)
 		}
 	}
-	// A MixedInstancesPolicy's launch template works the same way.
+	// A MixedInstancesPolicy's launch template works the same way; the
+	// first override's instance type is launched.
 	if _, err := as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{AutoScalingGroupName: aws.String("mixed"),
 		MixedInstancesPolicy: &astypes.MixedInstancesPolicy{LaunchTemplate: &astypes.LaunchTemplate{
-			LaunchTemplateSpecification: &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String("web"), Version: aws.String("2")}}},
+			LaunchTemplateSpecification: &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String("web"), Version: aws.String("2")},
+			Overrides:                   []astypes.LaunchTemplateOverrides{{InstanceType: aws.String("c5.large")}, {InstanceType: aws.String("m5.large")}}}},
 		MinSize: aws.Int32(1), MaxSize: aws.Int32(1), AvailabilityZones: []string{"us-east-1a"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -346,6 +348,12 @@ func TestGroupLaunchesItsTemplateVersion(t *testing.T) {
 	}
 	if got := launched("mixed"); got != v2AMI {
 		t.Errorf("the MixedInstancesPolicy group launched %s", got)
+	}
+	if o := mixed.AutoScalingGroups[0].MixedInstancesPolicy.LaunchTemplate.Overrides; len(o) != 2 || aws.ToString(o[1].InstanceType) != "m5.large" {
+		t.Errorf("overrides %+v", o)
+	}
+	if in := mixed.AutoScalingGroups[0].Instances; len(in) != 1 || aws.ToString(in[0].InstanceType) != "c5.large" {
+		t.Errorf("the MixedInstancesPolicy group's instances %+v, want one c5.large", in)
 	}
 	// A new version: the group on 2 stays there, the one on $Latest follows.
 	if _, err := ec.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{LaunchTemplateId: ltID, SourceVersion: aws.String("2"),

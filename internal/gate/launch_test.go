@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -354,6 +355,44 @@ func TestTestLaunchTimeout(t *testing.T) {
 	f, ok := launchFinding(rep)
 	if rep.OK || !ok || !strings.Contains(f.Message, "no instance in service after 300ms") || !strings.Contains(f.Message, "Client.InternalError") {
 		t.Fatalf("timeout: ok=%v %+v", rep.OK, f)
+	}
+	if l := s.leftovers(t); len(l) > 0 {
+		t.Fatalf("left behind: %v", l)
+	}
+}
+
+// A group with a MixedInstancesPolicy is cloned with its instance types:
+// its template names none, so a clone without the overrides could not
+// launch. The clone launches the first type, On-Demand, with the new AMI.
+func TestTestLaunchMixedInstancesGroup(t *testing.T) {
+	s := startWorld(t, testWorld{shared: []string{target}})
+	amis := s.imageIDs(t)
+	ctx := context.Background()
+	cfg := s.config(target, "us-east-1")
+	if _, err := ec2.NewFromConfig(cfg).CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String("mixed"),
+		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(amis["us-east-1"])}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := autoscaling.NewFromConfig(cfg).CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{AutoScalingGroupName: aws.String("mixed"),
+		MixedInstancesPolicy: &astypes.MixedInstancesPolicy{LaunchTemplate: &astypes.LaunchTemplate{
+			LaunchTemplateSpecification: &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String("mixed"), Version: aws.String("$Latest")},
+			Overrides:                   []astypes.LaunchTemplateOverrides{{InstanceType: aws.String("c5.large")}, {InstanceType: aws.String("m5.large")}}}},
+		MinSize: aws.Int32(0), MaxSize: aws.Int32(0), AvailabilityZones: []string{"us-east-1a"}}); err != nil {
+		t.Fatal(err)
+	}
+	opts := launchOptions(amis, TestLaunchASG)
+	opts.Targets[0].AutoScalingGroups = []string{"mixed"}
+	rep := run(t, s, opts)
+	if !rep.OK || len(rep.Launches) != 1 || !rep.Launches[0].OK {
+		t.Fatalf("ok=%v %s %+v", rep.OK, codesOf(rep), rep.Launches)
+	}
+	out, err := ec2.NewFromConfig(cfg).DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{rep.Launches[0].InstanceID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := out.Reservations[0].Instances[0]
+	if in.InstanceType != ec2types.InstanceTypeC5Large || aws.ToString(in.ImageId) != amis["us-east-1"] {
+		t.Errorf("the test instance is a %s of %s, want a c5.large of %s", in.InstanceType, aws.ToString(in.ImageId), amis["us-east-1"])
 	}
 	if l := s.leftovers(t); len(l) > 0 {
 		t.Fatalf("left behind: %v", l)

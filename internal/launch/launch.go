@@ -231,10 +231,17 @@ func (l *Launcher) runGroup(ctx context.Context, req Request, cleanup *Cleanup, 
 	})
 	in := &autoscaling.CreateAutoScalingGroupInput{
 		AutoScalingGroupName: aws.String(name),
-		LaunchTemplate:       &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(templateID), Version: aws.String(newVersion)},
 		MinSize:              aws.Int32(0), MaxSize: aws.Int32(1), DesiredCapacity: aws.Int32(1),
 		ServiceLinkedRoleARN: g.ServiceLinkedRoleARN,
 		Tags:                 groupTags(name, req.RunID, l.now()),
+	}
+	spec = &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(templateID), Version: aws.String(newVersion)}
+	if overrides := cloneOverrides(g); len(overrides) > 0 && req.InstanceType == "" {
+		// The group's instance types, which its template may not name.
+		in.MixedInstancesPolicy = &astypes.MixedInstancesPolicy{LaunchTemplate: &astypes.LaunchTemplate{
+			LaunchTemplateSpecification: spec, Overrides: overrides}}
+	} else {
+		in.LaunchTemplate = spec
 	}
 	if aws.ToString(g.VPCZoneIdentifier) != "" {
 		in.VPCZoneIdentifier = g.VPCZoneIdentifier
@@ -246,6 +253,24 @@ func (l *Launcher) runGroup(ctx context.Context, req Request, cleanup *Cleanup, 
 	}
 	l.say(fmt.Sprintf("test launch: group %s in %s %s clones %s with %s", name, req.Account, req.Region, req.Group, req.AMI))
 	return l.waitGroup(ctx, req, name, out)
+}
+
+// cloneOverrides copies the instance types (or instance requirements) of
+// a MixedInstancesPolicy group for its test clone. An override's own
+// launch template is left out: the clone launches every type from the new
+// version, with the new AMI. The group's instances distribution is not
+// copied either, so the test instance is On-Demand: Spot capacity has no
+// bearing on the keys.
+func cloneOverrides(g astypes.AutoScalingGroup) []astypes.LaunchTemplateOverrides {
+	if g.MixedInstancesPolicy == nil || g.MixedInstancesPolicy.LaunchTemplate == nil {
+		return nil
+	}
+	var out []astypes.LaunchTemplateOverrides
+	for _, o := range g.MixedInstancesPolicy.LaunchTemplate.Overrides {
+		o.LaunchTemplateSpecification = nil
+		out = append(out, o)
+	}
+	return out
 }
 
 func nameIfNoID(spec *astypes.LaunchTemplateSpecification) *string {

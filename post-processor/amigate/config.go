@@ -86,7 +86,9 @@ type Config struct {
 	// the key is retried before it counts as failed: a new grant takes up to
 	// about five minutes to reach every KMS host. Defaults to `5m`.
 	TestLaunchGrantWait string `mapstructure:"test_launch_grant_wait" required:"false"`
-	// The instance type of a test launch. Defaults to the launch template's.
+	// The instance type of a test launch. Defaults to the launch template's
+	// (for a group with a MixedInstancesPolicy, its overrides'), and to
+	// `t3.micro` for `test_launch = "instance"`.
 	InstanceType string `mapstructure:"instance_type" required:"false"`
 	// The subnet of an `instance` test launch.
 	SubnetID string `mapstructure:"subnet_id" required:"false"`
