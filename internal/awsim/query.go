@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -144,7 +145,7 @@ func (s *Server) stsAssumeRole(c caller, form url.Values) (any, error) {
 		return nil, err
 	}
 	r, ok := s.world.roles[roleARN]
-	if !ok || !trusts(r, c.account) {
+	if !ok || !trusts(r, c.account, form.Get("ExternalId")) {
 		return nil, errorf(http.StatusForbidden, "AccessDenied", "User: %s is not authorized to perform: sts:AssumeRole on resource: %s", c.arn, roleARN)
 	}
 	akid := "ASIA" + strings.ToUpper(newID("", 8))
@@ -173,13 +174,16 @@ func (s *Server) stsAssumeRole(c caller, form url.Values) (any, error) {
 
 // trusts reports whether the role's trust policy lets the account assume it:
 // a statement allowing sts:AssumeRole to the account (its id, root ARN, a
-// principal of it) or to "*".
-func trusts(r *role, account string) bool {
+// principal of it) or to "*", whose sts:ExternalId condition (StringEquals
+// or StringLike, if any) the request's external id meets. Other conditions
+// are not evaluated.
+func trusts(r *role, account, externalID string) bool {
 	var doc struct {
 		Statement []struct {
 			Effect    string
 			Principal json.RawMessage
 			Action    json.RawMessage
+			Condition map[string]map[string]json.RawMessage
 		}
 	}
 	if json.Unmarshal([]byte(r.trustPolicy), &doc) != nil {
@@ -191,10 +195,36 @@ func trusts(r *role, account string) bool {
 		}
 		p := string(st.Principal)
 		if p == `"*"` || strings.Contains(p, `"`+account+`"`) || strings.Contains(p, ":"+account+":") || strings.Contains(p, `"AWS":"*"`) {
-			return true
+			if externalIDMatches(st.Condition, externalID) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+func externalIDMatches(cond map[string]map[string]json.RawMessage, externalID string) bool {
+	for op, keys := range cond {
+		for k, raw := range keys {
+			if !strings.EqualFold(k, "sts:ExternalId") {
+				continue
+			}
+			var want []string
+			if json.Unmarshal(raw, &want) != nil {
+				var one string
+				if json.Unmarshal(raw, &one) != nil {
+					return false
+				}
+				want = []string{one}
+			}
+			if externalID == "" || !slices.ContainsFunc(want, func(w string) bool {
+				return w == externalID || op == "StringLike" && globMatch(w, externalID, false)
+			}) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 type roleXML struct {

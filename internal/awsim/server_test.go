@@ -102,6 +102,32 @@ func TestSTSIdentityAndAssumeRole(t *testing.T) {
 	if apiCode(err) != "AccessDenied" {
 		t.Errorf("untrusted AssumeRole: %v", err)
 	}
+
+	// A trust policy with an sts:ExternalId condition.
+	for _, c := range []struct {
+		op, want, given string
+		ok              bool
+	}{
+		{"StringEquals", `"ci-1"`, "ci-1", true},
+		{"StringEquals", `["a","ci-1"]`, "ci-1", true},
+		{"StringEquals", `"ci-1"`, "", false},
+		{"StringEquals", `"ci-1"`, "ci-2", false},
+		{"StringLike", `"ci-*"`, "ci-2", true},
+		{"StringLike", `"ci-*"`, "cd-2", false},
+	} {
+		s.mu.Lock()
+		s.world.roles["arn:aws:iam::"+target+":role/amigate"].trustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + owner +
+			`:root"},"Action":"sts:AssumeRole","Condition":{"` + c.op + `":{"sts:ExternalId":` + c.want + `}}}]}`
+		s.mu.Unlock()
+		in := &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::" + target + ":role/amigate"), RoleSessionName: aws.String("x")}
+		if c.given != "" {
+			in.ExternalId = aws.String(c.given)
+		}
+		_, err := stsOwner.AssumeRole(ctx, in)
+		if ok := err == nil; ok != c.ok || !ok && apiCode(err) != "AccessDenied" {
+			t.Errorf("%s %s with external id %q: %v, want allowed=%v", c.op, c.want, c.given, err, c.ok)
+		}
+	}
 }
 
 func TestKMSKeysPoliciesAndGrants(t *testing.T) {

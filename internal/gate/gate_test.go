@@ -476,3 +476,24 @@ func TestMissingServiceLinkedRole(t *testing.T) {
 		}
 	}
 }
+
+// A target role whose trust policy requires an external id: without
+// external_id the gate stops before any change and names the role; with
+// it the gate runs through the role.
+func TestTargetRoleExternalID(t *testing.T) {
+	s := startWorld(t, testWorld{policy: writeup1Policy, shared: []string{target}, groups: map[string]string{target: "web"}, externalID: "pipeline-7"})
+	amis := s.imageIDs(t)
+	tgt := Target{AccountID: target, RoleARN: roleARN(target), AutoScalingGroups: []string{"web"}}
+	_, err := Run(context.Background(), baseOptions(amis, tgt), s.sessions(t), nil)
+	if err == nil || !strings.Contains(err.Error(), roleARN(target)) || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Fatalf("without the external id: %v", err)
+	}
+	if m := s.mutations(); len(m) != 0 {
+		t.Fatalf("mutations: %v", m)
+	}
+	tgt.ExternalID = "pipeline-7"
+	rep := run(t, s, baseOptions(amis, tgt))
+	if !rep.OK || len(rep.Changes.Grants) != 1 || !rep.Changes.Grants[0].Applied || rep.Changes.Grants[0].From != GrantFromTarget {
+		t.Fatalf("with the external id: ok=%v %s grants %+v", rep.OK, codesOf(rep), rep.Changes.Grants)
+	}
+}

@@ -70,6 +70,9 @@ type testWorld struct {
 	// noServiceLinkedRole leaves the targets without their default Auto
 	// Scaling role, as accounts that never had a group are.
 	noServiceLinkedRole bool
+	// externalID, when set, is the sts:ExternalId the targets' roles
+	// require.
+	externalID string
 }
 
 type sim struct {
@@ -99,9 +102,13 @@ func startWorld(t testing.TB, w testWorld) *sim {
 		LaunchTemplates    []map[string]any `json:"launch_templates"`
 		AutoScalingGroups  []map[string]any `json:"autoscaling_groups"`
 	}
+	condition := ""
+	if w.externalID != "" {
+		condition = `,"Condition":{"StringEquals":{"sts:ExternalId":"` + w.externalID + `"}}`
+	}
 	for _, acct := range w.targets {
 		doc.Roles = append(doc.Roles, map[string]any{"account": acct, "name": "amigate",
-			"trust_policy": json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + owner + `:root"},"Action":"sts:AssumeRole"}]}`),
+			"trust_policy": json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + owner + `:root"},"Action":"sts:AssumeRole"` + condition + `}]}`),
 			"policies":     map[string]any{"gate": json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)}})
 	}
 	if !w.noServiceLinkedRole {
