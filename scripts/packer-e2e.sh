@@ -16,6 +16,7 @@ endpoint="http://127.0.0.1:$port"
 
 go build -o "$work/amigate" "$root/cmd/amigate"
 (cd "$root" && go build -o "$work/packer-plugin-amigate" .)
+(cd "$work" && "$bin/packer-sdc" plugin-check packer-plugin-amigate) # loads as Packer loads it
 "$work/amigate" sim --listen "127.0.0.1:$port" --world "$root/example/sim-world.json" >"$work/sim.log" 2>&1 &
 sim=$!
 trap 'kill $sim 2>/dev/null; wait $sim 2>/dev/null; rm -rf "$work"' EXIT
