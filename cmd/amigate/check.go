@@ -29,7 +29,8 @@ const checkUsage = `usage: amigate check --ami [REGION=]AMI [--ami ...] --target
                      [--region REGION] [--target-role ACCOUNT=ROLE_ARN] [--asg ACCOUNT=GROUP ...]
                      [--paths asg,instance,copy] [--key-policy patch|check|ignore] [--no-share] [--no-grants]
                      [--grant-from target|source] [--test-launch none|asg|instance] [--launch-timeout 10m]
-                     [--grant-wait 5m] [--instance-type TYPE] [--subnet SUBNET]
+                     [--grant-wait 5m] [--instance-type TYPE] [--subnet SUBNET] [--share-snapshots]
+                     [--allow-unencrypted] [--target-org ARN ...] [--target-ou ARN ...]
                      [--dry-run] [--report FILE] [--junit FILE] [--markdown FILE] [--format text|json]
 
 The gate outside Packer: checks every snapshot's key, shares the AMIs with the
@@ -54,7 +55,7 @@ func runCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.BoolVar(&a.noShare, "no-share", false, "do not give the targets launch permission")
 	fs.BoolVar(&a.shareSnapshots, "share-snapshots", false, "give the targets create-volume permission on the snapshots (implied by the copy path)")
 	fs.BoolVar(&a.noGrants, "no-grants", false, "do not create the Auto Scaling grants")
-	fs.StringVar(&a.grantFrom, "grant-from", "", "create the grants from the `target` (through --target-role) or the `source` (default: target when it has a role)")
+	fs.StringVar(&a.grantFrom, "grant-from", "", "create the grants from `WHERE`: target (through --target-role) or source (default: target when it has a role)")
 	fs.StringVar(&a.testLaunch, "test-launch", gate.TestLaunchNone, "launch in each target: none, asg or instance")
 	fs.StringVar(&a.launchTimeout, "launch-timeout", "10m", "how long a test launch may take")
 	fs.StringVar(&a.grantWait, "grant-wait", "5m", "how long after creating a grant a test launch failing on the key is retried (grants take minutes to propagate)")
@@ -81,6 +82,9 @@ func runCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return exitBadInput
 	}
 	opts, err := a.options()
+	if err == nil {
+		err = a.checkOutputs()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "amigate check: %v\n", err)
 		return exitBadInput
@@ -205,6 +209,20 @@ func (a *checkArgs) options() (gate.Options, error) {
 	return o, nil
 }
 
+// checkOutputs checks --region and that the report files can be written,
+// before anything is changed.
+func (a *checkArgs) checkOutputs() error {
+	if a.region != "" && !gate.ValidRegion(a.region) {
+		return badInput("--region", a.region, errors.New("not an AWS region"))
+	}
+	for _, f := range []struct{ flag, path string }{{"--report", a.reportFile}, {"--junit", a.junitFile}, {"--markdown", a.markdownFile}} {
+		if err := report.CheckFile(f.path); err != nil {
+			return badInput(f.flag, f.path, err)
+		}
+	}
+	return nil
+}
+
 // resolveRegions places the AMIs given without a region in --region (or the
 // SDK's region).
 func (a *checkArgs) resolveRegions(o *gate.Options, defaultRegion string) error {
@@ -254,9 +272,20 @@ func flagOf(field string) string {
 	return "--" + strings.ReplaceAll(field, "_", "-")
 }
 
+// optionFlags rewrites the configuration names in the gate's problems as
+// this command's flags.
+var optionFlags = strings.NewReplacer(
+	`test_launch = "asg"`, "--test-launch asg",
+	`test_launch = "instance"`, "--test-launch instance",
+	`grant_from = "target"`, "--grant-from target",
+	"autoscaling_groups", "--asg",
+	"role_arn", "--target-role",
+)
+
 func printInputErrors(w io.Writer, errs []gate.FieldError) {
 	for _, fe := range errs {
 		fe.Field = flagOf(fe.Field)
+		fe.Problem = optionFlags.Replace(fe.Problem)
 		fmt.Fprintf(w, "amigate check: %v\n", fe)
 	}
 }

@@ -104,6 +104,11 @@ func TestCheckBadInput(t *testing.T) {
 		{[]string{"--ami", ami, "--target", "111122223333", "--launch-timeout", "soon"}, `--launch-timeout "soon": not a duration`},
 		{[]string{"--ami", "ami-0123456789abcdef0", "--target", "111122223333"}, `--ami "ami-0123456789abcdef0": no such AMI in us-east-1`},
 		{[]string{"--ami", ami, "--target", "111122223333", "--target-role", "111122223333=arn:aws:iam::111122223333:role/amigate", "--asg", "111122223333=nope"}, `--asg "nope": no such Auto Scaling group`},
+		{[]string{"--ami", ami, "--target", "111122223333", "--region", "us-east-99"}, `--region "us-east-99": not an AWS region`},
+		{[]string{"--ami", ami, "--target", "111122223333", "--report", "/nonexistent/dir/r.json"}, `--report "/nonexistent/dir/r.json": folder /nonexistent/dir does not exist`},
+		{[]string{"--ami", ami, "--target", "111122223333", "--junit", os.TempDir()}, `--junit "` + os.TempDir() + `": is a folder`},
+		{[]string{"--ami", ami, "--target", "111122223333", "--test-launch", "asg"}, `--asg: --test-launch asg needs --asg and --target-role in every target`},
+		{[]string{"--ami", ami, "--target", "111122223333", "--asg", "111122223333=web"}, `reading the groups needs --target-role`},
 	} {
 		r := amigate(t, "", append([]string{"check"}, tc.args...)...)
 		if r.code != exitBadInput || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
@@ -158,7 +163,7 @@ func TestCleanupCommand(t *testing.T) {
 		Group: "web", Timeout: time.Second, PollMin: time.Millisecond, PollMax: time.Millisecond}, &launch.Cleanup{}); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"cleanup", "--older-than", "0s", "--region", "us-east-1", "--target", "111122223333", "--target-role", "111122223333=arn:aws:iam::111122223333:role/amigate"}
+	args := []string{"cleanup", "--older-than", "1ms", "--region", "us-east-1", "--target", "111122223333", "--target-role", "111122223333=arn:aws:iam::111122223333:role/amigate"}
 	r := amigate(t, "", append(args, "--dry-run")...)
 	if r.code != exitOK || !strings.Contains(r.stderr, "would delete autoscaling-group amigate-killed-web") || !strings.Contains(r.stderr, "would delete launch-template-version") {
 		t.Fatalf("dry run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -171,7 +176,21 @@ func TestCleanupCommand(t *testing.T) {
 	if r.code != exitOK || strings.Contains(r.stdout, "amigate-killed") {
 		t.Fatalf("second sweep: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := amigate(t, "", "cleanup", "--region", "us-east-1"); r.code != exitBadInput || !strings.Contains(r.stderr, "--older-than") {
-		t.Fatalf("no --older-than: exit %d %s", r.code, r.stderr)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--region", "us-east-1"}, "--older-than is required"},
+		{[]string{"--older-than", "0", "--region", "us-east-1"}, `--older-than "0": not a positive duration`},
+		{[]string{"--older-than", "2h", "--region", "us-east-1", "--target-role", "111122223333=arn:aws:iam::111122223333:role/amigate"}, "account 111122223333 is not one of the --target accounts"},
+	} {
+		if r := amigate(t, "", append([]string{"cleanup"}, tc.args...)...); r.code != exitBadInput || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d %s, want %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	// Without --target, the current account is swept, and named.
+	r = amigate(t, "", "cleanup", "--older-than", "2h", "--region", "us-east-1", "--format", "json")
+	if r.code != exitOK || !strings.Contains(r.stdout, `"account": "444455556666"`) || !strings.Contains(r.stdout, `"leftovers": []`) {
+		t.Fatalf("current account: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -7,11 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/amigate/packer-plugin-amigate/internal/awsapi"
 	"github.com/amigate/packer-plugin-amigate/internal/gate"
@@ -57,8 +60,8 @@ func runCleanup(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case olderThan == "":
 		err = errors.New("--older-than is required")
-	case err != nil || age < 0:
-		err = badInput("--older-than", olderThan, errors.New("not a positive duration (such as 2h)"))
+	case err != nil || age <= 0:
+		err = badInput("--older-than", olderThan, errors.New("not a positive duration (such as 2h): a run still going would lose what it made"))
 	case len(regions) == 0:
 		err = errors.New("--region is required")
 	case format != "text" && format != "json":
@@ -95,7 +98,12 @@ func runCleanup(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	cutoff := time.Now().Add(-age)
 	accounts := append([]string(nil), targets...)
 	if len(accounts) == 0 {
-		accounts = []string{""}
+		id, err := sts.NewFromConfig(sess.Source(regions[0])).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil {
+			fmt.Fprintf(stderr, "amigate cleanup: who am I: %v\n", err)
+			return exitRuntime
+		}
+		accounts = []string{aws.ToString(id.Account)}
 	}
 	for _, acct := range accounts {
 		for _, region := range regions {
@@ -104,16 +112,19 @@ func runCleanup(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 				cfg = sess.Role(role, "", region)
 			}
 			found, err := launch.Sweep(ctx, ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg), cutoff, dryRun)
+			if found == nil {
+				found = []launch.Leftover{}
+			}
 			all = append(all, swept{Account: acct, Region: region, Leftovers: found})
 			for _, l := range found {
 				verb := "deleted"
 				if !l.Deleted {
 					verb = "would delete"
 				}
-				fmt.Fprintf(stderr, "%s %s %s (run %s, created %s) in %s %s\n", verb, l.Kind, l.ID, l.RunID, l.Created.Format(time.RFC3339), orCurrent(acct), region)
+				fmt.Fprintf(stderr, "%s %s %s (run %s, created %s) in %s %s\n", verb, l.Kind, l.ID, l.RunID, l.Created.Format(time.RFC3339), acct, region)
 			}
 			if err != nil {
-				fmt.Fprintf(stderr, "amigate cleanup: %s %s: %v\n", orCurrent(acct), region, err)
+				fmt.Fprintf(stderr, "amigate cleanup: %s %s: %v\n", acct, region, err)
 				return exitRuntime
 			}
 		}
@@ -132,13 +143,6 @@ func runCleanup(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	return exitOK
 }
 
-func orCurrent(account string) string {
-	if account == "" {
-		return "the current account"
-	}
-	return account
-}
-
 // targetRoles reads ACCOUNT=ROLE_ARN pairs for the given accounts.
 func targetRoles(targets, pairs []string) (map[string]string, error) {
 	roles := map[string]string{}
@@ -151,6 +155,9 @@ func targetRoles(targets, pairs []string) (map[string]string, error) {
 		acct, role, ok := strings.Cut(p, "=")
 		if !ok {
 			return nil, badInput("--target-role", p, errors.New("want ACCOUNT=ROLE_ARN"))
+		}
+		if !slices.Contains(targets, acct) {
+			return nil, badInput("--target-role", p, fmt.Errorf("account %s is not one of the --target accounts", acct))
 		}
 		arn, err := keypolicy.ParseRoleARN(role)
 		if err != nil || arn.Account != acct {

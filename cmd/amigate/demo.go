@@ -36,10 +36,20 @@ const (
 func runDemo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("amigate demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: amigate demo\n\n"+
+			"Starts the simulated AWS in this process with the first reference write-up's\n"+
+			"two accounts, shows the target's Auto Scaling group failing to launch the\n"+
+			"shared AMI, the gate finding and fixing why, and the launch then working.\n")
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
+		return exitBadInput
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "amigate demo: unexpected argument %q\n", fs.Arg(0))
 		return exitBadInput
 	}
 	if err := demo(ctx, stdout); err != nil {

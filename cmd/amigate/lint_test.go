@@ -187,6 +187,17 @@ func TestUnknownCommand(t *testing.T) {
 	if r := amigate(t, "", "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "amigate ") {
 		t.Fatalf("%+v", r)
 	}
+	// Every command refuses what it does not take.
+	for _, args := range [][]string{{"version", "--bogus"}, {"sim", "extra"}, {"demo", "extra"}} {
+		if r := amigate(t, "", args...); r.code != exitBadInput || !strings.Contains(r.stderr, "unexpected argument") {
+			t.Errorf("%v: %+v", args, r)
+		}
+	}
+	for _, cmd := range []string{"sim", "demo"} {
+		if r := amigate(t, "", cmd, "-h"); r.code != exitOK || !strings.Contains(r.stderr, "usage: amigate "+cmd) {
+			t.Errorf("%s -h: %+v", cmd, r)
+		}
+	}
 }
 
 func TestSimRefusesNonLoopback(t *testing.T) {

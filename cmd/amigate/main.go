@@ -64,6 +64,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	case "version", "--version":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "amigate version: unexpected argument %q\n", args[1])
+			return exitBadInput
+		}
 		fmt.Fprintln(stdout, "amigate", version.PluginVersion.FormattedVersion())
 		return exitOK
 	}

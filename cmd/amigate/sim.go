@@ -17,10 +17,19 @@ func runSim(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:4566", "loopback `ADDRESS:PORT` to listen on")
 	worldFile := fs.String("world", "", "JSON world `FILE` to start from (docs/sim.md)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: amigate sim [--listen 127.0.0.1:PORT] [--world FILE]\n\n"+
+			"Serves the simulated AWS (docs/sim.md) on a loopback address until Ctrl-C.\n\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
+		return exitBadInput
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "amigate sim: unexpected argument %q\n", fs.Arg(0))
 		return exitBadInput
 	}
 	sim := awsim.New()

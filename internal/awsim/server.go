@@ -234,7 +234,11 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		s.serveFaults(w, r)
 	case r.URL.Path == "/_sim/calls" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(s.Calls())
+		calls := s.Calls()
+		if calls == nil {
+			calls = []Call{} // an empty list, not null
+		}
+		_ = json.NewEncoder(w).Encode(calls)
 	default:
 		http.NotFound(w, r)
 	}

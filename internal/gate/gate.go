@@ -118,6 +118,10 @@ func (r *runState) run(ctx context.Context) (rep *Report, err error) {
 			r.finish()
 			rep, err = r.report, fmt.Errorf("internal error (cleaned up): %v", p)
 		}
+		if err != nil && rep != nil {
+			// No verdict: a report read by a pipeline must not pass.
+			rep.OK, rep.Error = false, err.Error()
+		}
 	}()
 	if errs := r.opts.Validate(); len(errs) > 0 {
 		return nil, InputErrors(errs)

@@ -16,6 +16,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"github.com/amigate/packer-plugin-amigate/internal/awsim"
 	"github.com/amigate/packer-plugin-amigate/keypolicy"
 )
 
@@ -437,6 +438,10 @@ func TestMissingAMIAndGroup(t *testing.T) {
 	if !errors.As(err, &ie) || !strings.Contains(err.Error(), `target[0].regions "eu-west-3"`) {
 		t.Fatalf("region without AMI: %v", err)
 	}
+	_, err = Run(context.Background(), baseOptions(s.imageIDs(t), Target{AccountID: owner}), s.sessions(t), nil)
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), `target[0].account_id "`+owner+`": owns ami-`) {
+		t.Fatalf("the source account as a target: %v", err)
+	}
 	if m := s.mutations(); len(m) != 0 {
 		t.Fatalf("mutations: %v", m)
 	}
@@ -495,5 +500,32 @@ func TestTargetRoleExternalID(t *testing.T) {
 	rep := run(t, s, baseOptions(amis, tgt))
 	if !rep.OK || len(rep.Changes.Grants) != 1 || !rep.Changes.Grants[0].Applied || rep.Changes.Grants[0].From != GrantFromTarget {
 		t.Fatalf("with the external id: ok=%v %s grants %+v", rep.OK, codesOf(rep), rep.Changes.Grants)
+	}
+}
+
+// AWS failing every call: the run returns the error and its report says
+// ok=false with the error, never a pass.
+func TestAWSErrorReportIsNotOK(t *testing.T) {
+	s := startWorld(t, testWorld{})
+	amis := s.imageIDs(t)
+	s.SetFaults(awsim.Faults{Service: "ec2", ErrorRate: 1})
+	rep, err := Run(context.Background(), baseOptions(amis), s.sessions(t), nil)
+	if err == nil || rep == nil {
+		t.Fatalf("err=%v rep=%v", err, rep)
+	}
+	if rep.OK || rep.Error == "" || !strings.Contains(rep.Error, "InternalError") {
+		t.Fatalf("report ok=%v error=%q", rep.OK, rep.Error)
+	}
+}
+
+// A target role that cannot be assumed is an error naming it, also in a
+// dry run, not a warning followed by a pass.
+func TestTargetRoleCannotBeAssumed(t *testing.T) {
+	s := startWorld(t, testWorld{shared: []string{target}})
+	opts := baseOptions(s.imageIDs(t), Target{AccountID: target, RoleARN: "arn:aws:iam::" + target + ":role/nosuch"})
+	opts.DryRun = true
+	rep, err := Run(context.Background(), opts, s.sessions(t), nil)
+	if err == nil || !strings.Contains(err.Error(), "assume role arn:aws:iam::"+target+":role/nosuch") || rep == nil || rep.OK {
+		t.Fatalf("err=%v", err)
 	}
 }

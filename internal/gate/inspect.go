@@ -137,6 +137,15 @@ func (r *runState) inspectImage(ctx context.Context, im *imageState) error {
 		return InputErrors{{Field: "ami_ids[" + im.region + "]", Value: im.id, Problem: "no such AMI in " + im.region + " (or the source account cannot see it)"}}
 	}
 	img := out.Images[0]
+	var errs InputErrors
+	for i, t := range r.opts.Targets {
+		if t.AccountID == aws.ToString(img.OwnerId) {
+			errs = append(errs, FieldError{Field: fmt.Sprintf("target[%d].account_id", i), Value: t.AccountID, Problem: "owns " + im.id + ": the source account is not a target"})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
 	im.name = aws.ToString(img.Name)
 	var snapIDs []string
 	for _, bdm := range img.BlockDeviceMappings {
@@ -334,6 +343,8 @@ func (r *runState) checkDefaultRole(ctx context.Context, t Target, region string
 		r.missingRoles[keypolicy.DefaultAutoScalingRole(partitionOf(t.RoleARN), t.AccountID)] = true
 		r.mu.Unlock()
 		return nil
+	case assumeRoleFailed(err):
+		return fmt.Errorf("assume role %s of target %s: %w", t.RoleARN, t.AccountID, err)
 	case isCode(err, "AccessDenied", "AccessDeniedException"):
 		r.say(fmt.Sprintf("! cannot check that %s exists in %s (the role needs iam:GetRole): assuming it does", name, t.AccountID))
 		return nil
@@ -421,6 +432,22 @@ func partitionOf(arn string) string {
 }
 
 // isCode reports whether err is an AWS API error with one of the codes.
+// assumeRoleFailed reports whether a call failed because its credentials,
+// from sts:AssumeRole, could not be had: the role is not the one denying.
+func assumeRoleFailed(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		var op *smithy.OperationError
+		if !errors.As(err, &op) {
+			return false
+		}
+		if op.Service() == "STS" && op.Operation() == "AssumeRole" {
+			return true
+		}
+		err = op // continue below this operation
+	}
+	return false
+}
+
 func isCode(err error, codes ...string) bool {
 	var ae smithy.APIError
 	if !errors.As(err, &ae) {

@@ -11,7 +11,11 @@ import (
 // API calls made. internal/report renders it as text, JUnit and Markdown;
 // its JSON encoding is the report file.
 type Report struct {
-	OK     bool   `json:"ok"`
+	OK bool `json:"ok"`
+	// Error is why the run stopped before its verdict (an AWS or runtime
+	// error); OK is then false, and what the report holds is what was
+	// done and found until then.
+	Error  string `json:"error,omitempty"`
 	DryRun bool   `json:"dry_run"`
 	RunID  string `json:"run_id"`
 	// Images are the AMIs gated, with their snapshots.

@@ -3,9 +3,11 @@ package report
 import (
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -52,6 +54,8 @@ func WriteSummary(w io.Writer, r *gate.Report) {
 		verb, len(c.LaunchPermissions), len(c.SnapshotPermissions), len(c.KeyPolicies), len(c.Grants))
 	failed, total := countPaths(r)
 	switch {
+	case r.Error != "":
+		fmt.Fprintf(w, "%s no verdict: the run stopped on an error: %s\n", markFail, r.Error)
 	case r.OK:
 		fmt.Fprintf(w, "%s every target can launch the image (%d paths)\n", markOK, total)
 	case total == 0:
@@ -166,6 +170,10 @@ func WriteJUnit(w io.Writer, r *gate.Report) error {
 		c.Failure = junitFailureOf(failing)
 		checks.Cases = append(checks.Cases, c)
 	}
+	if r.Error != "" {
+		checks.Cases = append(checks.Cases, junitCase{Name: "run", ClassName: "amigate.keys",
+			Failure: &junitFailure{Message: "the run stopped on an error", Type: "ERROR", Text: r.Error}})
+	}
 	doc.Suites = append(doc.Suites, checks)
 	for _, t := range r.Targets {
 		s := junitSuite{Name: "amigate.target." + t.Account}
@@ -235,10 +243,16 @@ func junitFailureOf(fs []keypolicy.Finding) *junitFailure {
 // WriteMarkdown writes a summary for a pull request or a CI job page.
 func WriteMarkdown(w io.Writer, r *gate.Report) {
 	status := markOK + " every target can launch the image"
-	if !r.OK {
+	switch {
+	case r.Error != "":
+		status = markFail + " no verdict, the run stopped on an error"
+	case !r.OK:
 		status = markFail + " the gate says no"
 	}
 	fmt.Fprintf(w, "## amigate: %s\n\n", status)
+	if r.Error != "" {
+		fmt.Fprintf(w, "```\n%s\n```\n\n", r.Error)
+	}
 	if r.DryRun {
 		fmt.Fprintln(w, "_Dry run: the changes below were computed, not made._")
 		fmt.Fprintln(w)
@@ -345,6 +359,23 @@ func WriteFiles(r *gate.Report, jsonFile, junitFile, markdownFile string) error 
 		if err := writeFile(out.name, out.write); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// CheckFile reports why a report could not be written to name (""
+// is no report), so that a bad path is found before the gate changes
+// anything: a folder, or a file in a folder that does not exist.
+func CheckFile(name string) error {
+	if name == "" {
+		return nil
+	}
+	if info, err := os.Stat(name); err == nil && info.IsDir() {
+		return errors.New("is a folder, not a file")
+	}
+	dir := filepath.Dir(name)
+	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+		return fmt.Errorf("folder %s does not exist", dir)
 	}
 	return nil
 }

@@ -75,3 +75,23 @@ func TestWriteMarkdownAndSummary(t *testing.T) {
 		}
 	}
 }
+
+// A run that stopped on an error has no verdict, and no renderer says it
+// passed.
+func TestStoppedRunHasNoVerdict(t *testing.T) {
+	rep := &gate.Report{Error: "inspect: describe image ami-1 in us-east-1: InternalError"}
+	var text, md, junit bytes.Buffer
+	WriteSummary(&text, rep)
+	WriteMarkdown(&md, rep)
+	if err := WriteJUnit(&junit, rep); err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]string{"summary": text.String(), "markdown": md.String(), "junit": junit.String()} {
+		if strings.Contains(got, "every target can launch") || !strings.Contains(got, rep.Error) {
+			t.Errorf("%s:\n%s", name, got)
+		}
+	}
+	if !strings.Contains(junit.String(), `failures="1"`) {
+		t.Errorf("junit counts no failure:\n%s", junit.String())
+	}
+}

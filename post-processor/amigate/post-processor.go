@@ -54,6 +54,12 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, artifa
 		}
 		opts.AMIs = amis
 	}
+	for _, f := range []struct{ field, path string }{{"report_file", p.config.ReportFile}, {"junit_file", p.config.JUnitFile}, {"markdown_file", p.config.MarkdownFile}} {
+		// Checked here, not in Configure: an earlier step may make the folder.
+		if err := report.CheckFile(f.path); err != nil {
+			return artifact, keep, forceKeep, fmt.Errorf("amigate: %s %q: %w", f.field, f.path, err)
+		}
+	}
 	ui.Say(fmt.Sprintf("amigate: gating %s for %d target(s)", describeAMIs(opts.AMIs), len(opts.Targets)))
 	sess, err := awsapi.New(ctx, p.config.Settings())
 	if err != nil {

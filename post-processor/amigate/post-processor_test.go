@@ -149,3 +149,23 @@ func TestPostProcessOtherArtifacts(t *testing.T) {
 		t.Fatalf("with ami_ids: %v", err)
 	}
 }
+
+// A report file that cannot be written stops the post-processor before it
+// changes anything, naming the option.
+func TestPostProcessBadReportPathChangesNothing(t *testing.T) {
+	s, ami := startExampleWorld(t)
+	raw := simRaw(t.TempDir())
+	raw["junit_file"] = filepath.Join(t.TempDir(), "missing", "junit.xml")
+	var p PostProcessor
+	if err := p.Configure(raw); err != nil {
+		t.Fatal(err)
+	}
+	before := len(s.Calls())
+	in := &packersdk.MockArtifact{BuilderIdValue: "mitchellh.amazonebs", IdValue: "us-east-1:" + ami}
+	if _, keep, _, err := p.PostProcess(context.Background(), &packersdk.MockUi{}, in); err == nil || !keep || !strings.Contains(err.Error(), "junit_file") || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("err=%v keep=%v", err, keep)
+	}
+	if n := len(s.Calls()) - before; n != 0 {
+		t.Fatalf("%d AWS calls before the report path was checked", n)
+	}
+}
