@@ -90,11 +90,16 @@ func runDiagnose(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 				return exitBadInput
 			}
 		}
-		if err := trail.ScanPaths(ctx, files, func(_ string, d trail.Denial) error { g.Add(d); return nil }); err != nil {
+		read, err := trail.ScanPaths(ctx, files, func(_ string, d trail.Denial) error { g.Add(d); return nil })
+		if err != nil {
 			fmt.Fprintf(stderr, "amigate diagnose: --cloudtrail: %v\n", err)
 			if ctx.Err() != nil {
 				return exitRuntime // interrupted, not bad input
 			}
+			return exitBadInput
+		}
+		if read == 0 {
+			fmt.Fprintf(stderr, "amigate diagnose: --cloudtrail %q: no CloudTrail log file (.json, .json.gz) there\n", strings.Join(files, " "))
 			return exitBadInput
 		}
 	} else {

@@ -127,6 +127,12 @@ func TestDiagnoseBadFiles(t *testing.T) {
 			t.Errorf("%s: exit %d\n%s%s", name, r.code, r.stdout, r.stderr)
 		}
 	}
+	// A folder without a log file is a wrong path, not a clean bill.
+	empty := t.TempDir()
+	trailtest.WriteFile(t, filepath.Join(empty, "README.txt"), []byte("logs are elsewhere"))
+	if r := amigate(t, "", "diagnose", "--cloudtrail", empty); r.code != exitBadInput || !strings.Contains(r.stderr, "no CloudTrail log file") || !strings.Contains(r.stderr, empty) {
+		t.Errorf("empty folder: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }
 
 func TestDiagnoseUsage(t *testing.T) {

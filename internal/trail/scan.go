@@ -267,12 +267,12 @@ func outside(started bool, where string) error {
 // files at a time, and calls fn, one call at a time, for each denial. A
 // file named explicitly is scanned whatever its name; a path given twice,
 // or inside a folder also given, is scanned once. Directories are walked
-// as the files are scanned, so memory does not grow with their number. An
-// error names the file.
-func ScanPaths(ctx context.Context, paths []string, fn func(path string, d Denial) error) error {
+// as the files are scanned, so memory does not grow with their number. It
+// returns how many files it read; an error names the file.
+func ScanPaths(ctx context.Context, paths []string, fn func(path string, d Denial) error) (int, error) {
 	roots, err := distinctRoots(paths)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -283,8 +283,9 @@ func ScanPaths(ctx context.Context, paths []string, fn func(path string, d Denia
 		walkErr = walk(ctx, roots, files)
 	}()
 	var (
-		mu    sync.Mutex // serialises fn and guards first
+		mu    sync.Mutex // serialises fn and guards first and read
 		first error
+		read  int
 		wg    sync.WaitGroup
 	)
 	for range runtime.GOMAXPROCS(0) {
@@ -300,12 +301,13 @@ func ScanPaths(ctx context.Context, paths []string, fn func(path string, d Denia
 					defer mu.Unlock()
 					return fn(name, d)
 				})
+				mu.Lock()
+				read++
+				if err != nil && first == nil {
+					first = err
+				}
+				mu.Unlock()
 				if err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
 					cancel()
 				}
 			}
@@ -314,11 +316,11 @@ func ScanPaths(ctx context.Context, paths []string, fn func(path string, d Denia
 	wg.Wait()
 	switch {
 	case first != nil:
-		return first
+		return read, first
 	case walkErr != nil && !errors.Is(walkErr, context.Canceled):
-		return walkErr
+		return read, walkErr
 	}
-	return context.Cause(ctx) // the caller's cancel, if any
+	return read, context.Cause(ctx) // the caller's cancel, if any
 }
 
 // root is a path to scan, and whether it is a folder.

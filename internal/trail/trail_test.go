@@ -352,7 +352,7 @@ func TestScanPaths(t *testing.T) {
 
 	count := func(paths ...string) (int, *Grouper, error) {
 		g, n := NewGrouper(), 0
-		err := ScanPaths(context.Background(), paths, func(_ string, d Denial) error { n++; g.Add(d); return nil })
+		_, err := ScanPaths(context.Background(), paths, func(_ string, d Denial) error { n++; g.Add(d); return nil })
 		return n, g, err
 	}
 	got, g, err := count(dir)
@@ -362,6 +362,10 @@ func TestScanPaths(t *testing.T) {
 	found := g.Findings()
 	if got != want || want == 0 || len(found) != 1 || found[0].Count != want || found[0].Role != asgRole {
 		t.Fatalf("%d denials, want %d; %+v", got, want, found)
+	}
+	// Five log files: the digest and the text file are not read.
+	if read, err := ScanPaths(context.Background(), []string{dir, filepath.Join(dir, "exported", "d.json")}, func(string, Denial) error { return nil }); err != nil || read != 5 {
+		t.Errorf("read %d files, want 5 (%v)", read, err)
 	}
 	if got, _, err := count(dir, filepath.Join(dir, "exported", "d.json"), dir+"/"); err != nil || got != want {
 		t.Errorf("overlapping paths: %d denials, want %d (%v)", got, want, err)
@@ -393,7 +397,7 @@ func TestScanPathsBadFiles(t *testing.T) {
 		good, _ := logBytes(t, 50, 10, 1)
 		trailtest.WriteFile(t, filepath.Join(dir, "a", "good.json.gz"), trailtest.Gzip(t, good))
 		bad := trailtest.WriteFile(t, filepath.Join(dir, "b", name), data)
-		err := ScanPaths(context.Background(), []string{dir}, func(string, Denial) error { return nil })
+		_, err := ScanPaths(context.Background(), []string{dir}, func(string, Denial) error { return nil })
 		if err == nil || !strings.HasPrefix(err.Error(), bad+": ") {
 			t.Errorf("%s: err = %v, want one naming the file", name, err)
 		}
@@ -448,7 +452,7 @@ func TestScanPathsCancel(t *testing.T) {
 	name := trailtest.WriteFile(t, filepath.Join(t.TempDir(), "big.json"), data)
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
-	err := ScanPaths(ctx, []string{name}, func(string, Denial) error { n++; cancel(); return nil })
+	_, err := ScanPaths(ctx, []string{name}, func(string, Denial) error { n++; cancel(); return nil })
 	if !errors.Is(err, context.Canceled) || n == 0 || n > 200 {
 		t.Fatalf("err %v after %d denials", err, n)
 	}
