@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/amigate/packer-plugin-amigate/internal/awsjson"
+	"github.com/amigate/packer-plugin-amigate/internal/gate"
 	"github.com/amigate/packer-plugin-amigate/internal/report"
 	"github.com/amigate/packer-plugin-amigate/keypolicy"
 )
@@ -103,8 +104,11 @@ func (a *lintArgs) load(stdin io.Reader) (keypolicy.Key, []keypolicy.Target, err
 		return key, nil, errors.New("--target is required (repeat it for each account)")
 	}
 	keyARN, err := keypolicy.ParseKeyARN(a.keyARN)
-	if err != nil {
+	switch {
+	case err != nil:
 		return key, nil, badInput("--key-arn", a.keyARN, errors.New("not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY_ID)"))
+	case !gate.ValidRegion(keyARN.Region):
+		return key, nil, badInput("--key-arn", a.keyARN, fmt.Errorf("%q is not an AWS region", keyARN.Region))
 	}
 	paths, err := keypolicy.ParsePaths(a.paths)
 	if err != nil {

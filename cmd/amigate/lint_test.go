@@ -148,6 +148,7 @@ func TestLintBadInput(t *testing.T) {
 		{"unreadable file", with("--key-policy", filepath.Join(dir, "missing.json")), `--key-policy "` + filepath.Join(dir, "missing.json") + `": no such file or directory`},
 		{"invalid JSON with position", with("--key-policy", broken), "line 4, column 24"},
 		{"bad account id", with("--target", "12345"), `--target "12345": not a 12-digit AWS account id`},
+		{"bad key region", with("--key-arn", "arn:aws:kms:us-east-99:444455556666:key/12ee9c11-3476-492c-b5cc-ed4a4d636337"), `"us-east-99" is not an AWS region`},
 		{"letters in account id", with("--target", "11112222333x"), `--target "11112222333x"`},
 		{"bad key ARN", with("--key-arn", "arn:aws:kms:us-east-1:444455556666:alias/golden"), `--key-arn "arn:aws:kms:us-east-1:444455556666:alias/golden": not a KMS key ARN`},
 		{"not an ARN", with("--key-arn", "12ee9c11"), `--key-arn "12ee9c11"`},
