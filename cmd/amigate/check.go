@@ -159,13 +159,12 @@ func (a *checkArgs) options() (gate.Options, error) {
 	if len(a.targets) == 0 && len(a.orgs) == 0 && len(a.ous) == 0 {
 		return o, errors.New("--target is required (repeat it for each account)")
 	}
-	d, err := time.ParseDuration(a.launchTimeout)
-	if err != nil {
-		return o, badInput("--launch-timeout", a.launchTimeout, errors.New("not a duration (such as 10m or 90s)"))
+	var err error
+	if o.TestLaunchTimeout, err = time.ParseDuration(a.launchTimeout); err != nil || o.TestLaunchTimeout <= 0 {
+		return o, badInput("--launch-timeout", a.launchTimeout, errors.New("not a positive duration (such as 10m or 90s)"))
 	}
-	o.TestLaunchTimeout = d
-	if o.TestLaunchGrantWait, err = time.ParseDuration(a.grantWait); err != nil {
-		return o, badInput("--grant-wait", a.grantWait, errors.New("not a duration (such as 5m)"))
+	if o.TestLaunchGrantWait, err = time.ParseDuration(a.grantWait); err != nil || o.TestLaunchGrantWait < 0 {
+		return o, badInput("--grant-wait", a.grantWait, errors.New("not a duration of zero or more (such as 5m)"))
 	}
 	paths, err := keypolicy.ParsePaths(a.paths)
 	if err != nil {
