@@ -372,6 +372,11 @@ func (s *Server) authorize(k *key, r request) error {
 			return nil
 		}
 	}
+	if keyAllows {
+		// The key policy lets the caller (or its account) in; its own IAM
+		// policies do not, and AWS says which half refused.
+		return accessDenied(r, "because no identity-based policy allows the "+r.action+" action")
+	}
 	return accessDenied(r, "because no resource-based policy allows the "+r.action+" action")
 }
 

@@ -104,7 +104,8 @@ func (s *Server) serveEC2(w http.ResponseWriter, action string, form url.Values,
 	s.mu.Lock()
 	out, err := op.handle(s, c, form)
 	s.mu.Unlock()
-	s.record(c, "ec2", action, op.mutating, err)
+	// A DryRun call checks and changes nothing.
+	s.record(c, "ec2", action, op.mutating && form.Get("DryRun") != "true", err)
 	if err != nil {
 		writeEC2Error(w, err)
 		return
@@ -415,6 +416,7 @@ func (s *Server) ec2ModifyImageAttribute(c caller, form url.Values) (any, error)
 	if err != nil {
 		return nil, err
 	}
+	var changes []func()
 	for _, verb := range []string{"Add", "Remove"} {
 		add := verb == "Add"
 		for i := 1; ; i++ {
@@ -428,19 +430,30 @@ func (s *Server) ec2ModifyImageAttribute(c caller, form url.Values) (any, error)
 				if !isDigits(user) || len(user) != 12 {
 					return nil, errorf(http.StatusBadRequest, "InvalidAMIAttributeItemValue", "Invalid attribute item value \"%s\" for userId item type.", user)
 				}
-				setMember(im.launchUsers, user, add)
+				changes = append(changes, func() { setMember(im.launchUsers, user, add) })
 			case group == "all":
-				im.public = add
+				changes = append(changes, func() { im.public = add })
 			case org != "":
-				setMember(im.launchOrgs, org, add)
+				changes = append(changes, func() { setMember(im.launchOrgs, org, add) })
 			case ou != "":
-				setMember(im.launchOUs, ou, add)
+				changes = append(changes, func() { setMember(im.launchOUs, ou, add) })
 			default:
 				return nil, errorf(http.StatusBadRequest, "InvalidParameterValue", "Invalid launch permission group %q", group)
 			}
 		}
 	}
+	if form.Get("DryRun") == "true" {
+		return nil, errDryRunEC2()
+	}
+	for _, change := range changes {
+		change()
+	}
 	return returnTrue{Return: true}, nil
+}
+
+// errDryRunEC2 is EC2's answer to a DryRun call that would have succeeded.
+func errDryRunEC2() error {
+	return errorf(http.StatusPreconditionFailed, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
 }
 
 func setMember(m map[string]bool, k string, add bool) {

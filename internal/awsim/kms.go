@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -35,6 +36,7 @@ var kmsOps = map[string]jsonOp{
 	"PutKeyPolicy":        {true, (*Server).kmsPutKeyPolicy},
 	"ListKeyPolicies":     {false, (*Server).kmsListKeyPolicies},
 	"CreateAlias":         {true, (*Server).kmsCreateAlias},
+	"DeleteAlias":         {true, (*Server).kmsDeleteAlias},
 	"ListAliases":         {false, (*Server).kmsListAliases},
 	"EnableKey":           {true, setKeyState("Enabled")},
 	"DisableKey":          {true, setKeyState("Disabled")},
@@ -78,13 +80,21 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request, c caller) {
 	s.mu.Lock()
 	out, err := op.handle(s, c, in)
 	s.mu.Unlock()
-	s.record(c, service, action, op.mutating, err)
+	// A DryRun call checks and changes nothing.
+	s.record(c, service, action, op.mutating && !dryRun(in), err)
 	if err != nil {
 		writeJSONError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+// dryRun reports whether a KMS request asks only to be checked (the
+// DryRun parameter of CreateGrant and the cryptographic operations).
+func dryRun(in map[string]json.RawMessage) bool {
+	var v bool
+	return json.Unmarshal(in["DryRun"], &v) == nil && v
 }
 
 func writeJSONError(w http.ResponseWriter, err error) {
@@ -188,11 +198,11 @@ func (s *Server) newKey(account, region, manager, policy, description string) *k
 // first use as AWS does.
 func (s *Server) awsEBSKey(account, region string) *key {
 	aliasARN := fmt.Sprintf("arn:aws:kms:%s:%s:alias/aws/ebs", region, account)
-	if arn, ok := s.world.aliases[aliasARN]; ok {
-		return s.world.keys[arn]
+	if a, ok := s.world.aliases[aliasARN]; ok {
+		return s.world.keys[a.keyARN]
 	}
 	k := s.newKey(account, region, "AWS", awsManagedEBSPolicy(account, region), "Default key that protects my EBS volumes when no other key is defined")
-	s.world.aliases[aliasARN] = k.arn
+	s.world.aliases[aliasARN] = s.newAlias(k.arn)
 	return k
 }
 
@@ -225,8 +235,8 @@ func (s *Server) keyByAlias(c caller, aliasARN string, notFound error) (*key, er
 		parts := strings.Split(aliasARN, ":")
 		return s.awsEBSKey(parts[4], parts[3]), nil
 	}
-	if arn, ok := s.world.aliases[aliasARN]; ok {
-		return s.world.keys[arn], nil
+	if a, ok := s.world.aliases[aliasARN]; ok {
+		return s.world.keys[a.keyARN], nil
 	}
 	return nil, notFound
 }
@@ -432,13 +442,53 @@ func (s *Server) kmsListKeyPolicies(c caller, in map[string]json.RawMessage) (an
 	return map[string]any{"PolicyNames": []string{"default"}, "Truncated": false}, nil
 }
 
-func (s *Server) kmsCreateAlias(c caller, in map[string]json.RawMessage) (any, error) {
+func (s *Server) newAlias(keyARN string) *alias {
+	now := s.now().UTC()
+	return &alias{keyARN: keyARN, created: now, updated: now}
+}
+
+// maxAliasesPerKey is KMS's quota of aliases a customer managed key may
+// have (AWS KMS Developer Guide, "Resource quotas").
+const maxAliasesPerKey = 50
+
+var aliasNameRE = regexp.MustCompile(`^alias/[a-zA-Z0-9/_-]+$`)
+
+// aliasName reads and checks AliasName: 1 to 256 characters, "alias/" and
+// then letters, digits, '/', '_' and '-'; "alias/aws/" is AWS's.
+func aliasName(in map[string]json.RawMessage) (string, error) {
 	name, err := str(in, "AliasName", true)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	if !strings.HasPrefix(name, "alias/") || strings.HasPrefix(name, "alias/aws/") {
-		return nil, errorf(http.StatusBadRequest, "ValidationException", "Alias must start with the prefix \"alias/\" and must not start with \"alias/aws/\"")
+	if len(name) > 256 || !aliasNameRE.MatchString(name) {
+		return "", errorf(http.StatusBadRequest, "ValidationException", "1 validation error detected: Value '%s' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$", name)
+	}
+	if strings.HasPrefix(name, "alias/aws/") {
+		return "", errorf(http.StatusBadRequest, "NotAuthorizedException", "Cannot create or delete an alias with the reserved prefix alias/aws/")
+	}
+	return name, nil
+}
+
+// authorizeAlias authorises an alias operation as KMS does: the action on
+// the alias (identity policy) and on the key it names (key policy, or IAM
+// where the key policy delegates to it).
+func (s *Server) authorizeAlias(c caller, aliasARN string, k *key, action string) error {
+	if c.roleARN != "" {
+		r := request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: action, resource: aliasARN,
+			context: map[string][]string{"aws:principalaccount": {c.account}, "aws:principalarn": {c.roleARN}}}
+		if allowed, denied := s.identityAllows(r); denied {
+			return accessDenied(r, "with an explicit deny in an identity-based policy")
+		} else if !allowed {
+			return accessDenied(r, "because no identity-based policy allows the "+action+" action")
+		}
+	}
+	return s.authorizeCall(c, k, action, nil)
+}
+
+func (s *Server) kmsCreateAlias(c caller, in map[string]json.RawMessage) (any, error) {
+	name, err := aliasName(in)
+	if err != nil {
+		return nil, err
 	}
 	target, err := str(in, "TargetKeyId", true)
 	if err != nil {
@@ -448,33 +498,100 @@ func (s *Server) kmsCreateAlias(c caller, in map[string]json.RawMessage) (any, e
 	if err != nil {
 		return nil, err
 	}
+	if k.account != c.account || k.region != c.region || k.manager != "CUSTOMER" {
+		// Aliases are per account and region, and only for customer
+		// managed keys: there is no cross-account use.
+		return nil, errorf(http.StatusBadRequest, "NotFoundException", "Key '%s' does not exist", target)
+	}
 	aliasARN := fmt.Sprintf("arn:aws:kms:%s:%s:%s", c.region, c.account, name)
+	if err := s.authorizeAlias(c, aliasARN, k, "kms:CreateAlias"); err != nil {
+		return nil, err
+	}
+	if k.state == "PendingDeletion" {
+		return nil, errorf(http.StatusBadRequest, "KMSInvalidStateException", "%s is pending deletion.", k.arn)
+	}
 	if _, exists := s.world.aliases[aliasARN]; exists {
 		return nil, errorf(http.StatusBadRequest, "AlreadyExistsException", "An alias with the name %s already exists", aliasARN)
 	}
-	s.world.aliases[aliasARN] = k.arn
+	n := 0
+	for _, a := range s.world.aliases {
+		if a.keyARN == k.arn {
+			n++
+		}
+	}
+	if n >= maxAliasesPerKey {
+		return nil, errorf(http.StatusBadRequest, "LimitExceededException", "Key %s has reached the limit of %d aliases", k.arn, maxAliasesPerKey)
+	}
+	s.world.aliases[aliasARN] = s.newAlias(k.arn)
 	return map[string]any{}, nil
 }
 
+func (s *Server) kmsDeleteAlias(c caller, in map[string]json.RawMessage) (any, error) {
+	name, err := aliasName(in)
+	if err != nil {
+		return nil, err
+	}
+	aliasARN := fmt.Sprintf("arn:aws:kms:%s:%s:%s", c.region, c.account, name)
+	a, ok := s.world.aliases[aliasARN]
+	if !ok {
+		return nil, errorf(http.StatusBadRequest, "NotFoundException", "Alias %s is not found.", aliasARN)
+	}
+	if err := s.authorizeAlias(c, aliasARN, s.world.keys[a.keyARN], "kms:DeleteAlias"); err != nil {
+		return nil, err
+	}
+	delete(s.world.aliases, aliasARN)
+	return map[string]any{}, nil
+}
+
+// kmsListAliases lists the caller's aliases in the region (those of one
+// key with KeyId), in pages of Limit (1 to 100, 50 by default) from Marker.
+// It needs kms:ListAliases in the caller's identity policy only.
 func (s *Server) kmsListAliases(c caller, in map[string]json.RawMessage) (any, error) {
+	if c.roleARN != "" {
+		r := request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: "kms:ListAliases", resource: "*"}
+		if allowed, _ := s.identityAllows(r); !allowed {
+			return nil, accessDenied(r, "because no identity-based policy allows the kms:ListAliases action")
+		}
+	}
 	var filter *key
-	if _, ok := in["KeyId"]; ok {
-		k, err := s.keyParam(c, in, "kms:ListAliases")
-		if err != nil {
+	if id, err := str(in, "KeyId", false); err != nil {
+		return nil, err
+	} else if id != "" {
+		if filter, err = s.findKey(c, id); err != nil {
 			return nil, err
 		}
-		filter = k
+	}
+	limit := 50
+	if raw, ok := in["Limit"]; ok {
+		if err := json.Unmarshal(raw, &limit); err != nil || limit < 1 || limit > 100 {
+			return nil, errorf(http.StatusBadRequest, "ValidationException", "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value between 1 and 100")
+		}
+	}
+	marker, err := str(in, "Marker", false)
+	if err != nil {
+		return nil, err
 	}
 	prefix := fmt.Sprintf("arn:aws:kms:%s:%s:", c.region, c.account)
-	aliases := []map[string]string{}
-	for aliasARN, keyARN := range s.world.aliases {
-		if !strings.HasPrefix(aliasARN, prefix) || (filter != nil && filter.arn != keyARN) {
-			continue
+	var arns []string
+	for aliasARN, a := range s.world.aliases {
+		if strings.HasPrefix(aliasARN, prefix) && (filter == nil || filter.arn == a.keyARN) && aliasARN > marker {
+			arns = append(arns, aliasARN)
 		}
-		aliases = append(aliases, map[string]string{"AliasName": strings.TrimPrefix(aliasARN, prefix), "AliasArn": aliasARN, "TargetKeyId": s.world.keys[keyARN].id})
 	}
-	sort.Slice(aliases, func(i, j int) bool { return aliases[i]["AliasArn"] < aliases[j]["AliasArn"] })
-	return map[string]any{"Aliases": aliases, "Truncated": false}, nil
+	sort.Strings(arns)
+	out := map[string]any{"Truncated": false}
+	if len(arns) > limit {
+		arns = arns[:limit]
+		out["Truncated"], out["NextMarker"] = true, arns[limit-1]
+	}
+	aliases := []map[string]any{}
+	for _, aliasARN := range arns {
+		a := s.world.aliases[aliasARN]
+		aliases = append(aliases, map[string]any{"AliasName": strings.TrimPrefix(aliasARN, prefix), "AliasArn": aliasARN, "TargetKeyId": s.world.keys[a.keyARN].id,
+			"CreationDate": epoch(a.created), "LastUpdatedDate": epoch(a.updated)})
+	}
+	out["Aliases"] = aliases
+	return out, nil
 }
 
 func setKeyState(state string) func(*Server, caller, map[string]json.RawMessage) (any, error) {
@@ -570,6 +687,9 @@ func (s *Server) kmsCreateGrant(c caller, in map[string]json.RawMessage) (any, e
 	}
 	if k.state != "Enabled" {
 		return nil, errorf(http.StatusBadRequest, "KMSInvalidStateException", "%s is %s.", k.arn, strings.ToLower(k.state))
+	}
+	if dryRun(in) {
+		return nil, errorf(http.StatusPreconditionFailed, "DryRunOperationException", "The request would have succeeded, but the DryRun option is set.")
 	}
 	// CreateGrant with the same name and parameters returns the same grant.
 	sorted := slices.Sorted(slices.Values(ops))

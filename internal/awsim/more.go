@@ -15,7 +15,6 @@ func init() {
 	ec2Ops["DescribeSnapshotAttribute"] = queryOp{false, (*Server).ec2DescribeSnapshotAttribute}
 	queryOps["autoscaling"]["UpdateAutoScalingGroup"] = queryOp{true, (*Server).asUpdateGroup}
 	queryOps["autoscaling"]["SetDesiredCapacity"] = queryOp{true, (*Server).asUpdateGroup}
-	queryOps["iam"]["DeleteRole"] = queryOp{true, (*Server).iamDeleteRole}
 	kmsOps["Decrypt"] = jsonOp{false, kmsCrypto("kms:Decrypt")}
 	kmsOps["GenerateDataKeyWithoutPlaintext"] = jsonOp{false, kmsCrypto("kms:GenerateDataKeyWithoutPlaintext")}
 	kmsOps["ReEncrypt"] = jsonOp{false, kmsCrypto("kms:ReEncryptFrom")}
@@ -37,11 +36,12 @@ func (s *Server) ec2ModifySnapshotAttribute(c caller, form url.Values) (any, err
 	if err != nil {
 		return nil, err
 	}
+	var changes []func()
 	apply := func(user string, add bool) error {
 		if !validAccount(user) {
 			return errorf(http.StatusBadRequest, "InvalidParameterValue", "Value (%s) for parameter userId is invalid.", user)
 		}
-		setMember(sn.createVolumeUsers, user, add)
+		changes = append(changes, func() { setMember(sn.createVolumeUsers, user, add) })
 		return nil
 	}
 	for _, verb := range []string{"Add", "Remove"} {
@@ -64,6 +64,12 @@ func (s *Server) ec2ModifySnapshotAttribute(c caller, form url.Values) (any, err
 				return nil, err
 			}
 		}
+	}
+	if form.Get("DryRun") == "true" {
+		return nil, errDryRunEC2()
+	}
+	for _, change := range changes {
+		change()
 	}
 	return returnTrue{Return: true}, nil
 }
@@ -123,22 +129,6 @@ func (s *Server) asUpdateGroup(c caller, form url.Values) (any, error) {
 		g.instances = g.instances[:len(g.instances)-1]
 	}
 	s.scale(g)
-	return emptyResult{}, nil
-}
-
-func (s *Server) iamDeleteRole(c caller, form url.Values) (any, error) {
-	name, err := required(form, "RoleName")
-	if err != nil {
-		return nil, err
-	}
-	r, err := s.roleByName(c.account, name)
-	if err != nil {
-		return nil, err
-	}
-	if len(r.inlinePolicies) > 0 {
-		return nil, errorf(http.StatusConflict, "DeleteConflict", "Cannot delete entity, must delete policies first.")
-	}
-	delete(s.world.roles, r.arn)
 	return emptyResult{}, nil
 }
 

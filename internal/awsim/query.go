@@ -25,9 +25,11 @@ var queryOps = map[string]map[string]queryOp{
 		"AssumeRole":        {false, (*Server).stsAssumeRole},
 	},
 	"iam": {
-		"CreateRole":    {true, (*Server).iamCreateRole},
-		"GetRole":       {false, (*Server).iamGetRole},
-		"PutRolePolicy": {true, (*Server).iamPutRolePolicy},
+		"CreateRole":              {true, (*Server).iamCreateRole},
+		"GetRole":                 {false, (*Server).iamGetRole},
+		"PutRolePolicy":           {true, (*Server).iamPutRolePolicy},
+		"DeleteRole":              {true, (*Server).iamDeleteRole},
+		"SimulatePrincipalPolicy": {false, (*Server).iamSimulatePrincipalPolicy},
 	},
 }
 
@@ -225,96 +227,4 @@ func externalIDMatches(cond map[string]map[string]json.RawMessage, externalID st
 		}
 	}
 	return true
-}
-
-type roleXML struct {
-	Path                     string `xml:"Path"`
-	RoleName                 string `xml:"RoleName"`
-	RoleID                   string `xml:"RoleId"`
-	Arn                      string `xml:"Arn"`
-	CreateDate               string `xml:"CreateDate"`
-	AssumeRolePolicyDocument string `xml:"AssumeRolePolicyDocument"`
-}
-
-func (r *role) xml() roleXML {
-	return roleXML{Path: r.path, RoleName: r.name, RoleID: "AROA" + strings.ToUpper(r.name), Arn: r.arn,
-		CreateDate: r.created.Format(time.RFC3339), AssumeRolePolicyDocument: url.QueryEscape(r.trustPolicy)}
-}
-
-func (s *Server) iamCreateRole(c caller, form url.Values) (any, error) {
-	name, err := required(form, "RoleName")
-	if err != nil {
-		return nil, err
-	}
-	trust, err := required(form, "AssumeRolePolicyDocument")
-	if err != nil {
-		return nil, err
-	}
-	if !json.Valid([]byte(trust)) {
-		return nil, errorf(http.StatusBadRequest, "MalformedPolicyDocument", "This policy contains invalid Json")
-	}
-	path := form.Get("Path")
-	if path == "" {
-		path = "/"
-	}
-	arn := fmt.Sprintf("arn:aws:iam::%s:role%s%s", c.account, path, name)
-	for _, r := range s.world.roles {
-		if r.account == c.account && r.name == name {
-			return nil, errorf(http.StatusConflict, "EntityAlreadyExists", "Role with name %s already exists.", name)
-		}
-	}
-	r := &role{arn: arn, name: name, path: path, account: c.account, trustPolicy: trust, inlinePolicies: map[string]string{}, created: s.now().UTC()}
-	s.world.roles[arn] = r
-	return struct {
-		XMLName xml.Name `xml:"R"`
-		Role    roleXML  `xml:"Role"`
-	}{Role: r.xml()}, nil
-}
-
-func (s *Server) roleByName(account, name string) (*role, error) {
-	for _, r := range s.world.roles {
-		if r.account == account && r.name == name {
-			return r, nil
-		}
-	}
-	return nil, errorf(http.StatusNotFound, "NoSuchEntity", "The role with name %s cannot be found.", name)
-}
-
-func (s *Server) iamGetRole(c caller, form url.Values) (any, error) {
-	name, err := required(form, "RoleName")
-	if err != nil {
-		return nil, err
-	}
-	r, err := s.roleByName(c.account, name)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		XMLName xml.Name `xml:"R"`
-		Role    roleXML  `xml:"Role"`
-	}{Role: r.xml()}, nil
-}
-
-func (s *Server) iamPutRolePolicy(c caller, form url.Values) (any, error) {
-	name, err := required(form, "RoleName")
-	if err != nil {
-		return nil, err
-	}
-	policyName, err := required(form, "PolicyName")
-	if err != nil {
-		return nil, err
-	}
-	doc, err := required(form, "PolicyDocument")
-	if err != nil {
-		return nil, err
-	}
-	if !json.Valid([]byte(doc)) {
-		return nil, errorf(http.StatusBadRequest, "MalformedPolicyDocument", "This policy contains invalid Json")
-	}
-	r, err := s.roleByName(c.account, name)
-	if err != nil {
-		return nil, err
-	}
-	r.inlinePolicies[policyName] = doc
-	return emptyResult{}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,7 +32,9 @@ type Server struct {
 
 	httpServer *http.Server
 	listener   net.Listener
-	now        func() time.Time
+	// clockOffset is added to the wall clock (POST /_sim/clock): tests
+	// make time pass, e.g. for a lock to go stale, without waiting.
+	clockOffset atomic.Int64
 
 	faults map[string]Faults
 	// lookups holds, per account, the times of recent LookupEvents calls,
@@ -57,7 +60,19 @@ type Call struct {
 
 // New returns a simulator with an empty world.
 func New() *Server {
-	return &Server{world: newWorld(), now: time.Now, retryBackoff: 10 * time.Second}
+	return &Server{world: newWorld(), retryBackoff: 10 * time.Second}
+}
+
+// now is the simulator's clock: the wall clock, moved on by Advance.
+func (s *Server) now() time.Time {
+	return time.Now().Add(time.Duration(s.clockOffset.Load()))
+}
+
+// Advance moves the simulator's clock forward by d: creation dates,
+// response Date headers, grant propagation and CloudTrail delivery all
+// follow it.
+func (s *Server) Advance(d time.Duration) {
+	s.clockOffset.Add(int64(d))
 }
 
 // Start listens on addr (a loopback address; "127.0.0.1:0" picks a free
@@ -162,6 +177,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveAdmin(w, r)
 		return
 	}
+	// AWS's answers carry its clock; the SDKs read it (clock skew, and
+	// amigate's lock ages), so it follows the simulator's clock.
+	w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
 	c, err := s.identify(r)
 	if err != nil {
 		writeQueryError(w, "", err)
@@ -232,6 +250,18 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	case r.URL.Path == "/_sim/faults" && r.Method == http.MethodPost:
 		s.serveFaults(w, r)
+	case r.URL.Path == "/_sim/clock" && r.Method == http.MethodPost:
+		var req struct {
+			AdvanceSeconds float64 `json:"advance_seconds"`
+		}
+		d := json.NewDecoder(r.Body)
+		d.DisallowUnknownFields()
+		if err := d.Decode(&req); err != nil || req.AdvanceSeconds <= 0 {
+			http.Error(w, `want {"advance_seconds": N} with N > 0`, http.StatusBadRequest)
+			return
+		}
+		s.Advance(time.Duration(req.AdvanceSeconds * float64(time.Second)))
+		w.WriteHeader(http.StatusNoContent)
 	case r.URL.Path == "/_sim/calls" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
 		calls := s.Calls()

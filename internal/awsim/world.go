@@ -5,8 +5,8 @@ import "time"
 // world is the simulated state of every account and region. The server's
 // mutex guards it.
 type world struct {
-	keys     map[string]*key // by key ARN
-	aliases  map[string]string
+	keys     map[string]*key     // by key ARN
+	aliases  map[string]*alias   // by alias ARN
 	roles    map[string]*role    // by role ARN
 	sessions map[string]*session // by access key id
 
@@ -32,7 +32,7 @@ type world struct {
 func newWorld() *world {
 	return &world{
 		keys:     map[string]*key{},
-		aliases:  map[string]string{},
+		aliases:  map[string]*alias{},
 		roles:    map[string]*role{},
 		sessions: map[string]*session{},
 
@@ -63,6 +63,12 @@ type key struct {
 	created                  time.Time
 	deletionDate             time.Time
 	grants                   []*grant
+}
+
+// alias is a KMS alias: the key it names, and when it was made.
+type alias struct {
+	keyARN           string
+	created, updated time.Time
 }
 
 type grant struct {

@@ -185,7 +185,7 @@ func (s *Server) loadWorld(wf *WorldFile) error {
 			if !strings.HasPrefix(k.Alias, "alias/") {
 				return fmt.Errorf("keys[%d].alias %q must start with alias/", i, k.Alias)
 			}
-			s.world.aliases[fmt.Sprintf("arn:aws:kms:%s:%s:%s", k.Region, k.Account, k.Alias)] = nk.arn
+			s.world.aliases[fmt.Sprintf("arn:aws:kms:%s:%s:%s", k.Region, k.Account, k.Alias)] = s.newAlias(nk.arn)
 		}
 	}
 	images := map[string]*image{} // account/region/name
