@@ -1,0 +1,412 @@
+// Package keylock serialises the writers of a KMS key policy with KMS
+// aliases. KMS has no conditional PutKeyPolicy, so two runs that read,
+// plan and put at the same time lose one another's statements. CreateAlias,
+// though, fails with AlreadyExistsException when the name is taken in the
+// account and Region (AWS KMS API Reference, CreateAlias): one alias name
+// per key is a lock that needs no infrastructure but the key itself.
+//
+// The lock is a lease, judged by AWS's clock (the alias's CreationDate and
+// the Date of KMS's answers): a lock older than Lease is stale, and another
+// run may take it over. A holder acts on the key only within Hold of asking
+// for the lock, on its own monotonic clock, and every request it signs is
+// void after the five minutes SigV4 allows; since Hold plus those five
+// minutes is well under Lease, nothing a holder sends can land after its
+// lock could have been taken over. DESIGN.md §1.4 gives the argument in
+// full.
+//
+// Aliases, for a key whose id is KEY:
+//
+//	alias/amigate/lock/KEY                    the lock
+//	alias/amigate/lock/KEY/owner/RUN          who holds it (made right after)
+//	alias/amigate/lock/KEY/takeover/MILLIS    the one run taking over the
+//	                                          stale lock created at MILLIS
+package keylock
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go"
+)
+
+// Prefix starts the name of every alias of amigate's locks.
+const Prefix = "alias/amigate/lock/"
+
+// The protocol's times. Every writer of a key must use the same Lease.
+const (
+	// Lease is how long a lock is honoured, by AWS's clock, before another
+	// run may take it over.
+	Lease = 10 * time.Minute
+	// Hold is how long after asking for the lock a holder may still send
+	// a request that changes the key policy or the lock. Hold plus SigV4's
+	// five minutes must stay under Lease.
+	Hold = 2 * time.Minute
+	// DefaultWait is how long Acquire waits for a lock held by another run:
+	// more than Lease, so a lock left by a run killed hard is taken over
+	// before the wait ends.
+	DefaultWait = 15 * time.Minute
+)
+
+// KMS is what the lock calls.
+type KMS interface {
+	CreateAlias(context.Context, *kms.CreateAliasInput, ...func(*kms.Options)) (*kms.CreateAliasOutput, error)
+	DeleteAlias(context.Context, *kms.DeleteAliasInput, ...func(*kms.Options)) (*kms.DeleteAliasOutput, error)
+	ListAliases(context.Context, *kms.ListAliasesInput, ...func(*kms.Options)) (*kms.ListAliasesOutput, error)
+}
+
+// Locker takes the policy lock of one key.
+type Locker struct {
+	KMS KMS
+	// KeyARN is the key whose policy is written; every lock alias names it.
+	KeyARN string
+	// RunID names the holder in the owner alias.
+	RunID string
+	// Wait bounds Acquire; 0 means DefaultWait.
+	Wait time.Duration
+	// Say reports waiting and takeovers.
+	Say func(string)
+
+	// lease and hold replace Lease and Hold in this package's tests.
+	lease, hold time.Duration
+	// minBackoff and maxBackoff bound the pause between two tries.
+	minBackoff, maxBackoff time.Duration
+}
+
+// Name is the lock alias of a key.
+func Name(keyARN string) string { return Prefix + keyID(keyARN) }
+
+func keyID(keyARN string) string { return keyARN[strings.LastIndexByte(keyARN, '/')+1:] }
+
+func (l *Locker) name() string                { return Name(l.KeyARN) }
+func (l *Locker) ownerName(run string) string { return l.name() + "/owner/" + run }
+func (l *Locker) takeoverName(at time.Time) string {
+	return l.name() + "/takeover/" + strconv.FormatInt(at.UnixMilli(), 10)
+}
+
+func (l *Locker) leaseTime() time.Duration { return or(l.lease, Lease) }
+func (l *Locker) holdTime() time.Duration  { return or(l.hold, Hold) }
+
+func or(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func (l *Locker) say(s string) {
+	if l.Say != nil {
+		l.Say(s)
+	}
+}
+
+// Lock is a lock held.
+type Lock struct {
+	l *Locker
+	// asked is when the winning CreateAlias was sent: the lease started
+	// no earlier, so Hold measured from here is conservative.
+	asked time.Time
+	// Waited is how long Acquire took.
+	Waited time.Duration
+	// TookOver is set when a stale lock was taken over on the way.
+	TookOver bool
+}
+
+// HeldError is a lock another run held for longer than the wait.
+type HeldError struct {
+	Key, Alias string
+	// Owner is the run holding it ("" when its owner alias is missing).
+	Owner  string
+	Since  time.Time
+	Waited time.Duration
+	// Expires is when the lock becomes stale and another run may take it
+	// over; Stuck is set when it is already stale and another run's
+	// takeover of it stalled.
+	Expires time.Time
+	Stuck   bool
+}
+
+func (e *HeldError) Error() string {
+	who := "another run"
+	if e.Owner != "" {
+		who = "run " + e.Owner
+	}
+	msg := fmt.Sprintf("the key policy lock of %s (alias %s) is held by %s since %s; waited %s", e.Key, e.Alias, who,
+		e.Since.UTC().Format(time.RFC3339), e.Waited.Round(time.Second))
+	if e.Stuck {
+		return msg + "; it is stale and another run's takeover of it stalled: delete its aliases (amigate cleanup) and run again"
+	}
+	return msg + fmt.Sprintf("; it expires at %s, or, if that run is no longer running, delete it (amigate cleanup, or aws kms delete-alias --alias-name %s)",
+		e.Expires.UTC().Format(time.RFC3339), e.Alias)
+}
+
+// Acquire takes the lock, waiting with back-off while another run holds
+// it and taking over a stale one, for at most Wait.
+func (l *Locker) Acquire(ctx context.Context) (*Lock, error) {
+	start := time.Now()
+	wait := or(l.Wait, DefaultWait)
+	backoff := or(l.minBackoff, 200*time.Millisecond)
+	var lastOwner string
+	var lastSince time.Time
+	tookOver := false
+	for {
+		asked := time.Now()
+		_, err := l.KMS.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(l.name()), TargetKeyId: aws.String(l.KeyARN)})
+		if err == nil {
+			lk := &Lock{l: l, asked: asked, Waited: time.Since(start), TookOver: tookOver}
+			lk.recordOwner(ctx)
+			return lk, nil
+		}
+		if !isCode(err, "AlreadyExistsException") {
+			return nil, fmt.Errorf("take the key policy lock %s: %w", l.name(), err)
+		}
+		st, err := l.read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if st.lock == nil { // released since: try again soon
+			if err := sleep(ctx, jitter(or(l.minBackoff, 200*time.Millisecond))); err != nil {
+				return nil, fmt.Errorf("wait for the key policy lock %s: %w", l.name(), err)
+			}
+			continue
+		}
+		stuck := false
+		if st.age() >= l.leaseTime() {
+			took, err := l.takeOver(ctx, st)
+			if err != nil {
+				return nil, err
+			}
+			if took {
+				tookOver = true
+				continue
+			}
+			stuck = st.takeoverStale(l.leaseTime())
+		}
+		l.collectGarbage(ctx, st)
+		if owner := st.owner(); owner != lastOwner || !st.lock.created.Equal(lastSince) {
+			lastOwner, lastSince = owner, st.lock.created
+			l.say(fmt.Sprintf("waiting for the key policy lock of %s: held by %s since %s", l.KeyARN, orRun(owner), st.lock.created.UTC().Format(time.RFC3339)))
+		}
+		waited := time.Since(start)
+		if waited >= wait {
+			return nil, &HeldError{Key: l.KeyARN, Alias: l.name(), Owner: st.owner(), Since: st.lock.created, Waited: waited,
+				Expires: st.lock.created.Add(l.leaseTime()), Stuck: stuck}
+		}
+		if err := sleep(ctx, min(jitter(backoff), wait-waited)); err != nil {
+			return nil, fmt.Errorf("wait for the key policy lock %s: %w", l.name(), err)
+		}
+		backoff = min(2*backoff, or(l.maxBackoff, 5*time.Second))
+	}
+}
+
+func orRun(owner string) string {
+	if owner == "" {
+		return "another run"
+	}
+	return "run " + owner
+}
+
+// recordOwner names the holder, for the messages of the runs that wait.
+// The lock holds without it, so a failure is only reported.
+func (lk *Lock) recordOwner(ctx context.Context) {
+	l := lk.l
+	if l.RunID == "" {
+		return
+	}
+	ctx, cancel := lk.Context(ctx)
+	defer cancel()
+	if _, err := l.KMS.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(l.ownerName(l.RunID)), TargetKeyId: aws.String(l.KeyARN)}); err != nil {
+		l.say(fmt.Sprintf("! could not record run %s as the holder of the key policy lock of %s: %v", l.RunID, l.KeyARN, err))
+	}
+}
+
+// Context bounds ctx by the end of the holder's budget: what is not sent
+// by then is not sent at all.
+func (lk *Lock) Context(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(ctx, lk.asked.Add(lk.l.holdTime()))
+}
+
+// Release deletes the lock (and its owner alias), even when ctx is
+// cancelled: a run stopped by Ctrl-C releases it too. Past the holder's
+// budget it leaves the lock to expire instead, since by then the lock may
+// no longer be its own to delete.
+func (lk *Lock) Release(ctx context.Context) error {
+	l := lk.l
+	ctx, cancel := lk.Context(context.WithoutCancel(ctx))
+	defer cancel()
+	if ctx.Err() != nil {
+		l.say(fmt.Sprintf("! held the key policy lock of %s past its %s budget: it is left to expire within %s", l.KeyARN, l.holdTime(), l.leaseTime()))
+		return nil
+	}
+	if l.RunID != "" {
+		if _, err := l.KMS.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(l.ownerName(l.RunID))}); err != nil && !isCode(err, "NotFoundException") {
+			l.say(fmt.Sprintf("! could not delete the owner alias %s: %v", l.ownerName(l.RunID), err))
+		}
+	}
+	if _, err := l.KMS.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(l.name())}); err != nil && !isCode(err, "NotFoundException") {
+		return fmt.Errorf("release the key policy lock %s (other runs wait until it expires, within %s; aws kms delete-alias --alias-name %s frees it now): %w",
+			l.name(), l.leaseTime(), l.name(), err)
+	}
+	return nil
+}
+
+// state is the lock's aliases as ListAliases shows them, and AWS's time.
+type state struct {
+	lock      *entry
+	owners    map[string]entry // by run
+	takeovers map[int64]entry  // by the creation (Unix ms) of the lock taken over
+	now       time.Time        // AWS's clock
+}
+
+type entry struct {
+	name    string
+	created time.Time
+}
+
+func (st *state) age() time.Duration { return st.now.Sub(st.lock.created) }
+
+// owner is the run that recorded itself first after the lock was made.
+func (st *state) owner() string {
+	best, bestAt := "", time.Time{}
+	for run, e := range st.owners {
+		if !e.created.Before(st.lock.created) && (best == "" || e.created.Before(bestAt)) {
+			best, bestAt = run, e.created
+		}
+	}
+	return best
+}
+
+// takeoverStale reports whether the takeover of the current lock is itself
+// older than the lease: its run stopped before it finished.
+func (st *state) takeoverStale(lease time.Duration) bool {
+	e, ok := st.takeovers[st.lock.created.UnixMilli()]
+	return ok && st.now.Sub(e.created) >= lease
+}
+
+// read lists the key's aliases.
+func (l *Locker) read(ctx context.Context) (*state, error) {
+	st := &state{owners: map[string]entry{}, takeovers: map[int64]entry{}}
+	pages := kms.NewListAliasesPaginator(l.KMS, &kms.ListAliasesInput{KeyId: aws.String(l.KeyARN)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read the key policy lock %s: %w", l.name(), err)
+		}
+		if t, ok := awsmiddleware.GetServerTime(page.ResultMetadata); ok {
+			st.now = t
+		}
+		for _, a := range page.Aliases {
+			name := aws.ToString(a.AliasName)
+			e := entry{name: name, created: aws.ToTime(a.CreationDate)}
+			switch rest, ok := strings.CutPrefix(name, l.name()); {
+			case !ok:
+			case rest == "":
+				st.lock = &e
+			case strings.HasPrefix(rest, "/owner/"):
+				st.owners[strings.TrimPrefix(rest, "/owner/")] = e
+			case strings.HasPrefix(rest, "/takeover/"):
+				if ms, err := strconv.ParseInt(strings.TrimPrefix(rest, "/takeover/"), 10, 64); err == nil {
+					st.takeovers[ms] = e
+				}
+			}
+		}
+	}
+	if st.now.IsZero() {
+		st.now = time.Now()
+	}
+	return st, nil
+}
+
+// takeOver removes a stale lock, once: the takeover alias named for the
+// lock's creation admits one run, and is left behind as a tombstone so a
+// run that saw the same stale lock cannot take over its successor. It
+// reports whether the stale lock is gone.
+func (l *Locker) takeOver(ctx context.Context, st *state) (bool, error) {
+	asked := time.Now()
+	ctx, cancel := context.WithDeadline(ctx, asked.Add(l.holdTime()))
+	defer cancel()
+	tomb := l.takeoverName(st.lock.created)
+	_, err := l.KMS.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(tomb), TargetKeyId: aws.String(l.KeyARN)})
+	if isCode(err, "AlreadyExistsException") {
+		return false, nil // another run takes it over
+	}
+	if err != nil {
+		return false, fmt.Errorf("take over the stale key policy lock %s: %w", l.name(), err)
+	}
+	// Only this run may delete this lock now, and it is still the stale
+	// one: its holder sends nothing after its budget, and no run creates a
+	// lock while one exists.
+	if _, err := l.KMS.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(l.name())}); err != nil && !isCode(err, "NotFoundException") {
+		return false, fmt.Errorf("take over the stale key policy lock %s: %w", l.name(), err)
+	}
+	owner := st.owner()
+	if owner != "" {
+		if _, err := l.KMS.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(l.ownerName(owner))}); err != nil && !isCode(err, "NotFoundException") {
+			l.say(fmt.Sprintf("! could not delete the stale owner alias %s: %v", l.ownerName(owner), err))
+		}
+	}
+	l.say(fmt.Sprintf("took over the stale key policy lock of %s (held by %s since %s, past its %s lease)",
+		l.KeyARN, orRun(owner), st.lock.created.UTC().Format(time.RFC3339), l.leaseTime()))
+	return true, nil
+}
+
+// collectGarbage deletes what crashed runs left: owner aliases older than
+// the lease that name no current holder, and takeover tombstones of locks
+// that are gone, once they are three leases old (by then no run can still
+// be acting on having seen that lock: a run sends within Hold of looking,
+// and AWS refuses a request signed more than five minutes before).
+func (l *Locker) collectGarbage(ctx context.Context, st *state) {
+	current := st.owner()
+	var names []string
+	for run, e := range st.owners {
+		if run != current && st.now.Sub(e.created) >= l.leaseTime() {
+			names = append(names, e.name)
+		}
+	}
+	for ms, e := range st.takeovers {
+		if ms != st.lock.created.UnixMilli() && st.now.Sub(e.created) >= 3*l.leaseTime() {
+			names = append(names, e.name)
+		}
+	}
+	for _, name := range names {
+		if _, err := l.KMS.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(name)}); err != nil && !isCode(err, "NotFoundException") {
+			l.say(fmt.Sprintf("! could not delete the leftover lock alias %s: %v", name, err))
+		}
+	}
+}
+
+func isCode(err error, code string) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == code
+}
+
+// jitter picks a pause in [d/2, d), so waiting runs do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	n, err := rand.Int(rand.Reader, big.NewInt(int64(d/2)))
+	if err != nil {
+		return d
+	}
+	return d/2 + time.Duration(n.Int64())
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
