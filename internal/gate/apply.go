@@ -15,6 +15,7 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/amigate/packer-plugin-amigate/internal/keylock"
 	"github.com/amigate/packer-plugin-amigate/keypolicy"
 )
 
@@ -157,12 +158,14 @@ func (r *runState) verb() string {
 	return "✔"
 }
 
-// patchKey writes the planned key policy: at most one PutKeyPolicy, unless
-// another writer changes the policy at the same time. Before writing it
-// re-reads the policy and plans again if it changed; after writing it reads
-// it back, and when another writer replaced it, plans again on theirs, so
-// neither their statements nor amigate's are lost.
-func (r *runState) patchKey(ctx context.Context, ks *keyState) error {
+// patchKey writes the planned key policy under the key's policy lock
+// (internal/keylock), so that runs gating on the same key at the same time
+// take turns: under it, it reads the policy again and plans on what it
+// reads, writes (at most one PutKeyPolicy, unless a writer that does not
+// take the lock changes the policy at the same time) and reads back what
+// it wrote. A writer outside the lock that replaced the policy is planned
+// on again, so neither its statements nor amigate's are lost.
+func (r *runState) patchKey(ctx context.Context, ks *keyState) (err error) {
 	if r.opts.KeyPolicy != KeyPolicyPatch {
 		return nil
 	}
@@ -186,11 +189,25 @@ func (r *runState) patchKey(ctx context.Context, ks *keyState) error {
 		return nil
 	}
 	kc := r.cl.KMS(source, ks.region)
+	locker := &keylock.Locker{KMS: kc, KeyARN: ks.key.ARN, RunID: r.report.RunID, Wait: r.opts.LockTimeout, Say: r.say}
+	lock, err := locker.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("patch key policy of %s: %w", ks.key.ARN, err)
+	}
+	defer func() {
+		if rerr := lock.Release(ctx); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	change.LockWaitMS, change.LockTakenOver = lock.Waited.Milliseconds(), lock.TookOver
+	// Nothing is sent under the lock after the holder's budget.
+	ctx, cancel := lock.Context(ctx)
+	defer cancel()
 	basis := ks.policyText
 	for {
 		current, err := getKeyPolicy(ctx, kc, ks.key.ARN)
 		if err != nil {
-			return err
+			return underLock(err, ks)
 		}
 		if current != basis {
 			if done, err := r.replanOn(ks, current); done || err != nil {
@@ -199,17 +216,17 @@ func (r *runState) patchKey(ctx context.Context, ks *keyState) error {
 			basis = current
 		}
 		if change.Attempts == maxPolicyWrites {
-			return fmt.Errorf("patch key policy of %s: it changed under amigate %d times; another writer keeps replacing it", ks.key.ARN, maxPolicyWrites)
+			return fmt.Errorf("patch key policy of %s: it changed under amigate %d times; a writer that does not take amigate's lock (%s) keeps replacing it", ks.key.ARN, maxPolicyWrites, keylock.Name(ks.key.ARN))
 		}
 		planned := ks.plan
 		_, err = kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(ks.key.ARN), PolicyName: aws.String("default"), Policy: aws.String(string(planned.After))})
 		if err != nil {
-			return fmt.Errorf("put key policy of %s: %w", ks.key.ARN, err)
+			return underLock(fmt.Errorf("put key policy of %s: %w", ks.key.ARN, err), ks)
 		}
 		change.Attempts++
 		written, err := getKeyPolicy(ctx, kc, ks.key.ARN)
 		if err != nil {
-			return err
+			return underLock(err, ks)
 		}
 		if written == string(planned.After) {
 			change.Before, change.After, change.Added, change.Applied = basis, written, planned.Added, true
@@ -220,12 +237,20 @@ func (r *runState) patchKey(ctx context.Context, ks *keyState) error {
 			r.recordPolicyChange(ks, change)
 			return nil
 		}
-		r.say(fmt.Sprintf("! key policy of %s was changed by another writer while amigate wrote it; planning again on the new policy", ks.key.ARN))
+		r.say(fmt.Sprintf("! key policy of %s was changed by a writer outside amigate's lock while amigate wrote it; planning again on the new policy", ks.key.ARN))
 		if done, err := r.replanOn(ks, written); done || err != nil {
 			return err
 		}
 		basis = written
 	}
+}
+
+// underLock explains an error that ran out the lock holder's budget.
+func underLock(err error, ks *keyState) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w (amigate holds the key policy lock of %s for at most %s, and stopped before finishing; nothing more was written)", err, ks.key.ARN, keylock.Hold)
+	}
+	return err
 }
 
 // replanOn plans again on a policy another writer wrote; done is true when

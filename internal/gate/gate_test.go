@@ -129,7 +129,8 @@ func TestWriteup1AutoScalingGroupGetsItsGrant(t *testing.T) {
 	}
 	got := s.mutations()[before:]
 	slices.Sort(got)
-	if want := []string{"kms:CreateGrant", "kms:PutKeyPolicy"}; !slices.Equal(got, want) {
+	// The key policy lock: its alias and owner alias, made and deleted.
+	if want := []string{"kms:CreateAlias", "kms:CreateAlias", "kms:CreateGrant", "kms:DeleteAlias", "kms:DeleteAlias", "kms:PutKeyPolicy"}; !slices.Equal(got, want) {
 		t.Fatalf("mutating calls = %v, want %v", got, want)
 	}
 	g := rep.Changes.Grants[0]
@@ -231,7 +232,7 @@ func TestWriteup3DefaultPolicy(t *testing.T) {
 	}
 	m := s.mutations()
 	slices.Sort(m)
-	if want := []string{"ec2:ModifyImageAttribute", "kms:PutKeyPolicy"}; !slices.Equal(m, want) {
+	if want := []string{"ec2:ModifyImageAttribute", "kms:CreateAlias", "kms:CreateAlias", "kms:DeleteAlias", "kms:DeleteAlias", "kms:PutKeyPolicy"}; !slices.Equal(m, want) {
 		t.Fatalf("mutating calls %v, want %v", m, want)
 	}
 	kp := rep.Changes.KeyPolicies[0]
@@ -258,7 +259,8 @@ func TestTwoTargetsTwoRegions(t *testing.T) {
 		t.Fatalf("run: %s", codesOf(rep))
 	}
 	m := s.mutations()
-	if count(m, "ec2:ModifyImageAttribute") != 2 || count(m, "kms:PutKeyPolicy") != 2 || count(m, "kms:CreateGrant") != 4 || len(m) != 8 {
+	if count(m, "ec2:ModifyImageAttribute") != 2 || count(m, "kms:PutKeyPolicy") != 2 || count(m, "kms:CreateGrant") != 4 ||
+		count(m, "kms:CreateAlias") != 4 || count(m, "kms:DeleteAlias") != 4 || len(m) != 16 {
 		t.Fatalf("mutating calls: %v", m)
 	}
 	for _, g := range rep.Changes.Grants {

@@ -59,6 +59,9 @@ type Options struct {
 	SubnetID            string
 	AllowUnencrypted    bool
 	DryRun              bool
+	// LockTimeout bounds the wait for a key's policy lock, held while
+	// another run patches the same key; 0 means keylock.DefaultWait.
+	LockTimeout time.Duration
 
 	// Test-launch timing, for tests: the polling back-off and the wait for
 	// CloudTrail's delivery.
@@ -155,6 +158,9 @@ func (o *Options) Validate() []FieldError {
 	}
 	if o.TestLaunchGrantWait < 0 {
 		add("test_launch_grant_wait", o.TestLaunchGrantWait.String(), "must not be negative")
+	}
+	if o.LockTimeout < 0 {
+		add("lock_timeout", o.LockTimeout.String(), "must not be negative")
 	}
 	if o.SubnetID != "" && !subnetRE.MatchString(o.SubnetID) {
 		add("subnet_id", o.SubnetID, "not a subnet id (subnet-0123456789abcdef0)")

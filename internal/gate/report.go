@@ -104,8 +104,12 @@ type KeyPolicyChange struct {
 	Diff    string              `json:"diff"`
 	Applied bool                `json:"applied"`
 	// Attempts is how many times the policy was written: more than one when
-	// another writer changed it at the same time.
+	// a writer outside amigate's lock changed it at the same time.
 	Attempts int `json:"attempts"`
+	// LockWaitMS is how long the run waited for the key's policy lock;
+	// LockTakenOver is set when it took over a stale one.
+	LockWaitMS    int64 `json:"lock_wait_ms"`
+	LockTakenOver bool  `json:"lock_taken_over,omitempty"`
 }
 
 // GrantChange is one KMS grant created for an Auto Scaling service-linked
