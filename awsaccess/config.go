@@ -47,8 +47,10 @@ type Config struct {
 	SharedCredentialsFile string `mapstructure:"shared_credentials_file" required:"false"`
 	// A role to assume in the source account before anything else.
 	AssumeRole AssumeRoleConfig `mapstructure:"assume_role" required:"false"`
-	// How many times the SDK retries a throttled or failed call. Defaults to
-	// the SDK's standard retryer.
+	// How many times a throttled or failed call (5xx, connection reset) is
+	// retried, with exponential back-off. Defaults to 9 (10 attempts), which
+	// rides out sustained throttling; errors such as AccessDenied are never
+	// retried.
 	MaxRetries int `mapstructure:"max_retries" required:"false"`
 }
 

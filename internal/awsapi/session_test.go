@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -98,5 +99,68 @@ func TestSessionAssumesTheSourceRole(t *testing.T) {
 	id, err := sts.NewFromConfig(sess.Source("us-east-1")).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil || !strings.HasSuffix(*id.Arn, "assumed-role/amigate/pipeline") {
 		t.Fatalf("identity: %v %v", err, id)
+	}
+}
+
+// flaky fails the first n attempts of every call with code (throttling or
+// an internal error), then lets the simulator answer.
+type flaky struct {
+	sim      *awsim.Server
+	n        int
+	status   int
+	code     string
+	mu       sync.Mutex
+	attempts int
+}
+
+func (f *flaky) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	f.mu.Lock()
+	f.attempts++
+	fail := f.attempts <= f.n
+	f.mu.Unlock()
+	if fail {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(f.status)
+		_, _ = w.Write([]byte(`{"__type":"` + f.code + `","message":"injected"}`))
+		return
+	}
+	f.sim.ServeHTTP(w, req)
+}
+
+// The default retry budget rides out long runs of throttling and internal
+// errors (the SDK's standard 3 attempts do not), and never retries an
+// error that retrying cannot fix.
+func TestRetries(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		failures   int
+		status     int
+		code       string
+		maxRetries int
+		wantOK     bool
+		attempts   int
+	}{
+		{"throttled 6 times in a row", 6, 400, "ThrottlingException", 0, true, 7},
+		{"KMS internal error 9 times in a row", 9, 500, "KMSInternalException", 0, true, 10},
+		{"throttled past the budget", 10, 400, "ThrottlingException", 0, false, 10},
+		{"max_retries = 2", 5, 400, "ThrottlingException", 2, false, 3},
+		{"access denied is not retried", 1, 400, "AccessDeniedException", 0, false, 1},
+		{"validation is not retried", 1, 400, "ValidationException", 0, false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &flaky{sim: awsim.New(), n: tc.failures, status: tc.status, code: tc.code}
+			srv := httptest.NewServer(f)
+			t.Cleanup(srv.Close)
+			t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "config"))
+			sess, err := New(context.Background(), Settings{Region: "us-east-1", AccessKey: "SIM444455556666", SecretKey: "x", Endpoint: srv.URL,
+				MaxRetries: tc.maxRetries, RetryMaxBackoff: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = kms.NewFromConfig(sess.Source("us-east-1")).ListAliases(context.Background(), &kms.ListAliasesInput{})
+			if (err == nil) != tc.wantOK || f.attempts != tc.attempts {
+				t.Fatalf("after %d attempts: %v; want ok=%v after %d", f.attempts, err, tc.wantOK, tc.attempts)
+			}
+		})
 	}
 }
