@@ -69,6 +69,10 @@ type runState struct {
 	missingRoles map[string]bool
 	// cleanups are the test launches' deletions.
 	cleanups []*launch.Cleanup
+	// failedLaunches are the test launches that failed, with their
+	// findings, to put on the paths again when the paths are verified
+	// again.
+	failedLaunches []failedLaunch
 }
 
 func newRun(opts Options, sessions Sessions, progress Progress) *runState {
@@ -129,6 +133,7 @@ func (r *runState) run(ctx context.Context) (rep *Report, err error) {
 	if errs := r.checkRegions(); len(errs) > 0 {
 		return nil, InputErrors(errs)
 	}
+	r.say("amigate run " + r.report.RunID)
 	if r.opts.DryRun {
 		r.say("dry run: every change is computed and printed, none is made")
 	}
@@ -144,6 +149,7 @@ func (r *runState) run(ctx context.Context) (rep *Report, err error) {
 		{"apply", r.apply},
 		{"verify", r.verify},
 		{"test launch", r.testLaunch},
+		{"confirm", r.confirm},
 	}
 	for _, step := range steps {
 		start := time.Now()

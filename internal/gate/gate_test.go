@@ -531,3 +531,53 @@ func TestTargetRoleCannotBeAssumed(t *testing.T) {
 		t.Fatalf("err=%v", err)
 	}
 }
+
+// A writer outside amigate's lock undoes amigate's work after amigate
+// verified it (the key-policy statements, or the launch permission): the
+// run reads both again before its verdict, and is not green.
+func TestChangeAfterVerificationIsNotGreen(t *testing.T) {
+	for _, tc := range []struct{ undo, want string }{
+		{"key policy", "111122223333/instance:KEY_POLICY_MISSING"},
+		{"launch permission", "111122223333/instance:IMAGE_NOT_SHARED"},
+	} {
+		t.Run(tc.undo, func(t *testing.T) {
+			s := startWorld(t, testWorld{})
+			amis := s.imageIDs(t)
+			opts := baseOptions(amis, Target{AccountID: target, Paths: []keypolicy.Path{keypolicy.PathInstance}})
+			ctx := context.Background()
+			undo := func() {
+				var err error
+				if tc.undo == "key policy" {
+					_, err = kms.NewFromConfig(s.config(owner, "us-east-1")).PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{
+						KeyId: aws.String("alias/golden-ami"), PolicyName: aws.String("default"), Policy: aws.String(defaultPolicy)})
+				} else {
+					_, err = ec2.NewFromConfig(s.config(owner, "us-east-1")).ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(amis["us-east-1"]),
+						LaunchPermission: &ec2types.LaunchPermissionModifications{Remove: []ec2types.LaunchPermission{{UserId: aws.String(target)}}}})
+				}
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			var said []string
+			r := newRun(opts, s.sessions(t), func(line string) { said = append(said, line) })
+			r.cl.wrapKMS = func(k kmsAPI) kmsAPI {
+				// Reads: inspect, under the lock, the read-back; then undo.
+				return &racingKMS{kmsAPI: k, onGet: func(n int) {
+					if n == 3 {
+						undo()
+					}
+				}}
+			}
+			rep, err := r.run(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK || !strings.Contains(codesOf(rep), tc.want) {
+				t.Fatalf("after the %s was undone: ok=%v %s, want %s", tc.undo, rep.OK, codesOf(rep), tc.want)
+			}
+			if !slices.ContainsFunc(said, func(l string) bool { return strings.Contains(l, "changed during the run") }) {
+				t.Errorf("progress does not say what changed: %q", said)
+			}
+		})
+	}
+}

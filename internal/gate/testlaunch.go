@@ -104,8 +104,17 @@ func (r *runState) launchOne(ctx context.Context, t Target, region, group string
 	f := r.diagnose(ctx, t, region, out)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.failedLaunches = append(r.failedLaunches, failedLaunch{t, region, out, f})
 	r.addLaunchFinding(t, region, out, f)
 	return nil
+}
+
+// failedLaunch is a test launch that failed, and what it found.
+type failedLaunch struct {
+	t       Target
+	region  string
+	out     launch.Outcome
+	finding keypolicy.Finding
 }
 
 func (r *runState) grantWait() time.Duration {

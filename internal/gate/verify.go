@@ -3,7 +3,9 @@ package gate
 import (
 	"context"
 	"fmt"
+	"maps"
 	"runtime"
+	"sync"
 
 	"github.com/amigate/packer-plugin-amigate/keypolicy"
 )
@@ -127,4 +129,69 @@ func (r *runState) sayPath(account string, p PathReport) {
 	for _, f := range p.Findings {
 		r.say(fmt.Sprintf("    %s %s", f.Severity, f.Code))
 	}
+}
+
+// confirm reads again, right before the verdict is given, what it rests on
+// that another writer could change during the run: each key's policy and
+// each AMI's launch permissions. When either changed since it was
+// verified, every target is verified again on what AWS holds now, so a
+// green never stands on a state that no longer exists. (Grants are taken
+// as CreateGrant confirmed them: ListGrants may not list a new grant yet.)
+func (r *runState) confirm(ctx context.Context) error {
+	if r.opts.DryRun {
+		return nil
+	}
+	var (
+		mu      sync.Mutex
+		changed []string
+		jobs    []func(context.Context) error
+	)
+	note := func(what string) {
+		mu.Lock()
+		changed = append(changed, what)
+		mu.Unlock()
+	}
+	for _, region := range r.regions {
+		im := r.images[region]
+		jobs = append(jobs, func(ctx context.Context) error {
+			before := im.launch
+			if err := r.readLaunchPermissions(ctx, r.cl.EC2(source, im.region), im); err != nil {
+				return err
+			}
+			if !maps.Equal(before, im.launch) {
+				note("the launch permissions of " + im.id + " in " + im.region)
+			}
+			return nil
+		})
+		for _, ks := range im.keys {
+			if ks.key.Policy == nil {
+				continue
+			}
+			jobs = append(jobs, func(ctx context.Context) error {
+				text, err := getKeyPolicy(ctx, r.cl.KMS(source, ks.region), ks.key.ARN)
+				if err != nil || text == ks.policyText {
+					return err
+				}
+				note("the key policy of " + ks.key.ARN)
+				return ks.adopt(text)
+			})
+		}
+	}
+	if err := forEach(ctx, len(jobs), r.parallelism, func(ctx context.Context, i int) error { return jobs[i](ctx) }); err != nil {
+		return fmt.Errorf("read again what the verdict rests on: %w", err)
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	for _, what := range changed {
+		r.say("! " + what + " changed during the run (another writer): verifying every target again on what AWS holds now")
+	}
+	r.report.Targets = []TargetReport{}
+	if err := r.verify(ctx); err != nil {
+		return err
+	}
+	for _, fl := range r.failedLaunches {
+		r.addLaunchFinding(fl.t, fl.region, fl.out, fl.finding)
+	}
+	return nil
 }
