@@ -42,6 +42,12 @@ const (
 	CodeImageNotShared      = "IMAGE_NOT_SHARED"
 	CodeSnapshotNotShared   = "SNAPSHOT_NOT_SHARED"
 	CodeLaunchFailed        = "LAUNCH_FAILED"
+	// CodePermissionMissing: the principal amigate acts as may not make a
+	// call the run needs (found by a dry run or the preflight).
+	CodePermissionMissing = "PERMISSION_MISSING"
+	// CodeDryRunUnverified: a dry run could not establish something the
+	// real run would need, so it cannot say the real run would pass.
+	CodeDryRunUnverified = "DRY_RUN_UNVERIFIED"
 )
 
 // Finding is one problem, as data: every rendering (text, JSON, JUnit,

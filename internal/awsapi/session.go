@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -185,7 +186,8 @@ func (s *Session) assume(from aws.Config, role AssumeRole) aws.CredentialsProvid
 }
 
 // Calls returns how many calls were made, by "service:Action"
-// ("kms:PutKeyPolicy"), retries included.
+// ("kms:PutKeyPolicy"; "ec2:ModifyImageAttribute (dry run)" for a call
+// made with DryRun), retries included.
 func (s *Session) Calls() map[string]int { return s.calls.snapshot() }
 
 // callCounter counts the calls of a session and bounds those in flight.
@@ -201,11 +203,25 @@ type callCounter struct {
 // MaxConcurrency others to the same service and region are in flight,
 // whichever part of the run makes them.
 func (c *callCounter) middleware(stack *middleware.Stack) error {
+	// A call with DryRun set changes nothing; it is counted apart.
+	if err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("amigateNoteDryRun",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			if isDryRun(in.Parameters) {
+				ctx = middleware.WithStackValue(ctx, dryRunKey{}, true)
+			}
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before); err != nil {
+		return err
+	}
 	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("amigateCountCalls",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 			service := strings.ToLower(strings.ReplaceAll(awsmiddleware.GetServiceID(ctx), " ", ""))
+			name := service + ":" + awsmiddleware.GetOperationName(ctx)
+			if dry, _ := middleware.GetStackValue(ctx, dryRunKey{}).(bool); dry {
+				name += " (dry run)"
+			}
 			c.mu.Lock()
-			c.n[service+":"+awsmiddleware.GetOperationName(ctx)]++
+			c.n[name]++
 			slots, ok := c.inFlight[service+"/"+awsmiddleware.GetRegion(ctx)]
 			if !ok {
 				slots = make(chan struct{}, MaxConcurrency)
@@ -220,6 +236,19 @@ func (c *callCounter) middleware(stack *middleware.Stack) error {
 			defer func() { <-slots }()
 			return next.HandleFinalize(ctx, in)
 		}), middleware.After)
+}
+
+type dryRunKey struct{}
+
+// isDryRun reports whether an operation's input asks only to be checked:
+// EC2's and KMS's inputs have a DryRun *bool field.
+func isDryRun(params any) bool {
+	v := reflect.ValueOf(params)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return false
+	}
+	f := v.Elem().FieldByName("DryRun")
+	return f.IsValid() && f.Kind() == reflect.Pointer && !f.IsNil() && f.Elem().Kind() == reflect.Bool && f.Elem().Bool()
 }
 
 func (c *callCounter) snapshot() map[string]int {

@@ -96,10 +96,17 @@ func (r *runState) shareImage(ctx context.Context, im *imageState) error {
 		return nil
 	}
 	change := PermissionChange{Region: im.region, Resource: im.id, Added: added}
-	if !r.opts.DryRun {
-		_, err := r.cl.EC2(source, im.region).ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{
-			ImageId: aws.String(im.id), LaunchPermission: &ec2types.LaunchPermissionModifications{Add: add}})
+	in := &ec2.ModifyImageAttributeInput{ImageId: aws.String(im.id), LaunchPermission: &ec2types.LaunchPermissionModifications{Add: add}, DryRun: aws.Bool(r.opts.DryRun)}
+	if r.opts.DryRun {
+		err := r.dryRunEC2("share "+im.id+" in "+im.region, "ec2:ModifyImageAttribute", func() error {
+			_, err := r.cl.EC2(source, im.region).ModifyImageAttribute(ctx, in)
+			return err
+		})
 		if err != nil {
+			return err
+		}
+	} else {
+		if _, err := r.cl.EC2(source, im.region).ModifyImageAttribute(ctx, in); err != nil {
 			return fmt.Errorf("share %s in %s with %s: %w", im.id, im.region, strings.Join(added, ", "), err)
 		}
 		change.Applied = true
@@ -131,11 +138,18 @@ func (r *runState) shareSnapshot(ctx context.Context, im *imageState, sn *snapsh
 		return nil
 	}
 	change := PermissionChange{Region: im.region, Resource: sn.id, Added: added}
-	if !r.opts.DryRun {
-		_, err := r.cl.EC2(source, im.region).ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{
-			SnapshotId: aws.String(sn.id), Attribute: ec2types.SnapshotAttributeNameCreateVolumePermission,
-			CreateVolumePermission: &ec2types.CreateVolumePermissionModifications{Add: add}})
+	in := &ec2.ModifySnapshotAttributeInput{SnapshotId: aws.String(sn.id), Attribute: ec2types.SnapshotAttributeNameCreateVolumePermission,
+		CreateVolumePermission: &ec2types.CreateVolumePermissionModifications{Add: add}, DryRun: aws.Bool(r.opts.DryRun)}
+	if r.opts.DryRun {
+		err := r.dryRunEC2("share snapshot "+sn.id+" in "+im.region, "ec2:ModifySnapshotAttribute", func() error {
+			_, err := r.cl.EC2(source, im.region).ModifySnapshotAttribute(ctx, in)
+			return err
+		})
 		if err != nil {
+			return err
+		}
+	} else {
+		if _, err := r.cl.EC2(source, im.region).ModifySnapshotAttribute(ctx, in); err != nil {
 			return fmt.Errorf("share snapshot %s in %s with %s: %w", sn.id, im.region, strings.Join(added, ", "), err)
 		}
 		change.Applied = true
@@ -178,6 +192,14 @@ func (r *runState) patchKey(ctx context.Context, ks *keyState) (err error) {
 	}
 	change := KeyPolicyChange{Key: ks.key.ARN, Before: ks.policyText}
 	if r.opts.DryRun {
+		findings, err := r.sourcePatchFindings(ctx, ks, keypolicy.SeverityError)
+		if err != nil {
+			return err
+		}
+		for _, f := range findings {
+			r.say("✘ " + f.Code + ": " + f.Message)
+			r.addFinding(f)
+		}
 		change.After, change.Added = string(ks.plan.After), ks.plan.Added
 		change.Diff = keypolicy.Diff(ks.plan.Before, ks.plan.After)
 		p, err := keypolicy.Parse(ks.plan.After)
@@ -341,24 +363,20 @@ func (r *runState) createGrant(ctx context.Context, ks *keyState, g keypolicy.Gr
 		fromAccount = keyARN.Account
 	}
 	change := GrantChange{Key: ks.key.ARN, Grantee: g.GranteePrincipal, Name: g.Name, Operations: g.Operations, From: from}
-	if !r.opts.DryRun {
-		ops := make([]kmstypes.GrantOperation, len(g.Operations))
-		for i, op := range g.Operations {
-			ops[i] = kmstypes.GrantOperation(op)
+	ops := make([]kmstypes.GrantOperation, len(g.Operations))
+	for i, op := range g.Operations {
+		ops[i] = kmstypes.GrantOperation(op)
+	}
+	in := &kms.CreateGrantInput{KeyId: aws.String(ks.key.ARN), GranteePrincipal: aws.String(g.GranteePrincipal), Operations: ops, Name: aws.String(g.Name)}
+	if r.opts.DryRun {
+		if ok, err := r.dryRunGrant(ctx, ks, g, t, who, from, fromAccount, in); !ok || err != nil {
+			return err
 		}
-		out, err := r.cl.KMS(who, ks.region).CreateGrant(ctx, &kms.CreateGrantInput{
-			KeyId: aws.String(ks.key.ARN), GranteePrincipal: aws.String(g.GranteePrincipal), Operations: ops, Name: aws.String(g.Name)})
+	} else {
+		out, err := r.cl.KMS(who, ks.region).CreateGrant(ctx, in)
 		var apiErr smithy.APIError
 		if errors.As(err, &apiErr) {
-			r.say(fmt.Sprintf("✘ creating grant %s for %s from %s failed: %s", g.Name, g.GranteePrincipal, fromAccount, apiErr.ErrorMessage()))
-			r.mu.Lock()
-			if ks.grantFailures == nil {
-				ks.grantFailures = map[string]keypolicy.Finding{}
-			}
-			ks.grantFailures[g.GranteePrincipal] = keypolicy.Finding{Code: keypolicy.CodeGrantMissing, Severity: keypolicy.SeverityError, Actions: []string{"kms:CreateGrant"},
-				Message: fmt.Sprintf("amigate could not create the grant for %s from account %s: %s: %s", g.GranteePrincipal, fromAccount, apiErr.ErrorCode(), apiErr.ErrorMessage()),
-				Fix:     grantFix(ks, g.GranteePrincipal, t.AccountID, from == GrantFromTarget)}
-			r.mu.Unlock()
+			r.grantFailed(ks, g, t, from, fromAccount, apiErr.ErrorCode()+": "+apiErr.ErrorMessage())
 			return nil
 		}
 		if err != nil {
@@ -376,6 +394,20 @@ func (r *runState) createGrant(ctx context.Context, ks *keyState, g keypolicy.Gr
 	g.ID, g.IssuingAccount = change.GrantID, fromAccount
 	ks.key.Grants = append(ks.key.Grants, g)
 	return nil
+}
+
+// grantFailed records that the grant could not be created (or, in a dry
+// run, would not be): the target's Auto Scaling path reports why.
+func (r *runState) grantFailed(ks *keyState, g keypolicy.Grant, t Target, from, fromAccount, why string) {
+	r.say(fmt.Sprintf("✘ %s grant %s for %s from %s failed: %s", map[bool]string{true: "checking (dry run) the", false: "creating"}[r.opts.DryRun], g.Name, g.GranteePrincipal, fromAccount, why))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ks.grantFailures == nil {
+		ks.grantFailures = map[string]keypolicy.Finding{}
+	}
+	ks.grantFailures[g.GranteePrincipal] = keypolicy.Finding{Code: keypolicy.CodeGrantMissing, Severity: keypolicy.SeverityError, Actions: []string{"kms:CreateGrant"},
+		Message: fmt.Sprintf("amigate could not create the grant for %s from account %s: %s", g.GranteePrincipal, fromAccount, why),
+		Fix:     grantFix(ks, g.GranteePrincipal, t.AccountID, from == GrantFromTarget)}
 }
 
 func grantFix(ks *keyState, role, account string, fromTarget bool) string {

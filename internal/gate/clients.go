@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // Sessions gives the AWS configuration of the source account, and of a role
@@ -70,6 +71,7 @@ type clients struct {
 	asg   map[clientKey]*autoscaling.Client
 	trail map[clientKey]*cloudtrail.Client
 	iam   map[clientKey]*iam.Client
+	sts   map[clientKey]*sts.Client
 	cfgs  map[clientKey]aws.Config
 }
 
@@ -80,7 +82,7 @@ type clientKey struct {
 
 func newClients(s Sessions) *clients {
 	return &clients{sessions: s, ec2: map[clientKey]*ec2.Client{}, kms: map[clientKey]kmsAPI{}, asg: map[clientKey]*autoscaling.Client{},
-		trail: map[clientKey]*cloudtrail.Client{}, iam: map[clientKey]*iam.Client{}, cfgs: map[clientKey]aws.Config{}}
+		trail: map[clientKey]*cloudtrail.Client{}, iam: map[clientKey]*iam.Client{}, sts: map[clientKey]*sts.Client{}, cfgs: map[clientKey]aws.Config{}}
 }
 
 // config returns the configuration of who in region; the caller holds mu.
@@ -116,6 +118,11 @@ func (c *clients) CloudTrail(who principal, region string) *cloudtrail.Client {
 // IAM returns who's IAM client (IAM is global; region only signs).
 func (c *clients) IAM(who principal, region string) *iam.Client {
 	return cached(c, c.iam, clientKey{who, region}, func(cfg aws.Config) *iam.Client { return iam.NewFromConfig(cfg) })
+}
+
+// STS returns who's STS client in region.
+func (c *clients) STS(who principal, region string) *sts.Client {
+	return cached(c, c.sts, clientKey{who, region}, func(cfg aws.Config) *sts.Client { return sts.NewFromConfig(cfg) })
 }
 
 // cached returns the client of k from m, building it on first use.

@@ -73,6 +73,8 @@ type runState struct {
 	// findings, to put on the paths again when the paths are verified
 	// again.
 	failedLaunches []failedLaunch
+	// callerState is who the source credentials are, read once.
+	callerState
 }
 
 func newRun(opts Options, sessions Sessions, progress Progress) *runState {

@@ -8,14 +8,17 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"github.com/amigate/packer-plugin-amigate/internal/awsapi"
 	"github.com/amigate/packer-plugin-amigate/internal/awsim"
 	"github.com/amigate/packer-plugin-amigate/keypolicy"
 )
@@ -580,4 +583,121 @@ func TestChangeAfterVerificationIsNotGreen(t *testing.T) {
 			}
 		})
 	}
+}
+
+// targetGrantsPolicy lets the target create the grants for its Auto Scaling
+// roles directly: only the target's own policies can refuse them.
+var targetGrantsPolicy = strings.Replace(writeup1Policy, "\n  ]", `,
+    {"Sid": "amigateCreateGrantForAutoScaling", "Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::111122223333:root"]}, "Action": "kms:CreateGrant", "Resource": "*",
+     "Condition": {"ForAllValues:StringEquals": {"kms:GrantOperations": ["Decrypt", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "CreateGrant"]},
+                   "StringLike": {"kms:GranteePrincipal": ["arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling*"]}}}
+  ]`, 1)
+
+// The target's role creates the Auto Scaling grant in the real run, so a
+// dry run checks what the role's own policies allow (issue 11): a role
+// without kms:CreateGrant is red in the dry run as in the real run, and a
+// role whose policies cannot be checked is not green.
+func TestDryRunChecksTheTargetRolesOwnPolicies(t *testing.T) {
+	noKMS := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ec2:*","autoscaling:*","iam:*"],"Resource":"*"}]}`
+	noSimulator := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ec2:*","autoscaling:*","iam:GetRole","kms:*"],"Resource":"*"}]}`
+	for _, tc := range []struct {
+		name, rolePolicy, keyPolicy string
+		want                        string // the asg path's finding; "" is green
+	}{
+		{"role with every permission", "", writeup1Policy, ""},
+		{"role without kms:CreateGrant, key policy to be patched", noKMS, writeup1Policy, "GRANT_MISSING"},
+		{"role without kms:CreateGrant, key policy already lets it", noKMS, targetGrantsPolicy, "GRANT_MISSING"},
+		{"role whose policies cannot be simulated", noSimulator, writeup1Policy, "DRY_RUN_UNVERIFIED"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startWorld(t, testWorld{policy: tc.keyPolicy, shared: []string{target}, groups: map[string]string{target: "web"}, rolePolicy: tc.rolePolicy})
+			opts := baseOptions(s.imageIDs(t), Target{AccountID: target, RoleARN: roleARN(target), AutoScalingGroups: []string{"web"}})
+			dry := opts
+			dry.DryRun = true
+			drep := run(t, s, dry)
+			if m := s.mutations(); len(m) != 0 {
+				t.Fatalf("dry run made mutating calls: %v", m)
+			}
+			codes := codesOf(drep)
+			if tc.want == "" {
+				if !drep.OK {
+					t.Fatalf("dry run: %s, want green", codes)
+				}
+			} else if drep.OK || !strings.Contains(codes, target+"/asg:"+tc.want) {
+				t.Fatalf("dry run: ok=%v %s, want %s on the asg path", drep.OK, codes, tc.want)
+			}
+			// The real run agrees wherever the dry run gave a verdict.
+			rep := run(t, s, opts)
+			if tc.want != "DRY_RUN_UNVERIFIED" && (rep.OK != drep.OK || codesOf(rep) != codes) {
+				t.Fatalf("the real run says ok=%v %s, the dry run said ok=%v %s", rep.OK, codesOf(rep), drep.OK, codes)
+			}
+		})
+	}
+}
+
+// A dry run checks that the source principal may make the key-policy patch
+// (kms:PutKeyPolicy and the lock's alias calls), through the key policy and
+// its own IAM policies, and says a dry run makes no test launch.
+func TestDryRunChecksTheSourcePrincipal(t *testing.T) {
+	all := `["kms:*","ec2:*","iam:GetRole","iam:SimulatePrincipalPolicy","sts:*"]`
+	for _, tc := range []struct{ name, actions, want string }{
+		{"builder with every permission", all, ""},
+		{"builder without kms:PutKeyPolicy", `["kms:DescribeKey","kms:GetKeyPolicy","kms:ListGrants","kms:CreateAlias","kms:DeleteAlias","kms:ListAliases","ec2:*","iam:GetRole","iam:SimulatePrincipalPolicy"]`, "PERMISSION_MISSING"},
+		{"builder without the lock's kms:CreateAlias", `["kms:DescribeKey","kms:GetKeyPolicy","kms:ListGrants","kms:PutKeyPolicy","kms:DeleteAlias","kms:ListAliases","ec2:*","iam:GetRole","iam:SimulatePrincipalPolicy"]`, "PERMISSION_MISSING"},
+		{"builder whose policies cannot be simulated", `["kms:*","ec2:*","iam:GetRole"]`, "DRY_RUN_UNVERIFIED"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startWorld(t, testWorld{shared: []string{target}})
+			ctx := context.Background()
+			ic := iam.NewFromConfig(s.config(owner, "us-east-1"))
+			if _, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("builder"), Path: aws.String("/ci/"),
+				AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + owner + `:root"},"Action":"sts:AssumeRole"}]}`)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ic.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("builder"), PolicyName: aws.String("p"),
+				PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":` + tc.actions + `,"Resource":"*"}]}`)}); err != nil {
+				t.Fatal(err)
+			}
+			s.setup = len(s.Calls())
+			sess, err := awsapi.New(ctx, awsapi.Settings{Region: "us-east-1", AccessKey: "SIM" + owner, SecretKey: "x", Endpoint: s.url, RetryMaxBackoff: 50 * time.Millisecond,
+				AssumeRole: awsapi.AssumeRole{RoleARN: "arn:aws:iam::" + owner + ":role/ci/builder"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := baseOptions(s.imageIDs(t), Target{AccountID: target, Paths: []keypolicy.Path{keypolicy.PathInstance}})
+			opts.DryRun = true
+			rep, err := Run(ctx, opts, sess, func(l string) { t.Log(l) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := s.mutations(); len(m) != 0 {
+				t.Fatalf("dry run made mutating calls: %v", m)
+			}
+			if tc.want == "" {
+				if !rep.OK {
+					t.Fatalf("dry run: %s, want green", codesOf(rep))
+				}
+				return
+			}
+			if rep.OK || codesOf(rep) != tc.want {
+				t.Fatalf("dry run: ok=%v %s, want %s", rep.OK, codesOf(rep), tc.want)
+			}
+			if tc.want == "PERMISSION_MISSING" {
+				// The real run fails where the dry run said it would.
+				opts.DryRun = false
+				if _, err := Run(ctx, opts, sess, nil); err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+					t.Fatalf("real run: %v, want an AccessDenied error", err)
+				}
+			}
+		})
+	}
+	t.Run("test launch", func(t *testing.T) {
+		s := startWorld(t, testWorld{groups: map[string]string{target: "web"}})
+		opts := launchOptions(s.imageIDs(t), TestLaunchASG)
+		opts.DryRun = true
+		rep := run(t, s, opts)
+		if rep.OK || !strings.HasPrefix(codesOf(rep), keypolicy.CodeDryRunUnverified) {
+			t.Fatalf("dry run with test_launch = asg: ok=%v %s, want DRY_RUN_UNVERIFIED", rep.OK, codesOf(rep))
+		}
+	})
 }

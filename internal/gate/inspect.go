@@ -47,8 +47,8 @@ type keyState struct {
 	plan       *keypolicy.Plan
 	planErr    error
 	// grantFailures are findings from grants that could not be created, by
-	// grantee.
-	grantFailures map[string]keypolicy.Finding
+	// grantee; unverified, what a dry run could not check about a grant.
+	grantFailures, unverified map[string]keypolicy.Finding
 }
 
 // replan computes the patch and grants for the key's current policy.

@@ -73,6 +73,8 @@ type testWorld struct {
 	// externalID, when set, is the sts:ExternalId the targets' roles
 	// require.
 	externalID string
+	// rolePolicy is the targets' roles' own policy; "" allows everything.
+	rolePolicy string
 }
 
 type sim struct {
@@ -106,10 +108,14 @@ func startWorld(t testing.TB, w testWorld) *sim {
 	if w.externalID != "" {
 		condition = `,"Condition":{"StringEquals":{"sts:ExternalId":"` + w.externalID + `"}}`
 	}
+	rolePolicy := w.rolePolicy
+	if rolePolicy == "" {
+		rolePolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`
+	}
 	for _, acct := range w.targets {
 		doc.Roles = append(doc.Roles, map[string]any{"account": acct, "name": "amigate",
 			"trust_policy": json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + owner + `:root"},"Action":"sts:AssumeRole"` + condition + `}]}`),
-			"policies":     map[string]any{"gate": json.RawMessage(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)}})
+			"policies":     map[string]any{"gate": json.RawMessage(rolePolicy)}})
 	}
 	if !w.noServiceLinkedRole {
 		for _, acct := range w.targets {

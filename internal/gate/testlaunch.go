@@ -32,7 +32,9 @@ func (r *runState) testLaunch(ctx context.Context) error {
 		return nil
 	}
 	if r.opts.DryRun {
-		r.say("dry run: no test launch")
+		f := testLaunchUnverified(r.opts.TestLaunch)
+		r.say("✘ " + f.Code + ": " + f.Message)
+		r.addFinding(f)
 		return nil
 	}
 	type job struct {

@@ -100,6 +100,9 @@ func (r *runState) annotate(pr *PathReport, account string, im *imageState, ks *
 			Fix:     fmt.Sprintf("in account %s: aws iam create-service-linked-role --aws-service-name autoscaling.amazonaws.com, then run amigate again (or name the groups in autoscaling_groups)", account)})
 	}
 	if ks != nil && pr.Path == keypolicy.PathASG {
+		if f, ok := ks.unverified[pr.Principal]; ok {
+			pr.Findings = append(pr.Findings, f)
+		}
 		if f, failed := ks.grantFailures[pr.Principal]; failed && !pr.OK {
 			for i := range pr.Findings {
 				if pr.Findings[i].Code == keypolicy.CodeGrantMissing {
