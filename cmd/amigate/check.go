@@ -19,7 +19,7 @@ import (
 
 type checkArgs struct {
 	region, paths, keyPolicy, grantFrom, testLaunch, launchTimeout string
-	grantWait, instanceType, subnet                                string
+	grantWait, instanceType, subnet, lockTimeout                   string
 	reportFile, junitFile, markdownFile, format                    string
 	amis, targets, targetRoles, asgs, orgs, ous                    listFlag
 	noShare, noGrants, shareSnapshots, allowUnencrypted, dryRun    bool
@@ -30,7 +30,7 @@ const checkUsage = `usage: amigate check --ami [REGION=]AMI [--ami ...] --target
                      [--paths asg,instance,copy] [--key-policy patch|check|ignore] [--no-share] [--no-grants]
                      [--grant-from target|source] [--test-launch none|asg|instance] [--launch-timeout 10m]
                      [--grant-wait 5m] [--instance-type TYPE] [--subnet SUBNET] [--share-snapshots]
-                     [--allow-unencrypted] [--target-org ARN ...] [--target-ou ARN ...]
+                     [--allow-unencrypted] [--target-org ARN ...] [--target-ou ARN ...] [--lock-timeout 15m]
                      [--dry-run] [--report FILE] [--junit FILE] [--markdown FILE] [--format text|json]
 
 The gate outside Packer: checks every snapshot's key, shares the AMIs with the
@@ -62,7 +62,8 @@ func runCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.StringVar(&a.instanceType, "instance-type", "", "instance `TYPE` of a test launch (default: the launch template's, or a mixed instances group's overrides'; t3.micro for --test-launch instance)")
 	fs.StringVar(&a.subnet, "subnet", "", "`SUBNET` of an instance test launch")
 	fs.BoolVar(&a.allowUnencrypted, "allow-unencrypted", false, "accept unencrypted snapshots")
-	fs.BoolVar(&a.dryRun, "dry-run", false, "compute and print every change, make none")
+	fs.StringVar(&a.lockTimeout, "lock-timeout", "15m", "how long to wait for a key's policy lock while another run patches the same key")
+	fs.BoolVar(&a.dryRun, "dry-run", false, "compute and print every change, make none; checks that each could be made, and exits 1 on what it cannot check")
 	fs.StringVar(&a.reportFile, "report", "", "write the JSON report to `FILE`")
 	fs.StringVar(&a.junitFile, "junit", "", "write a JUnit XML report to `FILE`")
 	fs.StringVar(&a.markdownFile, "markdown", "", "write a Markdown summary to `FILE`")
@@ -166,6 +167,9 @@ func (a *checkArgs) options() (gate.Options, error) {
 	if o.TestLaunchGrantWait, err = time.ParseDuration(a.grantWait); err != nil || o.TestLaunchGrantWait < 0 {
 		return o, badInput("--grant-wait", a.grantWait, errors.New("not a duration of zero or more (such as 5m)"))
 	}
+	if o.LockTimeout, err = time.ParseDuration(a.lockTimeout); err != nil || o.LockTimeout <= 0 {
+		return o, badInput("--lock-timeout", a.lockTimeout, errors.New("not a positive duration (such as 15m)"))
+	}
 	paths, err := keypolicy.ParsePaths(a.paths)
 	if err != nil {
 		return o, badInput("--paths", a.paths, err)
@@ -259,6 +263,7 @@ var fieldFlags = []struct {
 	{regexp.MustCompile(`^test_launch_timeout$`), "--launch-timeout"},
 	{regexp.MustCompile(`^test_launch_grant_wait$`), "--grant-wait"},
 	{regexp.MustCompile(`^subnet_id$`), "--subnet"},
+	{regexp.MustCompile(`^lock_timeout$`), "--lock-timeout"},
 }
 
 // flagOf names the flag behind a configuration field.

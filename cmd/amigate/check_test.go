@@ -13,10 +13,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/amigate/packer-plugin-amigate/internal/awsim"
 	"github.com/amigate/packer-plugin-amigate/internal/awsim/simtest"
 	"github.com/amigate/packer-plugin-amigate/internal/gate"
+	"github.com/amigate/packer-plugin-amigate/internal/keylock"
 	"github.com/amigate/packer-plugin-amigate/internal/launch"
 )
 
@@ -104,6 +106,7 @@ func TestCheckBadInput(t *testing.T) {
 		{[]string{"--ami", ami, "--target", "111122223333", "--launch-timeout", "soon"}, `--launch-timeout "soon": not a positive duration`},
 		{[]string{"--ami", ami, "--target", "111122223333", "--launch-timeout", "-5m"}, `--launch-timeout "-5m": not a positive duration`},
 		{[]string{"--ami", ami, "--target", "111122223333", "--grant-wait", "-1s"}, `--grant-wait "-1s": not a duration of zero or more`},
+		{[]string{"--ami", ami, "--target", "111122223333", "--lock-timeout", "0"}, `--lock-timeout "0": not a positive duration`},
 		{[]string{"--ami", "ami-0123456789abcdef0", "--target", "111122223333"}, `--ami "ami-0123456789abcdef0": no such AMI in us-east-1`},
 		{[]string{"--ami", ami, "--target", "111122223333", "--target-role", "111122223333=arn:aws:iam::111122223333:role/amigate", "--asg", "111122223333=nope"}, `--asg "nope": no such Auto Scaling group`},
 		{[]string{"--ami", ami, "--target", "111122223333", "--region", "us-east-99"}, `--region "us-east-99": not an AWS region`},
@@ -165,14 +168,30 @@ func TestCleanupCommand(t *testing.T) {
 		Group: "web", Timeout: time.Second, PollMin: time.Millisecond, PollMax: time.Millisecond}, &launch.Cleanup{}); err != nil {
 		t.Fatal(err)
 	}
+	// ... and the key policy lock it held, in the source account.
+	src := cfg.Copy()
+	src.Credentials = credentials.NewStaticCredentialsProvider("SIM444455556666", "x", "")
+	kc := kms.NewFromConfig(src)
+	key, err := kc.DescribeKey(context.Background(), &kms.DescribeKeyInput{KeyId: aws.String("alias/golden-ami")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&keylock.Locker{KMS: kc, KeyARN: aws.ToString(key.KeyMetadata.Arn), RunID: "killed"}).Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lockAlias := keylock.Name(aws.ToString(key.KeyMetadata.Arn))
 	args := []string{"cleanup", "--older-than", "1ms", "--region", "us-east-1", "--target", "111122223333", "--target-role", "111122223333=arn:aws:iam::111122223333:role/amigate"}
 	r := amigate(t, "", append(args, "--dry-run")...)
-	if r.code != exitOK || !strings.Contains(r.stderr, "would delete autoscaling-group amigate-killed-web") || !strings.Contains(r.stderr, "would delete launch-template-version") {
+	if r.code != exitOK || !strings.Contains(r.stderr, "would delete autoscaling-group amigate-killed-web") || !strings.Contains(r.stderr, "would delete launch-template-version") ||
+		!strings.Contains(r.stderr, "would delete kms-alias "+lockAlias+" (run unknown") || !strings.Contains(r.stderr, "would delete kms-alias "+lockAlias+"/owner/killed (run killed") {
 		t.Fatalf("dry run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = amigate(t, "", args...)
-	if r.code != exitOK || !strings.Contains(r.stderr, "deleted autoscaling-group amigate-killed-web") {
+	if r.code != exitOK || !strings.Contains(r.stderr, "deleted autoscaling-group amigate-killed-web") || !strings.Contains(r.stderr, "deleted kms-alias "+lockAlias+" ") {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := (&keylock.Locker{KMS: kc, KeyARN: aws.ToString(key.KeyMetadata.Arn), RunID: "next", Wait: time.Millisecond}).Acquire(context.Background()); err != nil {
+		t.Fatalf("the lock after cleanup: %v", err)
 	}
 	r = amigate(t, "", append(args, "--format", "json")...)
 	if r.code != exitOK || strings.Contains(r.stdout, "amigate-killed") {

@@ -14,10 +14,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/amigate/packer-plugin-amigate/internal/awsapi"
 	"github.com/amigate/packer-plugin-amigate/internal/gate"
+	"github.com/amigate/packer-plugin-amigate/internal/keylock"
 	"github.com/amigate/packer-plugin-amigate/internal/launch"
 	"github.com/amigate/packer-plugin-amigate/keypolicy"
 	"github.com/amigate/packer-plugin-amigate/version"
@@ -26,10 +28,14 @@ import (
 const cleanupUsage = `usage: amigate cleanup --older-than DURATION --region REGION [--region ...]
                        [--target ACCOUNT [--target-role ACCOUNT=ROLE_ARN] ...] [--dry-run] [--format text|json]
 
-Deletes what test launches of runs killed hard left behind: Auto Scaling
-groups and instances tagged amigate:created-by=amigate, and launch template
-versions described "amigate test launch RUN", created more than DURATION ago.
-Without --target it sweeps the account of the current credentials.
+Deletes what runs killed hard left behind, created more than DURATION ago:
+the test launches' Auto Scaling groups and instances tagged
+amigate:created-by=amigate and launch template versions described "amigate
+test launch RUN" (in each --target, or without --target in the account of
+the current credentials), and the key policy locks (KMS aliases
+alias/amigate/lock/...) in the account of the current credentials, which
+owns the keys. A run still going that is older than DURATION would lose
+what it holds: give a DURATION longer than any run.
 `
 
 // runCleanup sweeps every configured target and region.
@@ -96,14 +102,36 @@ func runCleanup(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 	var all []swept
 	cutoff := time.Now().Add(-age)
-	accounts := append([]string(nil), targets...)
-	if len(accounts) == 0 {
-		id, err := sts.NewFromConfig(sess.Source(regions[0])).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	report := func(acct, region string, found []launch.Leftover) {
+		for _, l := range found {
+			verb := "deleted"
+			if !l.Deleted {
+				verb = "would delete"
+			}
+			fmt.Fprintf(stderr, "%s %s %s (run %s, created %s) in %s %s\n", verb, l.Kind, l.ID, orUnknownRun(l.RunID), l.Created.Format(time.RFC3339), acct, region)
+		}
+	}
+	source, err := sts.NewFromConfig(sess.Source(regions[0])).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		fmt.Fprintf(stderr, "amigate cleanup: who am I: %v\n", err)
+		return exitRuntime
+	}
+	for _, region := range regions {
+		locks, err := keylock.Sweep(ctx, kms.NewFromConfig(sess.Source(region)), cutoff, dryRun)
+		found := []launch.Leftover{}
+		for _, l := range locks {
+			found = append(found, launch.Leftover{Kind: "kms-alias", ID: l.Alias, RunID: l.RunID, Created: l.Created, Deleted: l.Deleted})
+		}
+		all = append(all, swept{Account: aws.ToString(source.Account), Region: region, Leftovers: found})
+		report(aws.ToString(source.Account), region, found)
 		if err != nil {
-			fmt.Fprintf(stderr, "amigate cleanup: who am I: %v\n", err)
+			fmt.Fprintf(stderr, "amigate cleanup: %s %s: %v\n", aws.ToString(source.Account), region, err)
 			return exitRuntime
 		}
-		accounts = []string{aws.ToString(id.Account)}
+	}
+	accounts := append([]string(nil), targets...)
+	if len(accounts) == 0 {
+		accounts = []string{aws.ToString(source.Account)}
 	}
 	for _, acct := range accounts {
 		for _, region := range regions {
@@ -116,13 +144,7 @@ func runCleanup(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 				found = []launch.Leftover{}
 			}
 			all = append(all, swept{Account: acct, Region: region, Leftovers: found})
-			for _, l := range found {
-				verb := "deleted"
-				if !l.Deleted {
-					verb = "would delete"
-				}
-				fmt.Fprintf(stderr, "%s %s %s (run %s, created %s) in %s %s\n", verb, l.Kind, l.ID, l.RunID, l.Created.Format(time.RFC3339), acct, region)
-			}
+			report(acct, region, found)
 			if err != nil {
 				fmt.Fprintf(stderr, "amigate cleanup: %s %s: %v\n", acct, region, err)
 				return exitRuntime
@@ -141,6 +163,13 @@ func runCleanup(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		fmt.Fprintf(stdout, "%d leftover(s) older than %s\n", n, age)
 	}
 	return exitOK
+}
+
+func orUnknownRun(run string) string {
+	if run == "" {
+		return "unknown"
+	}
+	return run
 }
 
 // targetRoles reads ACCOUNT=ROLE_ARN pairs for the given accounts.

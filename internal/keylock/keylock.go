@@ -410,3 +410,56 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// Leftover is a lock alias a sweep found.
+type Leftover struct {
+	Alias   string
+	RunID   string // for an owner alias
+	Created time.Time
+	Deleted bool
+}
+
+// Sweep deletes (unless dryRun) the lock aliases of every key of the
+// account and Region created before cutoff: what runs killed hard left.
+// The caller asserts that no run that old is still going, as for the
+// test-launch resources `amigate cleanup` sweeps.
+func Sweep(ctx context.Context, c KMS, cutoff time.Time, dryRun bool) ([]Leftover, error) {
+	var found []Leftover
+	pages := kms.NewListAliasesPaginator(c, &kms.ListAliasesInput{})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return found, fmt.Errorf("list the key policy locks: %w", err)
+		}
+		for _, a := range page.Aliases {
+			name, created := aws.ToString(a.AliasName), aws.ToTime(a.CreationDate)
+			if !strings.HasPrefix(name, Prefix) || !created.Before(cutoff) {
+				continue
+			}
+			l := Leftover{Alias: name, Created: created}
+			if _, run, ok := strings.Cut(strings.TrimPrefix(name, Prefix), "/owner/"); ok {
+				l.RunID = run
+			}
+			found = append(found, l)
+		}
+	}
+	if dryRun {
+		return found, nil
+	}
+	// Owner aliases and tombstones first, the locks last: a lock is never
+	// left without the name of its holder while it exists.
+	for pass := 0; pass < 2; pass++ {
+		for i := range found {
+			isLock := !strings.Contains(strings.TrimPrefix(found[i].Alias, Prefix), "/")
+			if isLock != (pass == 1) {
+				continue
+			}
+			_, err := c.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(found[i].Alias)})
+			if err != nil && !isCode(err, "NotFoundException") {
+				return found, fmt.Errorf("delete the lock alias %s: %w", found[i].Alias, err)
+			}
+			found[i].Deleted = true
+		}
+	}
+	return found, nil
+}

@@ -94,7 +94,14 @@ type Config struct {
 	SubnetID string `mapstructure:"subnet_id" required:"false"`
 	// Accept unencrypted snapshots instead of failing. Defaults to false.
 	AllowUnencrypted bool `mapstructure:"allow_unencrypted" required:"false"`
-	// Compute and print every change, make none.
+	// How long to wait for a key's policy lock while another build patches
+	// the same key's policy (builds take turns on a KMS alias,
+	// `alias/amigate/lock/KEY_ID`; a lock left by a build killed hard
+	// expires after 10 minutes). Defaults to `15m`.
+	LockTimeout string `mapstructure:"lock_timeout" required:"false"`
+	// Compute and print every change, make none. Each change is checked
+	// instead (EC2 and KMS DryRun, IAM's policy simulator); what cannot be
+	// checked, and any test launch, fails the build as DRY_RUN_UNVERIFIED.
 	DryRun bool `mapstructure:"dry_run" required:"false"`
 	// Write the JSON report to this file.
 	ReportFile string `mapstructure:"report_file" required:"false"`
@@ -170,6 +177,14 @@ func (c *Config) options() (gate.Options, []error) {
 			errs = append(errs, gate.FieldError{Field: "test_launch_timeout", Value: c.TestLaunchTimeout, Problem: "not a duration (such as 10m or 90s)"})
 		} else {
 			o.TestLaunchTimeout = d
+		}
+	}
+	if c.LockTimeout != "" {
+		d, err := time.ParseDuration(c.LockTimeout)
+		if err != nil || d <= 0 {
+			errs = append(errs, gate.FieldError{Field: "lock_timeout", Value: c.LockTimeout, Problem: "not a positive duration (such as 15m)"})
+		} else {
+			o.LockTimeout = d
 		}
 	}
 	for i, t := range c.Targets {

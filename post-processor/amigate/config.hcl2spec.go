@@ -42,6 +42,7 @@ type FlatConfig struct {
 	InstanceType                 *string                         `mapstructure:"instance_type" required:"false" cty:"instance_type" hcl:"instance_type"`
 	SubnetID                     *string                         `mapstructure:"subnet_id" required:"false" cty:"subnet_id" hcl:"subnet_id"`
 	AllowUnencrypted             *bool                           `mapstructure:"allow_unencrypted" required:"false" cty:"allow_unencrypted" hcl:"allow_unencrypted"`
+	LockTimeout                  *string                         `mapstructure:"lock_timeout" required:"false" cty:"lock_timeout" hcl:"lock_timeout"`
 	DryRun                       *bool                           `mapstructure:"dry_run" required:"false" cty:"dry_run" hcl:"dry_run"`
 	ReportFile                   *string                         `mapstructure:"report_file" required:"false" cty:"report_file" hcl:"report_file"`
 	JUnitFile                    *string                         `mapstructure:"junit_file" required:"false" cty:"junit_file" hcl:"junit_file"`
@@ -91,6 +92,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"instance_type":                   &hcldec.AttrSpec{Name: "instance_type", Type: cty.String, Required: false},
 		"subnet_id":                       &hcldec.AttrSpec{Name: "subnet_id", Type: cty.String, Required: false},
 		"allow_unencrypted":               &hcldec.AttrSpec{Name: "allow_unencrypted", Type: cty.Bool, Required: false},
+		"lock_timeout":                    &hcldec.AttrSpec{Name: "lock_timeout", Type: cty.String, Required: false},
 		"dry_run":                         &hcldec.AttrSpec{Name: "dry_run", Type: cty.Bool, Required: false},
 		"report_file":                     &hcldec.AttrSpec{Name: "report_file", Type: cty.String, Required: false},
 		"junit_file":                      &hcldec.AttrSpec{Name: "junit_file", Type: cty.String, Required: false},

@@ -42,6 +42,7 @@ func TestPrepareSettings(t *testing.T) {
 	raw["key_policy"] = "check"
 	raw["grant_from"] = "source"
 	raw["dry_run"] = true
+	raw["lock_timeout"] = "2m"
 	raw["ami_ids"] = map[string]string{"eu-west-1": "ami-0123456789abcdef0"}
 	raw["target"] = []map[string]interface{}{{"account_id": "111122223333", "paths": []string{"instance", "copy"}}}
 	var c Config
@@ -49,7 +50,7 @@ func TestPrepareSettings(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
 	}
-	if o.ShareImage || o.CreateGrants || o.KeyPolicy != "check" || o.GrantFrom != "source" || !o.DryRun {
+	if o.ShareImage || o.CreateGrants || o.KeyPolicy != "check" || o.GrantFrom != "source" || !o.DryRun || o.LockTimeout != 2*time.Minute {
 		t.Errorf("settings not applied: %+v", o)
 	}
 	if !o.ShareSnapshots {
@@ -107,7 +108,8 @@ func TestPrepareValidation(t *testing.T) {
 		{"duration", func(r map[string]interface{}) {
 			r["test_launch_timeout"] = "ten minutes"
 			r["test_launch_grant_wait"] = "a while"
-		}, []string{`test_launch_timeout "ten minutes": not a duration`, `test_launch_grant_wait "a while": not a duration`}},
+			r["lock_timeout"] = "-1m"
+		}, []string{`test_launch_timeout "ten minutes": not a duration`, `test_launch_grant_wait "a while": not a duration`, `lock_timeout "-1m": not a positive duration`}},
 		{"ami ids", func(r map[string]interface{}) {
 			r["ami_ids"] = map[string]string{"mars-1": "ami-12", "us-east-1": "ami-0123456789abcdef0"}
 		}, []string{`ami_ids "mars-1": not an AWS region`, `ami_ids[mars-1] "ami-12": not an AMI id`}},
