@@ -36,8 +36,11 @@ type PreflightReport struct {
 
 // Preflight checks the key a build will encrypt with (DESIGN §1.1), and,
 // for the targets, what no patch can fix (explicit denies, a network
-// condition on a Deny, a policy that cannot grow): the problems a bake
-// would only reveal after it is done. It reads; it changes nothing.
+// condition on a Deny, a policy that cannot grow) and whether the build's
+// principal may make the patch (kms:PutKeyPolicy and the key policy lock's
+// alias calls; PERMISSION_MISSING, or a warning when IAM's policy
+// simulator cannot tell): the problems a bake would only reveal after it
+// is done. It reads; it changes nothing.
 func Preflight(ctx context.Context, opts PreflightOptions, sessions Sessions, progress Progress) (*PreflightReport, error) {
 	if progress == nil {
 		progress = func(string) {}
@@ -87,6 +90,15 @@ func Preflight(ctx context.Context, opts PreflightOptions, sessions Sessions, pr
 			rep.Planned = plan.Added
 			for _, g := range plan.Grants {
 				rep.Grants = append(rep.Grants, g.GranteePrincipal)
+			}
+			if plan.Changed {
+				// The post-processor will patch the policy under its
+				// lock: check now that the build's principal may.
+				found, err := r.sourcePatchFindings(ctx, ks, keypolicy.SeverityWarning)
+				if err != nil {
+					return nil, err
+				}
+				rep.Findings = append(rep.Findings, found...)
 			}
 		}
 	}

@@ -37,6 +37,17 @@ func TestPreflight(t *testing.T) {
 		t.Fatalf("a Deny no patch can lift: %v %+v", err, rep)
 	}
 
+	// A build principal that may not take the key policy lock fails now,
+	// not after the bake.
+	policy := strings.Replace(defaultPolicy, "\n  ]", `,
+    {"Sid": "no aliases", "Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": "kms:CreateAlias", "Resource": "*"}
+  ]`, 1)
+	s = startWorld(t, testWorld{policy: policy})
+	rep, err = Preflight(ctx, PreflightOptions{Region: "us-east-1", KeyID: "alias/golden-ami", Targets: targets}, s.sessions(t), nil)
+	if err != nil || rep.OK || len(rep.Findings) != 1 || rep.Findings[0].Code != keypolicy.CodePermissionMissing || rep.Findings[0].Actions[0] != "kms:CreateAlias" {
+		t.Fatalf("no kms:CreateAlias: %v %+v", err, rep)
+	}
+
 	_, err = Preflight(ctx, PreflightOptions{Region: "us-east-1", KeyID: "alias/nope"}, s.sessions(t), nil)
 	var ie InputErrors
 	if !errors.As(err, &ie) || !strings.Contains(err.Error(), `kms_key_id "alias/nope": no such key in us-east-1`) {
