@@ -33,6 +33,7 @@ func TestDependencyRules(t *testing.T) {
 		{"internal/awsapi", []string{module + "/internal/gate", module + "/keypolicy", "github.com/hashicorp/"}},
 		{"internal/launch", []string{module + "/internal/gate", "github.com/hashicorp/"}},
 		{"internal/trail", []string{"github.com/hashicorp/"}},
+		{"internal/keylock", []string{module + "/internal/gate", module + "/keypolicy", "github.com/hashicorp/"}},
 	} {
 		for _, d := range deps(t, rule.pkg) {
 			for _, f := range rule.forbidden {
