@@ -93,6 +93,7 @@ func serviceRequest(key ARN, principal string, pa pathAction) Request {
 		"aws:principaltype":         {principalType(c)},
 		"aws:securetransport":       {"true"},
 		"aws:requestedregion":       {key.Region},
+		"kms:multiregion":           {multiRegion(key)},
 	}
 	if pa.createsGrant {
 		ctx["kms:grantisforawsresource"] = []string{"true"}
@@ -102,6 +103,17 @@ func serviceRequest(key ARN, principal string, pa pathAction) Request {
 		ctx["kms:encryptioncontextkeys"] = []string{"aws:ebs:id"}
 	}
 	return Request{Principal: principal, Action: pa.action, Resource: key.String(), Context: ctx}
+}
+
+// multiRegion is kms:MultiRegion, which KMS supplies for every operation on
+// a key (AWS KMS Developer Guide, "AWS KMS condition keys"): multi-Region
+// keys, primary and replicas, have ids that start with "mrk-" (AWS KMS
+// Developer Guide, "How multi-Region keys work").
+func multiRegion(key ARN) string {
+	if strings.HasPrefix(key.Resource, "key/mrk-") {
+		return "true"
+	}
+	return "false"
 }
 
 func principalType(c caller) string {
@@ -201,7 +213,8 @@ func (t Target) paths() []Path {
 }
 
 // principals is who acts on the path: the Auto Scaling service-linked roles
-// on asg, the launching principal otherwise.
+// on asg, the launching principal otherwise (AnyPrincipal when none is
+// given).
 func (t Target) principals(partition string, p Path) []string {
 	if p == PathASG {
 		if len(t.ASGRoles) == 0 {
@@ -212,7 +225,7 @@ func (t Target) principals(partition string, p Path) []string {
 	if t.Principal != "" {
 		return []string{t.Principal}
 	}
-	return []string{RootARN(partition, t.Account)}
+	return []string{AnyPrincipal(partition, t.Account)}
 }
 
 // checkPath evaluates every action the path needs and explains failures.
@@ -234,6 +247,11 @@ func checkPath(key *Key, keyARN ARN, t Target, p Path, principal string) PathVer
 		}
 		pv.OK = false
 		pv.Findings = mergeFinding(pv.Findings, explain(key, keyARN, t, p, principal, req, auth))
+		// Across accounts the asg path needs a grant whatever the key
+		// policy says: a statement there explains nothing.
+		if f, ok := literalVariable(key.Policy, principal, req); ok && (p != PathASG || !auth.CrossAccount) {
+			pv.Findings = mergeFinding(pv.Findings, f)
+		}
 	}
 	for _, u := range unknown {
 		pv.Findings = append(pv.Findings, Finding{Code: CodeUnknownVariable, Severity: SeverityWarning, Actions: []string{},
