@@ -132,9 +132,9 @@ func TestKeyPolicyStatementWithoutPrincipalAppliesToNoOne(t *testing.T) {
 func TestValidateKeyPolicyNamesTheStatementWithoutPrincipal(t *testing.T) {
 	for doc, want := range map[string]string{
 		`{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"},{"Sid":"Open","Effect":"Allow","Action":"kms:*","Resource":"*"}]}`: `statement "Open" (#1) has neither Principal nor NotPrincipal`,
-		`{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}`:                                           "statement #0 has neither Principal nor NotPrincipal",
-		`{"Statement":[{"Effect":"Allow","Principal":{"AWS":[]},"Action":"kms:*","Resource":"*"}]}`:                    "statement #0 names no principal",
-		`{"Statement":[{"Effect":"Deny","NotPrincipal":null,"Action":"kms:*","Resource":"*"}]}`:                        "statement #0 names no principal",
+		`{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}`:                                                                                 "statement #0 has neither Principal nor NotPrincipal",
+		`{"Statement":[{"Effect":"Allow","Principal":{"AWS":[]},"Action":"kms:*","Resource":"*"}]}`:                                                          "statement #0 names no principal",
+		`{"Statement":[{"Effect":"Deny","NotPrincipal":null,"Action":"kms:*","Resource":"*"}]}`:                                                              "statement #0 names no principal",
 	} {
 		err := ValidateKeyPolicy(mustPolicy(t, doc))
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "MalformedPolicyDocumentException") {
