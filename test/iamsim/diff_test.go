@@ -64,9 +64,9 @@ type simCase struct {
 	Statements []string
 	Policy     json.RawMessage
 	Principal  string
-	Action    string
-	Resource  string
-	Context   map[string][]string
+	Action     string
+	Resource   string
+	Context    map[string][]string
 }
 
 type simAnswer struct {
