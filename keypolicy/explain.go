@@ -66,7 +66,7 @@ func explain(key *Key, keyARN ARN, t Target, p Path, principal string, req Reque
 		st = useKeyStatement([]string{RootARN(partition, t.Account)}, []string{"ec2." + keyARN.Region + ".amazonaws.com"})
 	}
 	b, _ := st.MarshalJSON()
-	f.Fix = "add this statement to the key policy (or let amigate patch it): " + string(b)
+	f.Fix = addStatementsFix + string(b)
 	return f
 }
 
@@ -103,6 +103,10 @@ func who(principal string) string {
 	}
 	return principal
 }
+
+// addStatementsFix starts the fix of KEY_POLICY_MISSING; the statements
+// follow it, one per purpose the path lacks.
+const addStatementsFix = "add to the key policy (or let amigate patch it): "
 
 func isCreateGrant(action string) bool { return strings.EqualFold(action, "kms:CreateGrant") }
 

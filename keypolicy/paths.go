@@ -269,8 +269,15 @@ func mergeFinding(list []Finding, f Finding) []Finding {
 			for _, a := range f.Actions {
 				list[i].Actions = appendUnique(list[i].Actions, a)
 			}
-			if f.Code == CodeGrantMissing || f.Code == CodeKeyPolicyMissing {
+			switch f.Code {
+			case CodeGrantMissing:
 				list[i].Fix = f.Fix
+			case CodeKeyPolicyMissing:
+				// One fix for the path: every statement its actions lack
+				// (CreateGrant for EC2, and use of the key).
+				if st := strings.TrimPrefix(f.Fix, addStatementsFix); !strings.Contains(list[i].Fix, st) {
+					list[i].Fix += " and " + st
+				}
 			}
 			return list
 		}
