@@ -107,7 +107,7 @@ func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]s
 	var allows, denies []int
 	for i := range p.Statements {
 		s := &p.Statements[i]
-		m, unknown := s.match(c, action, resource, ctx, sc)
+		m, unknown := s.match(&c, action, resource, ctx, sc)
 		if unknown != "" {
 			r.Unknown = appendUnique(r.Unknown, unknown)
 		}
@@ -134,7 +134,7 @@ func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]s
 
 // match reports how the statement applies to the request (noMatch when it
 // does not), and the first policy variable it could not resolve.
-func (s *Statement) match(c caller, action, resource string, ctx map[string][]string, sc scope) (principalMatch, string) {
+func (s *Statement) match(c *caller, action, resource string, ctx map[string][]string, sc scope) (principalMatch, string) {
 	pm := s.matchPrincipal(c, sc.kind)
 	if pm == noMatch || !s.matchAction(action) {
 		return noMatch, ""
@@ -157,7 +157,7 @@ func (s *Statement) match(c caller, action, resource string, ctx map[string][]st
 // matchPrincipal evaluates Principal or NotPrincipal. A statement with
 // neither applies to its principal in an identity policy, and to no one in
 // a key policy, where KMS would have refused it.
-func (s *Statement) matchPrincipal(c caller, kind policyKind) principalMatch {
+func (s *Statement) matchPrincipal(c *caller, kind policyKind) principalMatch {
 	switch {
 	case s.Principal != nil:
 		return s.Principal.match(c, false)
@@ -203,7 +203,7 @@ func (s *Statement) matchResource(resource string, ctx map[string][]string, vari
 
 // failedConditions lists the condition keys that keep a statement, which
 // otherwise applies to the request, from matching. It explains near misses.
-func (s *Statement) failedConditions(c caller, action, resource string, ctx map[string][]string, sc scope) ([]string, bool) {
+func (s *Statement) failedConditions(c *caller, action, resource string, ctx map[string][]string, sc scope) ([]string, bool) {
 	if s.matchPrincipal(c, sc.kind) == noMatch || !s.matchAction(action) {
 		return nil, false
 	}
@@ -221,7 +221,7 @@ func (s *Statement) failedConditions(c caller, action, resource string, ctx map[
 
 func lowerKeys(ctx map[string][]string) map[string][]string {
 	for k := range ctx {
-		if k != strings.ToLower(k) {
+		if hasUpper(k) {
 			out := make(map[string][]string, len(ctx))
 			for k, v := range ctx {
 				out[strings.ToLower(k)] = v
@@ -230,6 +230,18 @@ func lowerKeys(ctx map[string][]string) map[string][]string {
 		}
 	}
 	return ctx
+}
+
+// hasUpper reports whether lower-casing s would change it; it is cheaper
+// than comparing s with strings.ToLower(s), and requests are checked once
+// per evaluation.
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 func appendUnique(list []string, s string) []string {

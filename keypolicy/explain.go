@@ -170,7 +170,7 @@ func nearMiss(p *Policy, principal string, req Request) (nearMissInfo, bool) {
 		if s.Effect != Allow {
 			continue
 		}
-		failed, applies := s.failedConditions(c, action, req.Resource, ctx, sc)
+		failed, applies := s.failedConditions(&c, action, req.Resource, ctx, sc)
 		if !applies || len(failed) == 0 {
 			continue
 		}
@@ -202,7 +202,7 @@ func literalVariable(p *Policy, principal string, req Request) (Finding, bool) {
 	action := strings.ToLower(req.Action)
 	for i := range p.Statements {
 		s := &p.Statements[i]
-		if s.Effect != Allow || s.matchPrincipal(c, keyPolicy) == noMatch || !s.matchAction(action) {
+		if s.Effect != Allow || s.matchPrincipal(&c, keyPolicy) == noMatch || !s.matchAction(action) {
 			continue
 		}
 		v := s.firstVariable()

@@ -292,7 +292,7 @@ func (p *Principal) compile() {
 // match evaluates a Principal element. In a NotPrincipal element (negate),
 // an account's root ARN exempts only the root user, as AWS documents, not
 // every principal of the account.
-func (p *Principal) match(c caller, negate bool) principalMatch {
+func (p *Principal) match(c *caller, negate bool) principalMatch {
 	if p.Any {
 		return matchDirect
 	}
@@ -326,7 +326,7 @@ func (p *Principal) namesAccount(account string) bool {
 	return false
 }
 
-func (e *awsPrincipal) match(c caller, negate bool) principalMatch {
+func (e *awsPrincipal) match(c *caller, negate bool) principalMatch {
 	switch {
 	case e.raw == c.arn:
 		return matchDirect

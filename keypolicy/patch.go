@@ -238,7 +238,7 @@ func directGrantRequest(keyARN ARN, caller, grantee string) Request {
 		"aws:principalisawsservice": {"false"},
 		"aws:securetransport":       {"true"},
 		"aws:requestedregion":       {keyARN.Region},
-		"kms:multiregion":           {multiRegion(keyARN)},
+		"kms:multiregion":           multiRegion(keyARN),
 		"kms:granteeprincipal":      {grantee},
 		"kms:grantoperations":       AutoScalingGrantOperations,
 		"kms:grantisforawsresource": {"false"},

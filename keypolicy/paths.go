@@ -81,22 +81,23 @@ const newVolumeID = "vol-0a1b2c3d4e5f60000"
 // of the user's (the call comes from AWS's own addresses).
 func serviceRequest(key ARN, principal string, pa pathAction) Request {
 	c := parseCaller(principal)
-	ctx := map[string][]string{
-		"kms:viaservice":       {"ec2." + key.Region + ".amazonaws.com"},
-		"kms:calleraccount":    {c.account},
-		"aws:principalaccount": {c.account},
-		"aws:principalarn":     {principal},
-		"aws:viaawsservice":    {"true"},
-		// present in every signed request; false here, since the user's
-		// principal, not an AWS service principal, is the caller
-		"aws:principalisawsservice": {"false"},
-		"aws:principaltype":         {principalType(c)},
-		"aws:securetransport":       {"true"},
-		"aws:requestedregion":       {key.Region},
-		"kms:multiregion":           {multiRegion(key)},
-	}
+	// Sized for every key below, so that it is built without growing; the
+	// constant values are shared (nothing writes a request's context).
+	ctx := make(map[string][]string, 13)
+	ctx["kms:viaservice"] = []string{"ec2." + key.Region + ".amazonaws.com"}
+	ctx["kms:calleraccount"] = []string{c.account}
+	ctx["aws:principalaccount"] = ctx["kms:calleraccount"]
+	ctx["aws:principalarn"] = []string{principal}
+	ctx["aws:viaawsservice"] = valueTrue
+	// present in every signed request; false here, since the user's
+	// principal, not an AWS service principal, is the caller
+	ctx["aws:principalisawsservice"] = valueFalse
+	ctx["aws:principaltype"] = []string{principalType(c)}
+	ctx["aws:securetransport"] = valueTrue
+	ctx["aws:requestedregion"] = []string{key.Region}
+	ctx["kms:multiregion"] = multiRegion(key)
 	if pa.createsGrant {
-		ctx["kms:grantisforawsresource"] = []string{"true"}
+		ctx["kms:grantisforawsresource"] = valueTrue
 	}
 	if pa.withContext {
 		ctx["kms:encryptioncontext:aws:ebs:id"] = []string{newVolumeID}
@@ -105,15 +106,20 @@ func serviceRequest(key ARN, principal string, pa pathAction) Request {
 	return Request{Principal: principal, Action: pa.action, Resource: key.String(), Context: ctx}
 }
 
+var (
+	valueTrue  = []string{"true"}
+	valueFalse = []string{"false"}
+)
+
 // multiRegion is kms:MultiRegion, which KMS supplies for every operation on
 // a key (AWS KMS Developer Guide, "AWS KMS condition keys"): multi-Region
 // keys, primary and replicas, have ids that start with "mrk-" (AWS KMS
 // Developer Guide, "How multi-Region keys work").
-func multiRegion(key ARN) string {
+func multiRegion(key ARN) []string {
 	if strings.HasPrefix(key.Resource, "key/mrk-") {
-		return "true"
+		return valueTrue
 	}
-	return "false"
+	return valueFalse
 }
 
 func principalType(c caller) string {
