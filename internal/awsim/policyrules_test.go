@@ -14,17 +14,12 @@ import (
 // greens (issue 12). It shares no code with package keypolicy: each checks
 // the other.
 
-// newKeyWith creates a key in the owner account and sets its policy.
+// newKeyWith creates a key with this policy in the owner account.
 func newKeyWith(t *testing.T, url, policy string) string {
 	t.Helper()
-	ctx := context.Background()
-	kc := kms.NewFromConfig(config(url, owner))
-	k, err := kc.CreateKey(ctx, &kms.CreateKeyInput{})
+	k, err := kms.NewFromConfig(config(url, owner)).CreateKey(context.Background(), &kms.CreateKeyInput{Policy: aws.String(policy)})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: k.KeyMetadata.KeyId, PolicyName: aws.String("default"), Policy: aws.String(policy)}); err != nil {
-		t.Fatalf("PutKeyPolicy: %v", err)
+		t.Fatalf("CreateKey: %v", err)
 	}
 	return aws.ToString(k.KeyMetadata.Arn)
 }
