@@ -156,8 +156,9 @@ const (
 
 // eval evaluates the condition against the request context (keys
 // lower-cased). Missing keys follow AWS: false, except for ...IfExists,
-// ForAllValues: and negated operators, which are true.
-func (c *Condition) eval(ctx map[string][]string) (conditionResult, string) {
+// ForAllValues: and negated operators, which are true. variables tells
+// whether the policy's version substitutes policy variables.
+func (c *Condition) eval(ctx map[string][]string, variables bool) (conditionResult, string) {
 	vals, present := ctx[c.key]
 	if c.op.kind == opNull {
 		absent := !present || len(vals) == 0
@@ -179,7 +180,10 @@ func (c *Condition) eval(ctx map[string][]string) (conditionResult, string) {
 		}
 		return condFalse, ""
 	}
-	policy, unknown := c.resolve(ctx)
+	policy, unknown := c.Values.Items, ""
+	if variables {
+		policy, unknown = c.resolve(ctx)
+	}
 	if unknown != "" {
 		return condUnknown, unknown
 	}

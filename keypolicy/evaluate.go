@@ -53,22 +53,61 @@ type Result struct {
 	Unknown []string
 }
 
-// Evaluate decides the request against this policy alone: a matching Deny
-// wins, else a matching Allow allows, else the request is implicitly denied.
+// Evaluate decides the request against this policy as a key policy (a
+// resource-based policy): a matching Deny wins, else a matching Allow
+// allows, else the request is implicitly denied.
 func (p *Policy) Evaluate(req Request) Result {
-	return p.evaluate(req.Principal, strings.ToLower(req.Action), req.Resource, lowerKeys(req.Context))
+	return p.evaluate(req.Principal, strings.ToLower(req.Action), req.Resource, lowerKeys(req.Context), keyPolicy)
 }
 
-func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]string) Result {
+// EvaluateIdentity decides the request against this policy as the caller's
+// identity-based policy, whose statements name no principal: each applies
+// to the identity the policy is attached to.
+func (p *Policy) EvaluateIdentity(req Request) Result {
+	return p.evaluate(req.Principal, strings.ToLower(req.Action), req.Resource, lowerKeys(req.Context), identityPolicy)
+}
+
+// policyKind says where a policy is attached, which decides what a
+// statement without Principal means.
+type policyKind int
+
+const (
+	// keyPolicy: a resource-based policy. KMS requires Principal or
+	// NotPrincipal in every statement (AWS KMS Developer Guide, "Key
+	// policies": "Principal (required)"), so one without either applies to
+	// no one.
+	keyPolicy policyKind = iota
+	// identityPolicy: attached to the caller; its statements have no
+	// Principal and apply to the caller.
+	identityPolicy
+)
+
+// scope is what evaluating a statement needs to know about the policy that
+// holds it.
+type scope struct {
+	kind policyKind
+	// variables: the policy's language version substitutes policy
+	// variables. Only "2012-10-17" does; in "2008-10-17", which a policy
+	// without Version also means, ${...} is literal text (IAM User Guide,
+	// "IAM JSON policy elements: Version").
+	variables bool
+}
+
+func (p *Policy) scope(kind policyKind) scope {
+	return scope{kind: kind, variables: p.Version == VersionCurrent}
+}
+
+func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]string, kind policyKind) Result {
 	var r Result
 	if p == nil {
 		return r
 	}
 	c := parseCaller(principal)
+	sc := p.scope(kind)
 	var allows, denies []int
 	for i := range p.Statements {
 		s := &p.Statements[i]
-		m, unknown := s.match(c, action, resource, ctx)
+		m, unknown := s.match(&c, action, resource, ctx, sc)
 		if unknown != "" {
 			r.Unknown = appendUnique(r.Unknown, unknown)
 		}
@@ -95,17 +134,17 @@ func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]s
 
 // match reports how the statement applies to the request (noMatch when it
 // does not), and the first policy variable it could not resolve.
-func (s *Statement) match(c caller, action, resource string, ctx map[string][]string) (principalMatch, string) {
-	pm := s.matchPrincipal(c)
+func (s *Statement) match(c *caller, action, resource string, ctx map[string][]string, sc scope) (principalMatch, string) {
+	pm := s.matchPrincipal(c, sc.kind)
 	if pm == noMatch || !s.matchAction(action) {
 		return noMatch, ""
 	}
-	ok, unknown := s.matchResource(resource, ctx)
+	ok, unknown := s.matchResource(resource, ctx, sc.variables)
 	if !ok {
 		return noMatch, unknown
 	}
 	for i := range s.Conditions {
-		switch res, unknown := s.Conditions[i].eval(ctx); res {
+		switch res, unknown := s.Conditions[i].eval(ctx, sc.variables); res {
 		case condFalse:
 			return noMatch, ""
 		case condUnknown:
@@ -115,16 +154,22 @@ func (s *Statement) match(c caller, action, resource string, ctx map[string][]st
 	return pm, ""
 }
 
-// matchPrincipal evaluates Principal or NotPrincipal; a statement with
-// neither (an identity policy's) applies to its principal.
-func (s *Statement) matchPrincipal(c caller) principalMatch {
+// matchPrincipal evaluates Principal or NotPrincipal. A statement with
+// neither applies to its principal in an identity policy, and to no one in
+// a key policy, where KMS would have refused it.
+func (s *Statement) matchPrincipal(c *caller, kind policyKind) principalMatch {
 	switch {
 	case s.Principal != nil:
 		return s.Principal.match(c, false)
-	case s.NotPrincipal != nil && s.NotPrincipal.match(c, true) != noMatch:
-		return noMatch
+	case s.NotPrincipal != nil:
+		if s.NotPrincipal.match(c, true) != noMatch {
+			return noMatch
+		}
+		return matchDirect
+	case kind == identityPolicy:
+		return matchDirect
 	}
-	return matchDirect
+	return noMatch
 }
 
 func (s *Statement) matchAction(action string) bool {
@@ -138,10 +183,10 @@ func (s *Statement) matchAction(action string) bool {
 	return found != s.NotAction
 }
 
-func (s *Statement) matchResource(resource string, ctx map[string][]string) (bool, string) {
+func (s *Statement) matchResource(resource string, ctx map[string][]string, variables bool) (bool, string) {
 	found := false
 	for _, r := range s.Resource.Items {
-		if hasVariable(r) {
+		if variables && hasVariable(r) {
 			sub, unknown := substitute(r, ctx, true)
 			if unknown != "" {
 				return false, unknown
@@ -158,16 +203,16 @@ func (s *Statement) matchResource(resource string, ctx map[string][]string) (boo
 
 // failedConditions lists the condition keys that keep a statement, which
 // otherwise applies to the request, from matching. It explains near misses.
-func (s *Statement) failedConditions(c caller, action, resource string, ctx map[string][]string) ([]string, bool) {
-	if s.matchPrincipal(c) == noMatch || !s.matchAction(action) {
+func (s *Statement) failedConditions(c *caller, action, resource string, ctx map[string][]string, sc scope) ([]string, bool) {
+	if s.matchPrincipal(c, sc.kind) == noMatch || !s.matchAction(action) {
 		return nil, false
 	}
-	if ok, _ := s.matchResource(resource, ctx); !ok {
+	if ok, _ := s.matchResource(resource, ctx, sc.variables); !ok {
 		return nil, false
 	}
 	var keys []string
 	for i := range s.Conditions {
-		if res, _ := s.Conditions[i].eval(ctx); res != condTrue {
+		if res, _ := s.Conditions[i].eval(ctx, sc.variables); res != condTrue {
 			keys = appendUnique(keys, s.Conditions[i].key)
 		}
 	}
@@ -176,7 +221,7 @@ func (s *Statement) failedConditions(c caller, action, resource string, ctx map[
 
 func lowerKeys(ctx map[string][]string) map[string][]string {
 	for k := range ctx {
-		if k != strings.ToLower(k) {
+		if hasUpper(k) {
 			out := make(map[string][]string, len(ctx))
 			for k, v := range ctx {
 				out[strings.ToLower(k)] = v
@@ -185,6 +230,18 @@ func lowerKeys(ctx map[string][]string) map[string][]string {
 		}
 	}
 	return ctx
+}
+
+// hasUpper reports whether lower-casing s would change it; it is cheaper
+// than comparing s with strings.ToLower(s), and requests are checked once
+// per evaluation.
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 func appendUnique(list []string, s string) []string {

@@ -10,28 +10,16 @@ import (
 func explain(key *Key, keyARN ARN, t Target, p Path, principal string, req Request, auth Authorization) Finding {
 	action := req.Action
 	f := Finding{Severity: SeverityError, Actions: []string{action}}
+	name := who(principal)
 	if auth.Decision == ExplicitDeny {
 		if auth.Identity != nil && auth.Identity.Decision == ExplicitDeny {
 			f.Code = CodeIdentityPolicy
 			f.Statement = "identity:" + t.Identity.Statements[auth.Identity.Deciding[0]].Label(auth.Identity.Deciding[0])
-			f.Message = fmt.Sprintf("%s's identity policy denies %s on the key", principal, action)
+			f.Message = fmt.Sprintf("%s's identity policy denies %s on the key", name, action)
 			f.Fix = "remove or narrow the Deny in the principal's identity policy"
 			return f
 		}
-		i := auth.KeyPolicy.Deciding[0]
-		s := &key.Policy.Statements[i]
-		f.Statement = s.Label(i)
-		if keys := networkConditionKeys(s); len(keys) > 0 {
-			f.Code = CodeSourceIPCondition
-			f.Message = fmt.Sprintf("key-policy statement %q denies %s to %s because of its %s condition: EC2 calls KMS for the launch from AWS's own addresses, not from the user's network",
-				f.Statement, action, principal, strings.Join(keys, ", "))
-			f.Fix = fmt.Sprintf("in statement %q, exempt calls made through AWS services: add \"Bool\": {\"aws:ViaAWSService\": \"false\"} to its Condition, or replace the network condition with \"StringEquals\": {\"kms:ViaService\": \"ec2.%s.amazonaws.com\"}", f.Statement, keyARN.Region)
-			return f
-		}
-		f.Code = CodeKeyPolicyDenies
-		f.Message = fmt.Sprintf("key-policy statement %q explicitly denies %s to %s; an explicit deny wins over every allow and grant", f.Statement, action, principal)
-		f.Fix = fmt.Sprintf("the key owner must narrow statement %q so it does not match %s (amigate never edits statements it does not own)", f.Statement, principal)
-		return f
+		return explainDeny(key, keyARN, t, principal, action, auth)
 	}
 	if p == PathASG {
 		f.Code = CodeGrantMissing
@@ -40,15 +28,14 @@ func explain(key *Key, keyARN ARN, t Target, p Path, principal string, req Reque
 		} else {
 			f.Message = fmt.Sprintf("%s has neither a grant nor a key-policy statement naming it, and its own policy has no KMS permission", principal)
 		}
-		root := RootARN(keyARN.Partition, t.Account)
-		fromTarget := Authorize(key, directGrantRequest(keyARN, root, principal), nil).Decision == Allowed
+		fromTarget := Authorize(key, directGrantRequest(keyARN, AnyPrincipal(keyARN.Partition, t.Account), principal), nil).Decision == Allowed
 		f.Fix = GrantCommand(keyARN, principal, t.Account, fromTarget)
 		return f
 	}
 	if auth.KeyPolicy.Decision == Allowed && !auth.IdentityAllows {
 		f.Code = CodeIdentityPolicy
 		f.Statement = key.Policy.Statements[auth.KeyPolicy.Deciding[0]].Label(auth.KeyPolicy.Deciding[0])
-		f.Message = fmt.Sprintf("the key policy allows %s, but %s's identity policy does not: KMS needs both for this principal", action, principal)
+		f.Message = fmt.Sprintf("the key policy allows %s, but %s's identity policy does not: KMS needs both for this principal", action, name)
 		f.Fix = fmt.Sprintf(`add to the principal's identity policy: {"Effect": "Allow", "Action": %q, "Resource": %q}`, action, key.ARN)
 		return f
 	}
@@ -57,12 +44,12 @@ func explain(key *Key, keyARN ARN, t Target, p Path, principal string, req Reque
 		switch {
 		case nm.network != "":
 			f.Code = CodeSourceIPCondition
-			f.Message = fmt.Sprintf("key-policy statement %q would allow %s to %s, but its %s condition cannot match: EC2 calls KMS for the launch from AWS's own addresses", f.Statement, action, principal, nm.network)
+			f.Message = fmt.Sprintf("key-policy statement %q would allow %s to %s, but its %s condition cannot match: EC2 calls KMS for the launch from AWS's own addresses", f.Statement, action, name, nm.network)
 			f.Fix = fmt.Sprintf("in statement %q, replace the %s condition with \"StringEquals\": {\"kms:ViaService\": \"ec2.%s.amazonaws.com\"}", f.Statement, nm.network, keyARN.Region)
 			return f
 		case nm.viaService:
 			f.Code = CodeViaServiceMismatch
-			f.Message = fmt.Sprintf("key-policy statement %q would allow %s to %s only through another service: the launch arrives with kms:ViaService = ec2.%s.amazonaws.com", f.Statement, action, principal, keyARN.Region)
+			f.Message = fmt.Sprintf("key-policy statement %q would allow %s to %s only through another service: the launch arrives with kms:ViaService = ec2.%s.amazonaws.com", f.Statement, action, name, keyARN.Region)
 			f.Fix = fmt.Sprintf("add \"ec2.%s.amazonaws.com\" to the kms:ViaService values of statement %q", keyARN.Region, f.Statement)
 			return f
 		}
@@ -72,16 +59,54 @@ func explain(key *Key, keyARN ARN, t Target, p Path, principal string, req Reque
 	partition := keyARN.Partition
 	var st Statement
 	if isCreateGrant(action) {
-		f.Message = fmt.Sprintf("no key-policy statement allows %s to call %s for EC2 (with kms:GrantIsForAWSResource = true)", principal, action)
+		f.Message = fmt.Sprintf("no key-policy statement allows %s to call %s for EC2 (with kms:GrantIsForAWSResource = true)", name, action)
 		st = ec2GrantStatement([]string{RootARN(partition, t.Account)})
 	} else {
-		f.Message = fmt.Sprintf("no key-policy statement allows %s to call %s through EC2 (kms:ViaService = ec2.%s.amazonaws.com)", principal, action, keyARN.Region)
+		f.Message = fmt.Sprintf("no key-policy statement allows %s to call %s through EC2 (kms:ViaService = ec2.%s.amazonaws.com)", name, action, keyARN.Region)
 		st = useKeyStatement([]string{RootARN(partition, t.Account)}, []string{"ec2." + keyARN.Region + ".amazonaws.com"})
 	}
 	b, _ := st.MarshalJSON()
-	f.Fix = "add this statement to the key policy (or let amigate patch it): " + string(b)
+	f.Fix = addStatementsFix + string(b)
 	return f
 }
+
+// explainDeny explains the key-policy statement whose Deny refused the
+// request.
+func explainDeny(key *Key, keyARN ARN, t Target, principal, action string, auth Authorization) Finding {
+	f := Finding{Severity: SeverityError, Actions: []string{action}}
+	name := who(principal)
+	i := auth.KeyPolicy.Deciding[0]
+	s := &key.Policy.Statements[i]
+	f.Statement = s.Label(i)
+	if keys := networkConditionKeys(s); len(keys) > 0 {
+		f.Code = CodeSourceIPCondition
+		f.Message = fmt.Sprintf("key-policy statement %q denies %s to %s because of its %s condition: EC2 calls KMS for the launch from AWS's own addresses, not from the user's network",
+			f.Statement, action, name, strings.Join(keys, ", "))
+		f.Fix = fmt.Sprintf("in statement %q, exempt calls made through AWS services: add \"Bool\": {\"aws:ViaAWSService\": \"false\"} to its Condition, or replace the network condition with \"StringEquals\": {\"kms:ViaService\": \"ec2.%s.amazonaws.com\"}", f.Statement, keyARN.Region)
+		return f
+	}
+	f.Code = CodeKeyPolicyDenies
+	f.Message = fmt.Sprintf("key-policy statement %q explicitly denies %s to %s; an explicit deny wins over every allow and grant", f.Statement, action, name)
+	f.Fix = fmt.Sprintf("the key owner must narrow statement %q so it does not match %s (amigate never edits statements it does not own)", f.Statement, name)
+	if s.NotPrincipal != nil && s.NotPrincipal.namesAccount(t.Account) {
+		f.Message += fmt.Sprintf("; its NotPrincipal names account %s's root, which exempts only the root user, not the account's roles and users", t.Account)
+		f.Fix = fmt.Sprintf("the key owner must exempt the launching roles in statement %q: instead of NotPrincipal, use \"Principal\": \"*\" with a condition such as \"StringNotEquals\": {\"aws:PrincipalAccount\": \"%s\"}, as AWS recommends (amigate never edits statements it does not own)", f.Statement, t.Account)
+	}
+	return f
+}
+
+// who names a principal in a message; AnyPrincipal reads as what it
+// stands for.
+func who(principal string) string {
+	if account, ok := anyPrincipalAccount(principal); ok {
+		return "the roles and users of account " + account
+	}
+	return principal
+}
+
+// addStatementsFix starts the fix of KEY_POLICY_MISSING; the statements
+// follow it, one per purpose the path lacks.
+const addStatementsFix = "add to the key policy (or let amigate patch it): "
 
 func isCreateGrant(action string) bool { return strings.EqualFold(action, "kms:CreateGrant") }
 
@@ -139,12 +164,13 @@ func nearMiss(p *Policy, principal string, req Request) (nearMissInfo, bool) {
 	c := parseCaller(principal)
 	ctx := lowerKeys(req.Context)
 	action := strings.ToLower(req.Action)
+	sc := p.scope(keyPolicy)
 	for i := range p.Statements {
 		s := &p.Statements[i]
 		if s.Effect != Allow {
 			continue
 		}
-		failed, applies := s.failedConditions(c, action, req.Resource, ctx)
+		failed, applies := s.failedConditions(&c, action, req.Resource, ctx, sc)
 		if !applies || len(failed) == 0 {
 			continue
 		}
@@ -162,6 +188,71 @@ func nearMiss(p *Policy, principal string, req Request) (nearMissInfo, bool) {
 		}
 	}
 	return nearMissInfo{}, false
+}
+
+// literalVariable explains an Allow statement that names the caller and
+// the action but writes a policy variable in a policy whose Version reads
+// it as literal text (IAM User Guide, "IAM JSON policy elements: Version"):
+// the statement looks right and does not apply.
+func literalVariable(p *Policy, principal string, req Request) (Finding, bool) {
+	if p == nil || p.scope(keyPolicy).variables {
+		return Finding{}, false
+	}
+	c := parseCaller(principal)
+	action := strings.ToLower(req.Action)
+	for i := range p.Statements {
+		s := &p.Statements[i]
+		if s.Effect != Allow || s.matchPrincipal(&c, keyPolicy) == noMatch || !s.matchAction(action) {
+			continue
+		}
+		v := s.firstVariable()
+		if v == "" {
+			continue
+		}
+		label := s.Label(i)
+		return Finding{Code: CodeLiteralVariable, Severity: SeverityWarning, Actions: []string{req.Action}, Statement: label,
+			Message: fmt.Sprintf("statement %q writes %s, but the key policy's Version is %s: AWS substitutes policy variables only in a %q policy, so it compares the text %s as it is written and the statement does not allow %s",
+				label, v, versionName(p.Version), VersionCurrent, v, req.Action),
+			Fix: fmt.Sprintf("write the value instead of %s, or set \"Version\": %q in the key policy (that changes what every statement with ${...} means: check them)", v, VersionCurrent)}, true
+	}
+	return Finding{}, false
+}
+
+func versionName(v string) string {
+	if v == "" {
+		return "missing (which means " + VersionOld + ")"
+	}
+	return fmt.Sprintf("%q", v)
+}
+
+// firstVariable returns the first ${...} the statement writes in Resource
+// or a condition value, or "".
+func (s *Statement) firstVariable() string {
+	for _, r := range s.Resource.Items {
+		if v := variableIn(r); v != "" {
+			return v
+		}
+	}
+	for _, c := range s.Conditions {
+		for _, val := range c.Values.Items {
+			if v := variableIn(val); v != "" {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+func variableIn(s string) string {
+	i := strings.Index(s, "${")
+	if i < 0 {
+		return ""
+	}
+	j := strings.IndexByte(s[i:], '}')
+	if j < 0 {
+		return ""
+	}
+	return s[i : i+j+1]
 }
 
 func originalKey(s *Statement, lower string) string {

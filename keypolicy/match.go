@@ -167,6 +167,28 @@ func RootARN(partition, account string) string {
 	return "arn:" + partition + ":iam::" + account + ":root"
 }
 
+// AnyPrincipal is the principal the instance and copy paths are evaluated
+// as when the target names none: an IAM role of the account that no
+// statement names (a policy cannot name a role with a wildcard, so it gets
+// only what the account as a whole, or everyone, is given). It is not the
+// root user: launches are made by roles and users, and a Deny whose
+// NotPrincipal names the account's root ARN exempts the root user alone
+// (IAM User Guide, "AWS JSON policy elements: NotPrincipal"), so a verdict
+// about the root would be green where no role or user could launch.
+func AnyPrincipal(partition, account string) string {
+	return "arn:" + partition + ":iam::" + account + ":role/" + anyRoleName
+}
+
+// anyRoleName cannot be a role's name: IAM role names have no '*'.
+const anyRoleName = "*"
+
+// anyPrincipalAccount reports whether principal is an AnyPrincipal, and its
+// account.
+func anyPrincipalAccount(principal string) (string, bool) {
+	c := parseCaller(principal)
+	return c.account, c.kind == callerRole && c.roleName == anyRoleName && strings.HasSuffix(principal, ":role/"+anyRoleName)
+}
+
 // caller is the principal making a request, parsed once per evaluation.
 type caller struct {
 	arn      string
@@ -270,7 +292,7 @@ func (p *Principal) compile() {
 // match evaluates a Principal element. In a NotPrincipal element (negate),
 // an account's root ARN exempts only the root user, as AWS documents, not
 // every principal of the account.
-func (p *Principal) match(c caller, negate bool) principalMatch {
+func (p *Principal) match(c *caller, negate bool) principalMatch {
 	if p.Any {
 		return matchDirect
 	}
@@ -293,7 +315,18 @@ func (p *Principal) match(c caller, negate bool) principalMatch {
 	return best
 }
 
-func (e *awsPrincipal) match(c caller, negate bool) principalMatch {
+// namesAccount reports whether the element lists the account itself (its
+// id or root ARN).
+func (p *Principal) namesAccount(account string) bool {
+	for i := range p.aws {
+		if p.aws[i].kind == awsAccount && p.aws[i].account == account {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *awsPrincipal) match(c *caller, negate bool) principalMatch {
 	switch {
 	case e.raw == c.arn:
 		return matchDirect

@@ -171,10 +171,13 @@ func planPath(key *Key, keyARN ARN, t Target, p Path, principal string, opts Pla
 		if opts.GrantFromSource || t.GrantFromSource {
 			return
 		}
-		req := directGrantRequest(keyARN, root, principal)
+		// The target creates the grant through one of its roles, never as
+		// its root user.
+		caller := AnyPrincipal(keyARN.Partition, t.Account)
+		req := directGrantRequest(keyARN, caller, principal)
 		switch Authorize(key, req, nil).Decision {
 		case ExplicitDeny:
-			f := explain(key, keyARN, t, PathInstance, root, req, Authorize(key, req, nil))
+			f := explain(key, keyARN, t, PathInstance, caller, req, Authorize(key, req, nil))
 			f.Message = "the target cannot create the Auto Scaling grant itself: " + f.Message
 			plan.Blocked = append(plan.Blocked, f)
 		case ImplicitDeny:
@@ -235,6 +238,7 @@ func directGrantRequest(keyARN ARN, caller, grantee string) Request {
 		"aws:principalisawsservice": {"false"},
 		"aws:securetransport":       {"true"},
 		"aws:requestedregion":       {keyARN.Region},
+		"kms:multiregion":           multiRegion(keyARN),
 		"kms:granteeprincipal":      {grantee},
 		"kms:grantoperations":       AutoScalingGrantOperations,
 		"kms:grantisforawsresource": {"false"},

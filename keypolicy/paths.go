@@ -81,27 +81,45 @@ const newVolumeID = "vol-0a1b2c3d4e5f60000"
 // of the user's (the call comes from AWS's own addresses).
 func serviceRequest(key ARN, principal string, pa pathAction) Request {
 	c := parseCaller(principal)
-	ctx := map[string][]string{
-		"kms:viaservice":       {"ec2." + key.Region + ".amazonaws.com"},
-		"kms:calleraccount":    {c.account},
-		"aws:principalaccount": {c.account},
-		"aws:principalarn":     {principal},
-		"aws:viaawsservice":    {"true"},
-		// present in every signed request; false here, since the user's
-		// principal, not an AWS service principal, is the caller
-		"aws:principalisawsservice": {"false"},
-		"aws:principaltype":         {principalType(c)},
-		"aws:securetransport":       {"true"},
-		"aws:requestedregion":       {key.Region},
-	}
+	// Sized for every key below, so that it is built without growing; the
+	// constant values are shared (nothing writes a request's context).
+	ctx := make(map[string][]string, 13)
+	ctx["kms:viaservice"] = []string{"ec2." + key.Region + ".amazonaws.com"}
+	ctx["kms:calleraccount"] = []string{c.account}
+	ctx["aws:principalaccount"] = ctx["kms:calleraccount"]
+	ctx["aws:principalarn"] = []string{principal}
+	ctx["aws:viaawsservice"] = valueTrue
+	// present in every signed request; false here, since the user's
+	// principal, not an AWS service principal, is the caller
+	ctx["aws:principalisawsservice"] = valueFalse
+	ctx["aws:principaltype"] = []string{principalType(c)}
+	ctx["aws:securetransport"] = valueTrue
+	ctx["aws:requestedregion"] = []string{key.Region}
+	ctx["kms:multiregion"] = multiRegion(key)
 	if pa.createsGrant {
-		ctx["kms:grantisforawsresource"] = []string{"true"}
+		ctx["kms:grantisforawsresource"] = valueTrue
 	}
 	if pa.withContext {
 		ctx["kms:encryptioncontext:aws:ebs:id"] = []string{newVolumeID}
 		ctx["kms:encryptioncontextkeys"] = []string{"aws:ebs:id"}
 	}
 	return Request{Principal: principal, Action: pa.action, Resource: key.String(), Context: ctx}
+}
+
+var (
+	valueTrue  = []string{"true"}
+	valueFalse = []string{"false"}
+)
+
+// multiRegion is kms:MultiRegion, which KMS supplies for every operation on
+// a key (AWS KMS Developer Guide, "AWS KMS condition keys"): multi-Region
+// keys, primary and replicas, have ids that start with "mrk-" (AWS KMS
+// Developer Guide, "How multi-Region keys work").
+func multiRegion(key ARN) []string {
+	if strings.HasPrefix(key.Resource, "key/mrk-") {
+		return valueTrue
+	}
+	return valueFalse
 }
 
 func principalType(c caller) string {
@@ -201,7 +219,8 @@ func (t Target) paths() []Path {
 }
 
 // principals is who acts on the path: the Auto Scaling service-linked roles
-// on asg, the launching principal otherwise.
+// on asg, the launching principal otherwise (AnyPrincipal when none is
+// given).
 func (t Target) principals(partition string, p Path) []string {
 	if p == PathASG {
 		if len(t.ASGRoles) == 0 {
@@ -212,7 +231,7 @@ func (t Target) principals(partition string, p Path) []string {
 	if t.Principal != "" {
 		return []string{t.Principal}
 	}
-	return []string{RootARN(partition, t.Account)}
+	return []string{AnyPrincipal(partition, t.Account)}
 }
 
 // checkPath evaluates every action the path needs and explains failures.
@@ -234,6 +253,11 @@ func checkPath(key *Key, keyARN ARN, t Target, p Path, principal string) PathVer
 		}
 		pv.OK = false
 		pv.Findings = mergeFinding(pv.Findings, explain(key, keyARN, t, p, principal, req, auth))
+		// Across accounts the asg path needs a grant whatever the key
+		// policy says: a statement there explains nothing.
+		if f, ok := literalVariable(key.Policy, principal, req); ok && (p != PathASG || !auth.CrossAccount) {
+			pv.Findings = mergeFinding(pv.Findings, f)
+		}
 	}
 	for _, u := range unknown {
 		pv.Findings = append(pv.Findings, Finding{Code: CodeUnknownVariable, Severity: SeverityWarning, Actions: []string{},
@@ -251,8 +275,15 @@ func mergeFinding(list []Finding, f Finding) []Finding {
 			for _, a := range f.Actions {
 				list[i].Actions = appendUnique(list[i].Actions, a)
 			}
-			if f.Code == CodeGrantMissing || f.Code == CodeKeyPolicyMissing {
+			switch f.Code {
+			case CodeGrantMissing:
 				list[i].Fix = f.Fix
+			case CodeKeyPolicyMissing:
+				// One fix for the path: every statement its actions lack
+				// (CreateGrant for EC2, and use of the key).
+				if st := strings.TrimPrefix(f.Fix, addStatementsFix); !strings.Contains(list[i].Fix, st) {
+					list[i].Fix += " and " + st
+				}
 			}
 			return list
 		}

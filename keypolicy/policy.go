@@ -13,6 +13,13 @@ import (
 // MaxPolicySize is KMS's limit on a key policy document, in bytes.
 const MaxPolicySize = 32 * 1024
 
+// The policy language versions (IAM User Guide, "IAM JSON policy elements:
+// Version"). A policy without Version is read as VersionOld.
+const (
+	VersionCurrent = "2012-10-17"
+	VersionOld     = "2008-10-17"
+)
+
 // Effect of a statement.
 type Effect string
 
@@ -126,7 +133,7 @@ func Parse(data []byte) (*Policy, error) {
 		var err error
 		switch k {
 		case "Version":
-			if p.Version, err = stringValue(v, data); err == nil && p.Version != "2012-10-17" && p.Version != "2008-10-17" {
+			if p.Version, err = stringValue(v, data); err == nil && p.Version != VersionCurrent && p.Version != VersionOld {
 				err = fmt.Errorf("%q is not a policy language version (2012-10-17 or 2008-10-17)", p.Version)
 			}
 		case "Id":
@@ -394,6 +401,38 @@ func parseConditions(n *node, doc []byte) ([]Condition, error) {
 		return out[i].Key < out[j].Key
 	})
 	return out, nil
+}
+
+// ValidateKeyPolicy checks what KMS requires of a key policy beyond the
+// policy grammar: every statement names who it applies to with Principal or
+// NotPrincipal (AWS KMS Developer Guide, "Key policies": Principal is
+// required). KMS refuses a key policy without one
+// (MalformedPolicyDocumentException); such a statement applies to no one,
+// so it can never be what lets a target use the key.
+func ValidateKeyPolicy(p *Policy) error {
+	for i := range p.Statements {
+		s := &p.Statements[i]
+		switch {
+		case s.Principal == nil && s.NotPrincipal == nil:
+			return fmt.Errorf("statement %s has neither Principal nor NotPrincipal: KMS refuses such a key policy (MalformedPolicyDocumentException), and it applies to no one", s.name(i))
+		case s.Principal != nil && s.Principal.empty(), s.NotPrincipal != nil && s.NotPrincipal.empty():
+			return fmt.Errorf("statement %s names no principal in its Principal or NotPrincipal: KMS refuses such a key policy (MalformedPolicyDocumentException)", s.name(i))
+		}
+	}
+	return nil
+}
+
+// name is the statement as an error message names it: its Sid and its
+// position, or its position alone.
+func (s *Statement) name(index int) string {
+	if s.Sid != "" {
+		return fmt.Sprintf("%q (#%d)", s.Sid, index)
+	}
+	return fmt.Sprintf("#%d", index)
+}
+
+func (p *Principal) empty() bool {
+	return !p.Any && len(p.AWS.Items)+len(p.Service.Items)+len(p.Federated.Items)+len(p.CanonicalUser.Items) == 0
 }
 
 // Label names a statement for people: its Sid, or its position.

@@ -188,8 +188,9 @@ func TestWriteup3StartInstances(t *testing.T) {
 	if in.OK || codes(in.Findings) != CodeKeyPolicyMissing {
 		t.Fatalf("default policy: %+v", in)
 	}
-	if !strings.Contains(in.Findings[0].Fix, SidEC2Grants) && !strings.Contains(in.Findings[0].Fix, SidUseKey) {
-		t.Errorf("fix does not give the statement: %q", in.Findings[0].Fix)
+	// Both purposes are missing: the one fix gives both statements.
+	if !strings.Contains(in.Findings[0].Fix, SidEC2Grants) || !strings.Contains(in.Findings[0].Fix, SidUseKey) {
+		t.Errorf("fix does not give both statements: %q", in.Findings[0].Fix)
 	}
 	if v := Check(Key{ARN: writeup1Key, Policy: loadPolicy(t, "writeup3-fixed-policy.json")}, target); !v.OK {
 		t.Fatalf("remedied policy: %+v", v)

@@ -39,6 +39,7 @@ const (
 	CodeGrantMissing        = "GRANT_MISSING"
 	CodeServiceLinkedRole   = "SERVICE_LINKED_ROLE_MISSING"
 	CodeUnknownVariable     = "POLICY_VARIABLE_UNKNOWN"
+	CodeLiteralVariable     = "POLICY_VARIABLE_LITERAL"
 	CodeImageNotShared      = "IMAGE_NOT_SHARED"
 	CodeSnapshotNotShared   = "SNAPSHOT_NOT_SHARED"
 	CodeLaunchFailed        = "LAUNCH_FAILED"
@@ -93,7 +94,8 @@ type Target struct {
 	// groups; empty means the account's default AWSServiceRoleForAutoScaling.
 	ASGRoles []string
 	// Principal launches instances on the instance and copy paths; empty
-	// means any principal of the account (its root ARN stands for it).
+	// means any role or user of the account (AnyPrincipal stands for it,
+	// never the root user).
 	Principal string
 	// Identity is the launching principal's identity policy when known; nil
 	// means it is assumed to allow what the key policy allows.

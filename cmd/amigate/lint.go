@@ -138,6 +138,9 @@ func (a *lintArgs) load(stdin io.Reader) (keypolicy.Key, []keypolicy.Target, err
 	if key.Policy, err = awsjson.KeyPolicy(data); err != nil {
 		return key, nil, badInput("--key-policy", a.keyPolicy, err)
 	}
+	if err := keypolicy.ValidateKeyPolicy(key.Policy); err != nil {
+		return key, nil, badInput("--key-policy", a.keyPolicy, err)
+	}
 	if a.keyMetadata != "" {
 		data, err := readInput(a.keyMetadata, stdin)
 		if err != nil {

@@ -35,7 +35,7 @@ func TestLintReferenceWriteup(t *testing.T) {
 	}
 	for _, want := range []string{
 		"✘ 111122223333  asg       arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
-		"✔ 111122223333  instance  arn:aws:iam::111122223333:root",
+		"✔ 111122223333  instance  arn:aws:iam::111122223333:role/*",
 		"GRANT_MISSING",
 		"fix: aws kms create-grant --region us-east-1 --key-id " + exampleKey,
 		"1 of 2 paths fail",

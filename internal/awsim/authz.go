@@ -14,8 +14,15 @@ import (
 // evaluation, independent of package keypolicy, so each checks the other.
 
 type policyDoc struct {
+	Version   string
 	Statement []policyStatement
 }
+
+// policyVariablesVersion is the only policy language version that
+// substitutes ${...} policy variables; in "2008-10-17", and in a policy
+// without Version (which means 2008-10-17), they are literal text (IAM User
+// Guide, "IAM JSON policy elements: Version").
+const policyVariablesVersion = "2012-10-17"
 
 type policyStatement struct {
 	Effect       string
@@ -28,6 +35,7 @@ type policyStatement struct {
 	Condition    map[string]map[string]json.RawMessage
 
 	// Decoded once by parsePolicy.
+	variables                                    bool // the policy's version substitutes ${...}
 	principals, notPrincipals                    []string
 	actions, notActions, resources, notResources []string
 	conditions                                   []policyCondition
@@ -51,7 +59,10 @@ func (st *policyStatement) decode() {
 }
 
 // principalList reads a Principal element: "*" stays "*", {"AWS": ...}
-// gives its values.
+// gives its values. Service, Federated and CanonicalUser principals are
+// left out: every caller of the simulator is an account root or a role
+// session, which a service principal never names (IAM User Guide, "AWS
+// JSON policy elements: Principal", AWS service principals).
 func principalList(raw json.RawMessage) []string {
 	if raw == nil {
 		return nil
@@ -126,14 +137,22 @@ func parsePolicy(doc string) policyDoc {
 	if ok {
 		return p
 	}
-	if err := json.Unmarshal([]byte(doc), &p); err != nil {
-		// A single Statement object.
-		var single struct{ Statement policyStatement }
-		if json.Unmarshal([]byte(doc), &single) == nil {
-			p.Statement = []policyStatement{single.Statement}
+	var raw struct {
+		Version   string
+		Statement json.RawMessage
+	}
+	if json.Unmarshal([]byte(doc), &raw) == nil {
+		p.Version = raw.Version
+		if json.Unmarshal(raw.Statement, &p.Statement) != nil {
+			// A single Statement object.
+			var single policyStatement
+			if json.Unmarshal(raw.Statement, &single) == nil {
+				p.Statement = []policyStatement{single}
+			}
 		}
 	}
 	for i := range p.Statement {
+		p.Statement[i].variables = p.Version == policyVariablesVersion
 		p.Statement[i].decode()
 	}
 	parsed.Lock()
@@ -224,18 +243,102 @@ func (st policyStatement) applies(r request, identity bool) (bool, bool) {
 	if st.NotAction != nil && anyGlob(st.notActions, r.action, true) {
 		return false, false
 	}
-	if st.Resource != nil && !anyGlob(st.resources, r.resource, false) {
+	if st.Resource != nil && !st.anyResource(st.resources, r) {
 		return false, false
 	}
-	if st.NotResource != nil && anyGlob(st.notResources, r.resource, false) {
+	if st.NotResource != nil && st.anyResource(st.notResources, r) {
 		return false, false
 	}
 	for _, c := range st.conditions {
-		if !conditionHolds(c.op, r.context[c.key], c.values) {
+		want, ok := st.conditionValues(c, r.context)
+		if !ok || !conditionHolds(c.op, r.context[c.key], want) {
 			return false, false
 		}
 	}
 	return true, direct
+}
+
+// anyResource matches the request's key against Resource or NotResource
+// patterns. A pattern whose policy variable the request cannot fill
+// matches nothing.
+func (st policyStatement) anyResource(patterns []string, r request) bool {
+	for _, p := range patterns {
+		if st.variables {
+			var ok bool
+			if p, ok = expand(p, r.context, true); !ok {
+				continue
+			}
+		}
+		if globMatch(p, r.resource, false) {
+			return true
+		}
+	}
+	return false
+}
+
+// conditionValues are the condition's values with policy variables filled
+// in, for the string and ARN operators that take them (IAM User Guide,
+// "IAM policy elements: Variables and tags", where variables can be used).
+// ok is false when one has no value: the statement then does not apply.
+func (st policyStatement) conditionValues(c policyCondition, ctx map[string][]string) ([]string, bool) {
+	op := c.op
+	if _, rest, found := strings.Cut(op, ":"); found {
+		op = rest
+	}
+	if !st.variables || !(strings.HasPrefix(op, "String") || strings.HasPrefix(op, "Arn")) {
+		return c.values, true
+	}
+	pattern := strings.Contains(op, "Like") || strings.HasPrefix(op, "Arn")
+	out := make([]string, len(c.values))
+	for i, v := range c.values {
+		var ok bool
+		if out[i], ok = expand(v, ctx, pattern); !ok {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// expand fills in the policy variables of s from the request: ${key} and
+// ${key, 'default'}, and ${*}, ${?}, ${$} for those characters themselves
+// (escaped in a wildcard pattern, so they match only themselves). ok is
+// false when a key is missing, or holds several values, and there is no
+// default.
+func expand(s string, ctx map[string][]string, pattern bool) (string, bool) {
+	var out strings.Builder
+	for s != "" {
+		start := strings.Index(s, "${")
+		end := -1
+		if start >= 0 {
+			end = strings.IndexByte(s[start:], '}')
+		}
+		if end < 0 {
+			out.WriteString(s)
+			break
+		}
+		out.WriteString(s[:start])
+		inside := s[start+2 : start+end]
+		s = s[start+end+1:]
+		name, fallback, hasFallback := strings.Cut(inside, ",")
+		name = strings.TrimSpace(name)
+		values := ctx[strings.ToLower(name)]
+		switch {
+		case name == "*" || name == "?":
+			if pattern {
+				out.WriteByte('\\')
+			}
+			out.WriteString(name)
+		case name == "$":
+			out.WriteByte('$')
+		case len(values) == 1:
+			out.WriteString(values[0])
+		case hasFallback:
+			out.WriteString(strings.Trim(strings.TrimSpace(fallback), "'"))
+		default:
+			return "", false
+		}
+	}
+	return out.String(), true
 }
 
 // conditionHolds evaluates one condition operator on the request's values.
@@ -296,8 +399,10 @@ func compareValue(op, v, w string) bool {
 		return v == w
 	case "StringEqualsIgnoreCase":
 		return strings.EqualFold(v, w)
-	case "StringLike", "ArnLike", "ArnEquals":
+	case "StringLike":
 		return globMatch(w, v, false)
+	case "ArnLike", "ArnEquals":
+		return arnMatch(w, v)
 	case "Bool":
 		return strings.EqualFold(v, w)
 	case "IpAddress":
@@ -312,6 +417,23 @@ func compareValue(op, v, w string) bool {
 		return err == nil && p.Contains(ip)
 	}
 	return false
+}
+
+// arnMatch compares an ARN with a pattern field by field: each of the six
+// colon-separated fields is matched on its own, so a wildcard in the
+// account field stands for any account and no '*' reaches across a colon
+// (IAM User Guide, "Condition operators", Amazon Resource Name operators).
+func arnMatch(pattern, arn string) bool {
+	want, have := strings.SplitN(pattern, ":", 6), strings.SplitN(arn, ":", 6)
+	if len(want) != 6 || len(have) != 6 {
+		return pattern == "*"
+	}
+	for i := range want {
+		if !globMatch(want[i], have[i], false) {
+			return false
+		}
+	}
+	return true
 }
 
 // identityAllows evaluates the caller's identity policies: an account root

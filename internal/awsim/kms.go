@@ -303,7 +303,27 @@ func validatePolicy(policy string) error {
 	if _, ok := doc["Statement"]; !ok {
 		return errorf(http.StatusBadRequest, "MalformedPolicyDocumentException", "The key policy has no Statement")
 	}
+	if i, ok := statementWithoutPrincipal(doc["Statement"]); ok {
+		return errorf(http.StatusBadRequest, "MalformedPolicyDocumentException", "Statement %d of the key policy has no Principal or NotPrincipal", i)
+	}
 	return nil
+}
+
+// statementWithoutPrincipal finds a statement that names no principal: a
+// key policy needs Principal or NotPrincipal in every statement (AWS KMS
+// Developer Guide, "Key policies"), and KMS refuses one without.
+func statementWithoutPrincipal(statement any) (int, bool) {
+	list, ok := statement.([]any)
+	if !ok {
+		list = []any{statement}
+	}
+	for i, st := range list {
+		m, _ := st.(map[string]any)
+		if m["Principal"] == nil && m["NotPrincipal"] == nil {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // keyParam resolves the KeyId parameter and authorises the call on it.

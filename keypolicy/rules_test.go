@@ -1,0 +1,397 @@
+package keypolicy
+
+import (
+	"strings"
+	"testing"
+)
+
+// Each test here states one rule of AWS's policy language, named after it,
+// with the AWS documentation that decides it.
+
+const (
+	targetAccount = "111122223333"
+	targetRole    = "arn:aws:iam::111122223333:role/Launcher"
+	targetSession = "arn:aws:sts::111122223333:assumed-role/Launcher/build-7"
+)
+
+func decide(t *testing.T, doc string, req Request) Result {
+	t.Helper()
+	return mustPolicy(t, doc).Evaluate(req)
+}
+
+func instanceVerdict(t *testing.T, doc string) PathVerdict {
+	t.Helper()
+	v := Check(Key{ARN: testKey, Policy: mustPolicy(t, doc)}, []Target{{Account: targetAccount, Paths: []Path{PathInstance}}})
+	return pathVerdict(t, v, targetAccount, PathInstance)
+}
+
+func findingFor(pv PathVerdict, code string) (Finding, bool) {
+	for _, f := range pv.Findings {
+		if f.Code == code {
+			return f, true
+		}
+	}
+	return Finding{}, false
+}
+
+// IAM User Guide, "IAM JSON policy elements: Version": only a policy whose
+// Version is 2012-10-17 substitutes policy variables; in 2008-10-17, which a
+// policy without Version also means, ${aws:PrincipalAccount} is the literal
+// text it is written as.
+func TestPolicyVariablesAreSubstitutedOnlyInVersion20121017(t *testing.T) {
+	stmt := `"Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"kms:CallerAccount":"${aws:PrincipalAccount}"}}}]}`
+	caller := Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey,
+		Context: map[string][]string{"kms:CallerAccount": {targetAccount}, "aws:PrincipalAccount": {targetAccount}}}
+	literal := Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey,
+		Context: map[string][]string{"kms:CallerAccount": {"${aws:PrincipalAccount}"}, "aws:PrincipalAccount": {targetAccount}}}
+	for _, tc := range []struct {
+		version        string
+		caller, looked Decision
+	}{
+		{`"Version":"2012-10-17",`, Allowed, ImplicitDeny},
+		{`"Version":"2008-10-17",`, ImplicitDeny, Allowed},
+		{``, ImplicitDeny, Allowed},
+	} {
+		doc := "{" + tc.version + stmt
+		if got := decide(t, doc, caller).Decision; got != tc.caller {
+			t.Errorf("%s: caller of the same account: %v, want %v", doc, got, tc.caller)
+		}
+		if got := decide(t, doc, literal).Decision; got != tc.looked {
+			t.Errorf("%s: request carrying the literal text: %v, want %v", doc, got, tc.looked)
+		}
+	}
+}
+
+// The same rule in Resource, and for a variable the request does not carry:
+// in 2008-10-17 it is text, so it is neither substituted nor reported
+// unknown (IAM User Guide, "IAM JSON policy elements: Version").
+func TestPolicyVariablesInResourceAreLiteralInVersion20081017(t *testing.T) {
+	stmt := `"Statement":[{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"arn:aws:kms:*:${aws:PrincipalAccount}:key/*"}]}`
+	req := Request{Principal: "arn:aws:iam::444455556666:role/R", Action: "kms:Decrypt", Resource: testKey,
+		Context: map[string][]string{"aws:PrincipalAccount": {"444455556666"}}}
+	if r := decide(t, `{"Version":"2012-10-17",`+stmt, req); r.Decision != ExplicitDeny {
+		t.Errorf("2012-10-17: %+v, want the Deny to apply", r)
+	}
+	if r := decide(t, `{"Version":"2008-10-17",`+stmt, req); r.Decision != ImplicitDeny || len(r.Unknown) != 0 {
+		t.Errorf("2008-10-17: %+v, want no match and nothing unknown", r)
+	}
+	unknown := `{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"StringEquals":{"k":"${aws:username}"}}}]}`
+	if r := decide(t, unknown, Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey, Context: map[string][]string{"k": {"x"}}}); len(r.Unknown) != 0 {
+		t.Errorf("no Version: %v reported unknown, but it is text", r.Unknown)
+	}
+}
+
+// The issue's first false green: a 2008-10-17 key policy whose allow for
+// everyone is limited with kms:CallerAccount = ${aws:PrincipalAccount}
+// allows no one, and the verdict says why.
+func TestCheckPolicyVariableInVersion20081017PolicyAllowsNoOne(t *testing.T) {
+	doc := func(version string) string {
+		return `{"Version":"` + version + `","Statement":[
+	  {"Sid":"SameAccount","Effect":"Allow","Principal":"*","Action":["kms:Decrypt","kms:DescribeKey","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant"],"Resource":"*",
+	   "Condition":{"StringEquals":{"kms:CallerAccount":"${aws:PrincipalAccount}"}}}]}`
+	}
+	pv := instanceVerdict(t, doc("2008-10-17"))
+	if pv.OK {
+		t.Fatal("instance path passes on a 2008-10-17 policy whose only allow needs a policy variable")
+	}
+	if f, ok := findingFor(pv, CodeLiteralVariable); !ok || f.Statement != "SameAccount" || f.Severity != SeverityWarning || !strings.Contains(f.Message, "${aws:PrincipalAccount}") {
+		t.Errorf("findings %+v, want a POLICY_VARIABLE_LITERAL warning naming SameAccount", pv.Findings)
+	}
+	if _, ok := findingFor(pv, CodeKeyPolicyMissing); !ok {
+		t.Errorf("findings %+v, want KEY_POLICY_MISSING", pv.Findings)
+	}
+	if pv := instanceVerdict(t, doc("2012-10-17")); !pv.OK || len(pv.Findings) != 0 {
+		t.Errorf("2012-10-17: %+v, want the path to pass", pv)
+	}
+}
+
+// AWS KMS Developer Guide, "Key policies": Principal is required in every
+// key-policy statement (KMS refuses the policy otherwise). A statement
+// without Principal or NotPrincipal applies to no one in a key policy, but
+// in an identity policy, where no statement names a principal, it applies
+// to the identity.
+func TestKeyPolicyStatementWithoutPrincipalAppliesToNoOne(t *testing.T) {
+	doc := `{"Version":"2012-10-17","Statement":[{"Sid":"NoPrincipal","Effect":"Allow","Action":"kms:*","Resource":"*"}]}`
+	req := Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey}
+	if r := decide(t, doc, req); r.Decision != ImplicitDeny {
+		t.Errorf("key policy: %v, want ImplicitDeny", r.Decision)
+	}
+	if pv := instanceVerdict(t, doc); pv.OK {
+		t.Errorf("instance path passes on a key policy whose only allow has no Principal: %+v", pv)
+	}
+	if r := mustPolicy(t, doc).EvaluateIdentity(req); r.Decision != Allowed {
+		t.Errorf("identity policy: %v, want Allowed", r.Decision)
+	}
+	// Deny without a principal denies no one either: KMS would never hold it.
+	deny := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"},{"Effect":"Deny","Action":"kms:*","Resource":"*"}]}`
+	if r := decide(t, deny, req); r.Decision != Allowed {
+		t.Errorf("principal-less Deny: %v", r.Decision)
+	}
+}
+
+func TestValidateKeyPolicyNamesTheStatementWithoutPrincipal(t *testing.T) {
+	for doc, want := range map[string]string{
+		`{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"},{"Sid":"Open","Effect":"Allow","Action":"kms:*","Resource":"*"}]}`: `statement "Open" (#1) has neither Principal nor NotPrincipal`,
+		`{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}`:                                                                                 "statement #0 has neither Principal nor NotPrincipal",
+		`{"Statement":[{"Effect":"Allow","Principal":{"AWS":[]},"Action":"kms:*","Resource":"*"}]}`:                                                          "statement #0 names no principal",
+		`{"Statement":[{"Effect":"Deny","NotPrincipal":null,"Action":"kms:*","Resource":"*"}]}`:                                                              "statement #0 names no principal",
+	} {
+		err := ValidateKeyPolicy(mustPolicy(t, doc))
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "MalformedPolicyDocumentException") {
+			t.Errorf("%s: %v, want %q", doc, err, want)
+		}
+	}
+	if err := ValidateKeyPolicy(loadPolicy(t, "writeup1-policy.json")); err != nil {
+		t.Errorf("the write-up's policy: %v", err)
+	}
+}
+
+// IAM User Guide, "AWS JSON policy elements: NotPrincipal": a Deny whose
+// NotPrincipal lists an account's root ARN exempts the root user only. The
+// account's roles and users, which launch instances, are still denied, so
+// a target is red however the rest of the policy allows it, and the plan
+// reports the path blocked instead of adding anything.
+func TestDenyNotPrincipalAccountRootExemptsOnlyTheRootUser(t *testing.T) {
+	doc := `{"Version":"2012-10-17","Statement":[
+	  {"Sid":"Owner","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"},
+	  {"Sid":"Use","Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":["kms:Decrypt","kms:DescribeKey","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant"],"Resource":"*"},
+	  {"Sid":"OnlyTheseAccounts","Effect":"Deny","NotPrincipal":{"AWS":["arn:aws:iam::444455556666:root","arn:aws:iam::111122223333:root"]},"Action":"kms:*","Resource":"*"}]}`
+	for principal, want := range map[string]Decision{
+		"arn:aws:iam::111122223333:root":       Allowed,
+		targetRole:                             ExplicitDeny,
+		targetSession:                          ExplicitDeny,
+		"arn:aws:iam::111122223333:user/alice": ExplicitDeny,
+	} {
+		if got := decide(t, doc, Request{Principal: principal, Action: "kms:Decrypt", Resource: testKey}).Decision; got != want {
+			t.Errorf("%s: %v, want %v", principal, got, want)
+		}
+	}
+	pv := instanceVerdict(t, doc)
+	f, ok := findingFor(pv, CodeKeyPolicyDenies)
+	if pv.OK || !ok || f.Statement != "OnlyTheseAccounts" || !strings.Contains(f.Message, "exempts only the root user") {
+		t.Fatalf("instance path %+v, want KEY_POLICY_DENIES on OnlyTheseAccounts", pv)
+	}
+	if pv.Principal != AnyPrincipal("aws", targetAccount) {
+		t.Errorf("evaluated as %s, want a role of the target, not its root", pv.Principal)
+	}
+	plan := checkPlanProperties(t, Key{ARN: testKey, Policy: mustPolicy(t, doc)}, []Target{{Account: targetAccount, Paths: []Path{PathInstance}}}, PlanOptions{})
+	if len(plan.Blocked) == 0 || plan.Blocked[0].Statement != "OnlyTheseAccounts" || plan.Changed {
+		t.Errorf("plan: blocked %+v, changed %v; want the path blocked and the policy left alone", plan.Blocked, plan.Changed)
+	}
+}
+
+// NotPrincipal exempts exactly what it lists (IAM User Guide, "AWS JSON
+// policy elements: NotPrincipal"): a role ARN exempts the role's sessions,
+// a session ARN that session only, a user ARN that user, a service-linked
+// role ARN that role; an account id is the account's root user, as its root
+// ARN is.
+func TestDenyNotPrincipalExemptsWhatItLists(t *testing.T) {
+	slr := DefaultAutoScalingRole("aws", targetAccount)
+	slrSession := "arn:aws:sts::111122223333:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling"
+	for _, tc := range []struct {
+		listed    string
+		principal string
+		exempt    bool
+	}{
+		{targetRole, targetSession, true},
+		{targetRole, targetRole, true},
+		{targetRole, "arn:aws:iam::111122223333:role/Other", false},
+		{targetRole, "arn:aws:iam::999988887777:role/Launcher", false},
+		{targetSession, targetSession, true},
+		{targetSession, "arn:aws:sts::111122223333:assumed-role/Launcher/other", false},
+		{"arn:aws:iam::111122223333:user/alice", "arn:aws:iam::111122223333:user/alice", true},
+		{"arn:aws:iam::111122223333:user/alice", "arn:aws:iam::111122223333:user/bob", false},
+		{slr, slr, true},
+		{slr, slrSession, true},
+		{slr, targetRole, false},
+		{targetAccount, "arn:aws:iam::111122223333:root", true},
+		{targetAccount, targetSession, false},
+	} {
+		doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"},
+		  {"Effect":"Deny","NotPrincipal":{"AWS":"` + tc.listed + `"},"Action":"kms:*","Resource":"*"}]}`
+		got := decide(t, doc, Request{Principal: tc.principal, Action: "kms:Decrypt", Resource: testKey}).Decision
+		if (got == Allowed) != tc.exempt {
+			t.Errorf("NotPrincipal %s, caller %s: %v, want exempt=%v", tc.listed, tc.principal, got, tc.exempt)
+		}
+	}
+}
+
+// A verdict about "a principal of the target" never rests on the root user
+// alone: a key policy that lets only the account's root user use the key
+// (aws:PrincipalType = Account, IAM User Guide, "AWS global condition
+// context keys") lets no role or user launch.
+func TestAnyPrincipalOfTargetIsNotItsRootUser(t *testing.T) {
+	doc := `{"Version":"2012-10-17","Statement":[{"Sid":"RootOnly","Effect":"Allow","Principal":{"AWS":"111122223333"},
+	  "Action":["kms:Decrypt","kms:DescribeKey","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant"],"Resource":"*",
+	  "Condition":{"StringEquals":{"aws:PrincipalType":"Account"}}}]}`
+	if pv := instanceVerdict(t, doc); pv.OK {
+		t.Fatalf("instance path passes when only the root user may use the key: %+v", pv)
+	}
+	// The planner's fix names the account root, which covers its roles.
+	key := Key{ARN: testKey, Policy: mustPolicy(t, doc)}
+	plan := checkPlanProperties(t, key, []Target{{Account: targetAccount, Paths: []Path{PathInstance}}}, PlanOptions{})
+	if got := strings.Join(plan.Added[SidUseKey], ","); got != RootARN("aws", targetAccount) {
+		t.Errorf("plan added %q to %s, want the account root", got, SidUseKey)
+	}
+}
+
+// IAM User Guide, "AWS JSON policy elements: Principal", AWS service
+// principals: {"Service": "ec2.amazonaws.com"} names the service itself,
+// not the account's roles, so it does not let a target launch (EC2 calls
+// KMS with the launching principal's credentials, kms:ViaService says
+// through which service). "*" covers every principal, services included;
+// {"AWS": "*"} covers the AWS principals of every account.
+func TestServicePrincipalMatchesNoIAMPrincipal(t *testing.T) {
+	service := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"kms:*","Resource":"*"}]}`
+	for _, p := range []string{targetRole, targetSession, "arn:aws:iam::111122223333:root", "111122223333"} {
+		if got := decide(t, service, Request{Principal: p, Action: "kms:Decrypt", Resource: testKey}).Decision; got != ImplicitDeny {
+			t.Errorf("Service principal matched %s: %v", p, got)
+		}
+	}
+	if got := decide(t, service, Request{Principal: "ec2.amazonaws.com", Action: "kms:Decrypt", Resource: testKey}).Decision; got != Allowed {
+		t.Errorf("Service principal did not match the service: %v", got)
+	}
+	if pv := instanceVerdict(t, service); pv.OK {
+		t.Errorf("instance path passes on a key policy that allows only ec2.amazonaws.com: %+v", pv)
+	}
+	anyAWS := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}]}`
+	if got := decide(t, anyAWS, Request{Principal: "ec2.amazonaws.com", Action: "kms:Decrypt", Resource: testKey}).Decision; got != ImplicitDeny {
+		t.Errorf(`{"AWS":"*"} matched a service principal: %v`, got)
+	}
+	star := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"}]}`
+	if got := decide(t, star, Request{Principal: "ec2.amazonaws.com", Action: "kms:Decrypt", Resource: testKey}).Decision; got != Allowed {
+		t.Errorf(`"*" did not match a service principal: %v`, got)
+	}
+}
+
+// IAM User Guide, "IAM JSON policy elements: Condition operators": a
+// condition on a key the request does not carry is false, except that
+// ...IfExists is true, a negated operator is true, ForAllValues: over no
+// values is true (so an Allow limited that way allows when the key is
+// missing), ForAnyValue: over no values is false, and Null tests presence.
+func TestMissingConditionKeyRules(t *testing.T) {
+	for _, tc := range []struct {
+		name, cond string
+		want       bool
+	}{
+		{"a plain operator on a missing key is false", `{"StringEquals":{"kms:ViaService":"ec2.us-east-1.amazonaws.com"}}`, false},
+		{"IfExists on a missing key is true", `{"StringEqualsIfExists":{"kms:ViaService":"ec2.us-east-1.amazonaws.com"}}`, true},
+		{"a negated operator on a missing key is true", `{"StringNotEquals":{"kms:ViaService":"s3.us-east-1.amazonaws.com"}}`, true},
+		{"ArnNotLike on a missing key is true", `{"ArnNotLike":{"aws:SourceArn":"arn:aws:s3:::*"}}`, true},
+		{"NumericLessThanIfExists on a missing key is true", `{"NumericLessThanIfExists":{"aws:MultiFactorAuthAge":"300"}}`, true},
+		{"ForAllValues on a missing key is true", `{"ForAllValues:StringEquals":{"kms:GrantOperations":["Decrypt"]}}`, true},
+		{"ForAnyValue on a missing key is false", `{"ForAnyValue:StringEquals":{"kms:GrantOperations":["Decrypt"]}}`, false},
+		{"ForAnyValue IfExists on a missing key is false", `{"ForAnyValue:StringEqualsIfExists":{"kms:GrantOperations":["Decrypt"]}}`, false},
+		{"Null true: the key is missing", `{"Null":{"kms:GrantOperations":"true"}}`, true},
+		{"Null false: the key must be present", `{"Null":{"kms:GrantOperations":"false"}}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := conditionPolicy(t, tc.cond).Evaluate(Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey, Context: map[string][]string{"aws:SecureTransport": {"true"}}}).Decision == Allowed
+			if got != tc.want {
+				t.Fatalf("allowed = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// IAM User Guide, "IAM JSON policy elements: Condition": condition key
+// names are case-insensitive; values are compared case-sensitively except
+// by the ...IgnoreCase operators and Bool. Action names are
+// case-insensitive; Resource ARNs are case-sensitive.
+func TestConditionKeysAreCaseInsensitiveValuesCaseSensitive(t *testing.T) {
+	ctx := map[string][]string{"KMS:VIASERVICE": {"ec2.us-east-1.amazonaws.com"}, "kms:GrantIsForAWSResource": {"TRUE"}}
+	for _, tc := range []struct {
+		cond string
+		want bool
+	}{
+		{`{"StringEquals":{"kms:viaservice":"ec2.us-east-1.amazonaws.com"}}`, true},
+		{`{"StringEquals":{"kms:ViaService":"EC2.us-east-1.amazonaws.com"}}`, false},
+		{`{"StringEqualsIgnoreCase":{"kms:ViaService":"EC2.US-EAST-1.amazonaws.com"}}`, true},
+		{`{"StringLike":{"kms:ViaService":"EC2.*"}}`, false},
+		{`{"Bool":{"kms:grantisforawsresource":"true"}}`, true},
+	} {
+		got := conditionPolicy(t, tc.cond).Evaluate(Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey, Context: ctx}).Decision == Allowed
+		if got != tc.want {
+			t.Errorf("%s: allowed = %v, want %v", tc.cond, got, tc.want)
+		}
+	}
+	upper := strings.ToUpper(testKey[:len("arn:aws:kms:us-east-1:444455556666:key/")]) + testKey[len("arn:aws:kms:us-east-1:444455556666:key/"):]
+	p := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"KMS:DECRYPT","Resource":"` + upper + `"}]}`
+	if got := decide(t, p, Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey}).Decision; got != ImplicitDeny {
+		t.Errorf("Resource compared without case: %v", got)
+	}
+}
+
+// IAM User Guide, "Condition operators", ARN operators and "IAM JSON policy
+// elements: Resource": a wildcard may stand for a whole field, the account
+// field included; with ArnLike each of the six colon-separated fields is
+// matched on its own, so '*' does not reach across a colon.
+func TestArnWildcardsInAccountField(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, arn string
+		want         bool
+	}{
+		{"arn:aws:iam::*:role/Launcher", targetRole, true},
+		{"arn:aws:iam::*:role/Launcher", "arn:aws:iam::111122223333:role/team/Launcher", false},
+		{"arn:aws:iam::*:role/*Launcher", "arn:aws:iam::111122223333:role/team/Launcher", true},
+		{"arn:aws:iam::1111????3333:role/*", targetRole, true},
+		{"arn:aws:iam::*", "arn:aws:iam::111122223333:root", false},
+		{"arn:aws:iam::*:*", "arn:aws:iam::111122223333:root", true},
+		{"arn:aws:*:*:111122223333:*", targetRole, true},
+		{"arn:aws:iam::444455556666:*", targetRole, false},
+	} {
+		cond := `{"ArnLike":{"aws:PrincipalArn":"` + tc.pattern + `"}}`
+		got := conditionPolicy(t, cond).Evaluate(Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey, Context: map[string][]string{"aws:PrincipalArn": {tc.arn}}}).Decision == Allowed
+		if got != tc.want {
+			t.Errorf("ArnLike %s vs %s: %v, want %v", tc.pattern, tc.arn, got, tc.want)
+		}
+	}
+	for res, want := range map[string]Decision{
+		"arn:aws:kms:us-east-1:*:key/*":            Allowed,
+		"arn:aws:kms:*:444455556666:key/*":         Allowed,
+		"arn:aws:kms:*:111122223333:key/*":         ImplicitDeny,
+		"arn:aws:kms:us-east-1:4444????6666:key/*": Allowed,
+	} {
+		p := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"` + res + `"}]}`
+		if got := decide(t, p, Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey}).Decision; got != want {
+			t.Errorf("Resource %s: %v, want %v", res, got, want)
+		}
+	}
+}
+
+// AWS KMS Developer Guide, "Multi-Region keys": a replica has the primary's
+// key id ("mrk-...") but its own ARN, in its own Region, and its own key
+// policy. A Resource naming the primary's ARN does not cover the replica;
+// a Region wildcard covers both. KMS supplies kms:MultiRegion = true for
+// them (AWS KMS Developer Guide, "AWS KMS condition keys").
+func TestMultiRegionKeyReplicaIsItsOwnResource(t *testing.T) {
+	const (
+		primary = "arn:aws:kms:us-east-1:444455556666:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+		replica = "arn:aws:kms:eu-west-1:444455556666:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+	)
+	for res, want := range map[string]Decision{
+		primary: ImplicitDeny,
+		"arn:aws:kms:*:444455556666:key/mrk-1234abcd12ab34cd56ef1234567890ab": Allowed,
+		replica: Allowed,
+	} {
+		p := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"` + res + `"}]}`
+		if got := decide(t, p, Request{Principal: targetRole, Action: "kms:Decrypt", Resource: replica}).Decision; got != want {
+			t.Errorf("Resource %s on the replica: %v, want %v", res, got, want)
+		}
+	}
+	// The replica's launches go through EC2 in the replica's Region, and
+	// carry kms:MultiRegion.
+	doc := `{"Version":"2012-10-17","Statement":[
+	  {"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":["kms:Decrypt","kms:DescribeKey","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant"],"Resource":"*",
+	   "Condition":{"StringEquals":{"kms:ViaService":"ec2.eu-west-1.amazonaws.com"}}},
+	  {"Sid":"SingleRegionOnly","Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"Bool":{"kms:MultiRegion":"false"}}}]}`
+	target := []Target{{Account: targetAccount, Paths: []Path{PathInstance}}}
+	if v := Check(Key{ARN: replica, Policy: mustPolicy(t, doc)}, target); !v.OK {
+		t.Errorf("replica: %+v", pathVerdict(t, v, targetAccount, PathInstance))
+	}
+	single := "arn:aws:kms:eu-west-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	pv := pathVerdict(t, Check(Key{ARN: single, Policy: mustPolicy(t, doc)}, target), targetAccount, PathInstance)
+	if f, ok := findingFor(pv, CodeKeyPolicyDenies); pv.OK || !ok || f.Statement != "SingleRegionOnly" {
+		t.Errorf("single-Region key under a Deny on kms:MultiRegion = false: %+v", pv)
+	}
+}
