@@ -274,7 +274,7 @@ func (r *runState) addLaunchFinding(t Target, region string, out launch.Outcome,
 		}
 		principal := out.ServiceLinkedRole
 		if principal == "" {
-			principal = keypolicy.RootARN(partitionOf(t.RoleARN), t.AccountID)
+			principal = keypolicy.AnyPrincipal(partitionOf(t.RoleARN), t.AccountID)
 		}
 		tr.Paths = append(tr.Paths, PathReport{PathVerdict: keypolicy.PathVerdict{Path: keypolicy.Path(out.Mode), Principal: principal, Findings: []keypolicy.Finding{f}},
 			Region: region, Image: r.opts.AMIs[region]})

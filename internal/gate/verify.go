@@ -61,7 +61,7 @@ func (r *runState) verify(context.Context) error {
 		if len(im.keys) == 0 { // unencrypted, allowed: only sharing matters
 			for _, t := range r.targetsIn(region) {
 				tr := &r.report.Targets[index[t.AccountID]]
-				pr := PathReport{PathVerdict: keypolicy.PathVerdict{Path: keypolicy.PathInstance, Principal: keypolicy.RootARN(partitionOf(t.RoleARN), t.AccountID), OK: true, Findings: []keypolicy.Finding{}},
+				pr := PathReport{PathVerdict: keypolicy.PathVerdict{Path: keypolicy.PathInstance, Principal: keypolicy.AnyPrincipal(partitionOf(t.RoleARN), t.AccountID), OK: true, Findings: []keypolicy.Finding{}},
 					Region: region, Image: im.id}
 				r.annotate(&pr, t.AccountID, im, nil)
 				tr.OK = tr.OK && pr.OK
