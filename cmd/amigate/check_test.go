@@ -180,6 +180,15 @@ func TestCleanupCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	lockAlias := keylock.Name(aws.ToString(key.KeyMetadata.Arn))
+	for owned := false; !owned; { // the owner alias follows the lock at once
+		out, err := kc.ListAliases(context.Background(), &kms.ListAliasesInput{KeyId: key.KeyMetadata.Arn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range out.Aliases {
+			owned = owned || aws.ToString(a.AliasName) == lockAlias+"/owner/killed"
+		}
+	}
 	args := []string{"cleanup", "--older-than", "1ms", "--region", "us-east-1", "--target", "111122223333", "--target-role", "111122223333=arn:aws:iam::111122223333:role/amigate"}
 	r := amigate(t, "", append(args, "--dry-run")...)
 	if r.code != exitOK || !strings.Contains(r.stderr, "would delete autoscaling-group amigate-killed-web") || !strings.Contains(r.stderr, "would delete launch-template-version") ||

@@ -118,6 +118,8 @@ type Lock struct {
 	Waited time.Duration
 	// TookOver is set when a stale lock was taken over on the way.
 	TookOver bool
+	// recorded is closed once the owner alias is made (or failed).
+	recorded chan struct{}
 }
 
 // HeldError is a lock another run held for longer than the wait.
@@ -161,8 +163,9 @@ func (l *Locker) Acquire(ctx context.Context) (*Lock, error) {
 		asked := time.Now()
 		_, err := l.KMS.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(l.name()), TargetKeyId: aws.String(l.KeyARN)})
 		if err == nil {
-			lk := &Lock{l: l, asked: asked, Waited: time.Since(start), TookOver: tookOver}
-			lk.recordOwner(ctx)
+			lk := &Lock{l: l, asked: asked, Waited: time.Since(start), TookOver: tookOver, recorded: make(chan struct{})}
+			// The holder is named while the caller starts its work.
+			go lk.recordOwner(ctx)
 			return lk, nil
 		}
 		if !isCode(err, "AlreadyExistsException") {
@@ -203,7 +206,7 @@ func (l *Locker) Acquire(ctx context.Context) (*Lock, error) {
 		if err := sleep(ctx, min(jitter(backoff), wait-waited)); err != nil {
 			return nil, fmt.Errorf("wait for the key policy lock %s: %w", l.name(), err)
 		}
-		backoff = min(2*backoff, or(l.maxBackoff, 5*time.Second))
+		backoff = min(2*backoff, or(l.maxBackoff, 2*time.Second))
 	}
 }
 
@@ -217,6 +220,7 @@ func orRun(owner string) string {
 // recordOwner names the holder, for the messages of the runs that wait.
 // The lock holds without it, so a failure is only reported.
 func (lk *Lock) recordOwner(ctx context.Context) {
+	defer close(lk.recorded)
 	l := lk.l
 	if l.RunID == "" {
 		return
@@ -246,11 +250,18 @@ func (lk *Lock) Release(ctx context.Context) error {
 		l.say(fmt.Sprintf("! held the key policy lock of %s past its %s budget: it is left to expire within %s", l.KeyARN, l.holdTime(), l.leaseTime()))
 		return nil
 	}
-	if l.RunID != "" {
+	<-lk.recorded
+	owner := make(chan struct{})
+	go func() { // side by side with the lock's own deletion
+		defer close(owner)
+		if l.RunID == "" {
+			return
+		}
 		if _, err := l.KMS.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(l.ownerName(l.RunID))}); err != nil && !isCode(err, "NotFoundException") {
 			l.say(fmt.Sprintf("! could not delete the owner alias %s: %v", l.ownerName(l.RunID), err))
 		}
-	}
+	}()
+	defer func() { <-owner }()
 	if _, err := l.KMS.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(l.name())}); err != nil && !isCode(err, "NotFoundException") {
 		return fmt.Errorf("release the key policy lock %s (other runs wait until it expires, within %s; aws kms delete-alias --alias-name %s frees it now): %w",
 			l.name(), l.leaseTime(), l.name(), err)

@@ -98,6 +98,7 @@ func TestWaitingEndsWithTheHolderNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	<-held.recorded // the owner alias is made while the holder works
 	if got := w.lockAliases(t); strings.Join(got, " ") != " /owner/run-a" {
 		t.Fatalf("lock aliases %q, want the lock and its owner", got)
 	}
@@ -125,9 +126,11 @@ func TestWaitingEndsWithTheHolderNamed(t *testing.T) {
 // time.
 func TestStaleLockIsTakenOverOnce(t *testing.T) {
 	w := newWorld(t)
-	if _, err := w.locker("killed").Acquire(context.Background()); err != nil {
+	killed, err := w.locker("killed").Acquire(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
+	<-killed.recorded
 	w.sim.Advance(Lease + time.Minute)
 	var mu sync.Mutex
 	var said []string
