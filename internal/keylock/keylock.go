@@ -161,11 +161,14 @@ func (l *Locker) Acquire(ctx context.Context) (*Lock, error) {
 	tookOver := false
 	for {
 		asked := time.Now()
-		_, err := l.KMS.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(l.name()), TargetKeyId: aws.String(l.KeyARN)})
+		err := l.create(ctx, l.name())
 		if err == nil {
 			lk := &Lock{l: l, asked: asked, Waited: time.Since(start), TookOver: tookOver, recorded: make(chan struct{})}
 			// The holder is named while the caller starts its work.
 			go lk.recordOwner(ctx)
+			if ctx.Err() != nil { // stopped while the lock was being taken
+				return nil, errors.Join(fmt.Errorf("take the key policy lock %s: %w", l.name(), ctx.Err()), lk.Release(ctx))
+			}
 			return lk, nil
 		}
 		if !isCode(err, "AlreadyExistsException") {
@@ -217,6 +220,21 @@ func orRun(owner string) string {
 	return "run " + owner
 }
 
+// create makes an alias naming the key. The call is not cut short when ctx
+// is cancelled (Ctrl-C): AWS may still apply a request whose answer never
+// came back, and a lock made that way would be held by no one until it
+// expired. So the answer is awaited, for at most createWait.
+func (l *Locker) create(ctx context.Context, name string) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createWait)
+	defer cancel()
+	_, err := l.KMS.CreateAlias(cctx, &kms.CreateAliasInput{AliasName: aws.String(name), TargetKeyId: aws.String(l.KeyARN)})
+	return err
+}
+
+// createWait bounds a CreateAlias (retries included) that a cancelled run
+// still waits for.
+const createWait = 30 * time.Second
+
 // recordOwner names the holder, for the messages of the runs that wait.
 // The lock holds without it, so a failure is only reported.
 func (lk *Lock) recordOwner(ctx context.Context) {
@@ -225,7 +243,7 @@ func (lk *Lock) recordOwner(ctx context.Context) {
 	if l.RunID == "" {
 		return
 	}
-	ctx, cancel := lk.Context(ctx)
+	ctx, cancel := lk.Context(context.WithoutCancel(ctx))
 	defer cancel()
 	if _, err := l.KMS.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(l.ownerName(l.RunID)), TargetKeyId: aws.String(l.KeyARN)}); err != nil {
 		l.say(fmt.Sprintf("! could not record run %s as the holder of the key policy lock of %s: %v", l.RunID, l.KeyARN, err))
@@ -342,7 +360,9 @@ func (l *Locker) read(ctx context.Context) (*state, error) {
 // reports whether the stale lock is gone.
 func (l *Locker) takeOver(ctx context.Context, st *state) (bool, error) {
 	asked := time.Now()
-	ctx, cancel := context.WithDeadline(ctx, asked.Add(l.holdTime()))
+	// A takeover, once begun, is finished even if the run is stopped:
+	// half done, it would leave the stale lock for no one to take over.
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), asked.Add(l.holdTime()))
 	defer cancel()
 	tomb := l.takeoverName(st.lock.created)
 	_, err := l.KMS.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(tomb), TargetKeyId: aws.String(l.KeyARN)})

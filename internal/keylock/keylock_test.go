@@ -295,3 +295,30 @@ func TestAcquireFailsAtOnceOnOtherErrors(t *testing.T) {
 		t.Fatalf("Acquire on a key that does not exist: %v after %v, want the error at once", err, time.Since(start))
 	}
 }
+
+// cancelOnCreate stops the run (as Ctrl-C does) while its CreateAlias is on
+// its way to KMS.
+type cancelOnCreate struct {
+	KMS
+	cancel context.CancelFunc
+}
+
+func (c cancelOnCreate) CreateAlias(ctx context.Context, in *kms.CreateAliasInput, opts ...func(*kms.Options)) (*kms.CreateAliasOutput, error) {
+	c.cancel()
+	return c.KMS.CreateAlias(ctx, in, opts...)
+}
+
+// A run stopped while its CreateAlias is in flight still learns whether it
+// got the lock, and releases it: no lock is left held by no one.
+func TestStoppedWhileTakingTheLockLeavesNoLock(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	l := w.locker("stopped")
+	l.KMS = cancelOnCreate{KMS: w.kms, cancel: cancel}
+	if _, err := l.Acquire(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Acquire stopped midway: %v, want context.Canceled", err)
+	}
+	if left := w.lockAliases(t); len(left) != 0 {
+		t.Fatalf("aliases left by a run stopped while taking the lock: %v", left)
+	}
+}
