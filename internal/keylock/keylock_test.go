@@ -297,7 +297,8 @@ func TestAcquireFailsAtOnceOnOtherErrors(t *testing.T) {
 }
 
 // cancelOnCreate stops the run (as Ctrl-C does) while its CreateAlias is on
-// its way to KMS.
+// its way: KMS applies the request, and a caller whose context is cancelled
+// by then sees only the cancellation.
 type cancelOnCreate struct {
 	KMS
 	cancel context.CancelFunc
@@ -305,7 +306,11 @@ type cancelOnCreate struct {
 
 func (c cancelOnCreate) CreateAlias(ctx context.Context, in *kms.CreateAliasInput, opts ...func(*kms.Options)) (*kms.CreateAliasOutput, error) {
 	c.cancel()
-	return c.KMS.CreateAlias(ctx, in, opts...)
+	out, err := c.KMS.CreateAlias(context.WithoutCancel(ctx), in, opts...)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return out, err
 }
 
 // A run stopped while its CreateAlias is in flight still learns whether it
