@@ -21,7 +21,9 @@ func TestBadInputIsNamedAndChangesNothing(t *testing.T) {
 	lint := func(extra ...string) []string {
 		return append([]string{"lint", "--key-policy", policy, "--key-arn", keyARN, "--target", acct}, extra...)
 	}
-	check := func(extra ...string) []string { return append([]string{"check", "--ami", w.ami, "--target", acct}, extra...) }
+	check := func(extra ...string) []string {
+		return append([]string{"check", "--ami", w.ami, "--target", acct}, extra...)
+	}
 	cleanup := func(extra ...string) []string {
 		return append([]string{"cleanup", "--older-than", "2h", "--region", region}, extra...)
 	}
@@ -36,11 +38,11 @@ func TestBadInputIsNamedAndChangesNothing(t *testing.T) {
 		{[]string{"check", "--ami", "ami-0123456789abcdef0", "--target", acct}, "--ami", "ami-0123456789abcdef0"},
 		{[]string{"check", "--ami", w.ami, "--target", source}, "--target", source},
 		{check("--key-policy", "rewrite"), "--key-policy", "rewrite"},
-		{check("--target-role", acct + "=arn:aws:iam::999999999999:role/x"), "--target-role", "arn:aws:iam::999999999999:role/x"},
-		{check("--target-role", acct + "=not-an-arn"), "--target-role", "not-an-arn"},
+		{check("--target-role", acct+"=arn:aws:iam::999999999999:role/x"), "--target-role", "arn:aws:iam::999999999999:role/x"},
+		{check("--target-role", acct+"=not-an-arn"), "--target-role", "not-an-arn"},
 		{check("--target-role", "no-equals-sign"), "--target-role", "no-equals-sign"},
 		{check("--asg", "222222222222=web"), "--asg", "222222222222=web"},
-		{check("--target-role", role, "--asg", acct + "=nope"), "--asg", "nope"},
+		{check("--target-role", role, "--asg", acct+"=nope"), "--asg", "nope"},
 		{check("--paths", "lambda"), "--paths", "lambda"},
 		{check("--launch-timeout", "soon"), "--launch-timeout", "soon"},
 		{check("--launch-timeout", "-5m"), "--launch-timeout", "-5m"},
