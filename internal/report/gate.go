@@ -58,8 +58,10 @@ func WriteSummary(w io.Writer, r *gate.Report) {
 		fmt.Fprintf(w, "%s no verdict: the run stopped on an error: %s\n", markFail, r.Error)
 	case r.OK:
 		fmt.Fprintf(w, "%s every target can launch the image (%d paths)\n", markOK, total)
-	case total == 0:
-		fmt.Fprintf(w, "%s the image or its key fails the checks\n", markFail)
+	case total == 0 || failed == 0:
+		// The error findings above are about the image, the key or the
+		// run itself (a dry run's unverified assumptions), not a path.
+		fmt.Fprintf(w, "%s the gate says no: %d finding(s) above (%d paths pass)\n", markFail, errorFindings(r), total)
 	default:
 		fmt.Fprintf(w, "%s %d of %d paths fail\n", markFail, failed, total)
 	}
@@ -393,4 +395,15 @@ func writeFile(name string, write func(io.Writer) error) error {
 		return fmt.Errorf("write report %s: %w", name, err)
 	}
 	return nil
+}
+
+// errorFindings counts the report's own error findings (not the paths').
+func errorFindings(r *gate.Report) int {
+	n := 0
+	for _, f := range r.Findings {
+		if f.Severity == keypolicy.SeverityError {
+			n++
+		}
+	}
+	return n
 }

@@ -95,3 +95,21 @@ func TestStoppedRunHasNoVerdict(t *testing.T) {
 		t.Errorf("junit counts no failure:\n%s", junit.String())
 	}
 }
+
+// A report that fails on its own findings (a dry run's unverified
+// assumption) while every path passes says so, not "0 of N paths fail".
+func TestSummaryOfAFailureOutsideThePaths(t *testing.T) {
+	r := failingReport()
+	for i := range r.Targets {
+		r.Targets[i].OK = true
+		for j := range r.Targets[i].Paths {
+			r.Targets[i].Paths[j].OK, r.Targets[i].Paths[j].Findings = true, nil
+		}
+	}
+	r.Findings = []keypolicy.Finding{{Code: keypolicy.CodeDryRunUnverified, Severity: keypolicy.SeverityError, Message: "a dry run makes no test launch"}}
+	var text bytes.Buffer
+	WriteSummary(&text, r)
+	if !strings.Contains(text.String(), "✘ the gate says no: 1 finding(s) above (2 paths pass)") || !strings.Contains(text.String(), "DRY_RUN_UNVERIFIED") {
+		t.Fatalf("summary:\n%s", text.String())
+	}
+}
