@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/amigate/packer-plugin-amigate/internal/awsim"
+	"github.com/amigate/packer-plugin-amigate/internal/keylock"
 )
 
 // started is an amigate process running.
@@ -163,4 +164,60 @@ func TestKilledRunsAreRecovered(t *testing.T) {
 	}
 	report("SIGKILL at random, then cleanup or a lease later: %d runs: %d resources left, %d next runs not green (%s)", n, left, blocked,
 		fmt.Sprintf("%d stale locks taken over", tookOver))
+}
+
+// SIGKILL while the run holds the key policy lock: with no cleanup, the
+// next run that must patch the key (for another target) takes the lock
+// over once it is a lease old, and is green.
+func TestKilledWhileHoldingTheLock(t *testing.T) {
+	n := size(5, 1)
+	tookOver, green := 0, 0
+	for i := range n {
+		w := newWorld(t, 2)
+		killed, acct := w.targets[0], w.targets[1]
+		// Slow KMS so that the run holds the lock long enough to be caught.
+		w.sim.SetFaults(awsim.Faults{Service: "kms", LatencyMS: 300})
+		p := w.start(t, w.env(t), w.checkArgs(killed)...)
+		deadline := time.Now().Add(30 * time.Second)
+		for !w.holdsLock(t) {
+			if time.Now().After(deadline) {
+				t.Fatalf("run %d never took the lock: %s", i, p.stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = p.cmd.Process.Kill()
+		p.wait(time.Minute)
+		time.Sleep(5 * 300 * time.Millisecond) // requests in flight land
+		w.sim.SetFaults(awsim.Faults{})
+		w.sim.Advance(11 * time.Minute)
+		next := w.amigate(t, w.env(t), w.checkArgs(acct, "--lock-timeout", "30s")...)
+		if next.code == 0 {
+			green++
+		} else {
+			t.Errorf("run %d: the run after the killed holder: exit %d: %s", i, next.code, lastLines(next.stderr))
+		}
+		if bytes.Contains([]byte(next.stderr), []byte("took over the stale key policy lock")) {
+			tookOver++
+		} else {
+			t.Errorf("run %d: the next run did not take the stale lock over: %s", i, next.stderr)
+		}
+		if err := w.launchable(acct); err != nil {
+			t.Errorf("run %d: %v", i, err)
+		}
+		if w.holdsLock(t) {
+			t.Errorf("run %d: the lock is still held after the next run", i)
+		}
+	}
+	report("SIGKILL while holding the key policy lock, next run a lease later: %d runs: %d took the stale lock over, %d green", n, tookOver, green)
+}
+
+// holdsLock reports whether the golden key's policy lock exists.
+func (w *world) holdsLock(t *testing.T) bool {
+	t.Helper()
+	for _, l := range w.leftovers(t) {
+		if l == "alias "+keylock.Name(w.keyARN) {
+			return true
+		}
+	}
+	return false
 }
