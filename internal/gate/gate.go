@@ -17,7 +17,8 @@ import (
 )
 
 // Progress receives one line per step and per target: Packer maps it to
-// ui.Say, the CLI to stderr.
+// ui.Say, the CLI to stderr. The gate works on several keys and images at
+// once but never calls it concurrently, so it needs no locking of its own.
 type Progress func(line string)
 
 // InputErrors are problems with the input that only AWS can reveal (an AMI
@@ -78,13 +79,19 @@ type runState struct {
 }
 
 func newRun(opts Options, sessions Sessions, progress Progress) *runState {
-	if progress == nil {
-		progress = func(string) {}
+	say := func(string) {}
+	if progress != nil {
+		var mu sync.Mutex
+		say = func(line string) {
+			mu.Lock()
+			defer mu.Unlock()
+			progress(line)
+		}
 	}
 	r := &runState{
 		opts:         opts,
 		cl:           newClients(sessions),
-		say:          progress,
+		say:          say,
 		parallelism:  DefaultParallelism,
 		images:       map[string]*imageState{},
 		asgRoles:     map[string]map[string][]string{},
