@@ -25,6 +25,7 @@ const (
 type command func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
 
 var commands = map[string]command{
+	"audit":    runAudit,
 	"check":    runCheck,
 	"cleanup":  runCleanup,
 	"demo":     runDemo,
@@ -36,6 +37,7 @@ var commands = map[string]command{
 const usage = `usage: amigate <command> [flags]
 
 commands:
+  audit     check AMIs already released, changing nothing: shares, keys, key policies, grants
   check     gate AMIs: check their keys, share them, patch the key policy, grant, verify
   cleanup   delete what test launches of runs killed hard left behind
   demo      show the gate finding and fixing the first write-up's failure, on the simulated AWS

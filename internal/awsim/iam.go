@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -79,6 +81,56 @@ func (s *Server) iamGetRole(c caller, form url.Values) (any, error) {
 		XMLName xml.Name `xml:"R"`
 		Role    roleXML  `xml:"Role"`
 	}{Role: r.xml()}, nil
+}
+
+// iamListRoles lists the caller account's roles whose path starts with
+// PathPrefix, by name, a page of MaxItems (default 100) at a time with
+// Marker/IsTruncated, as IAM does. An assumed role needs iam:ListRoles.
+func (s *Server) iamListRoles(c caller, form url.Values) (any, error) {
+	if c.roleARN != "" {
+		r := request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: "iam:ListRoles", resource: "arn:aws:iam::" + c.account + ":role/"}
+		if allowed, _ := s.identityAllows(r); !allowed {
+			return nil, errorf(http.StatusForbidden, "AccessDenied", "User: %s is not authorized to perform: iam:ListRoles on resource: %s because no identity-based policy allows the iam:ListRoles action", c.arn, r.resource)
+		}
+	}
+	prefix := form.Get("PathPrefix")
+	if prefix == "" {
+		prefix = "/"
+	}
+	maxItems := 100
+	if v := form.Get("MaxItems"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return nil, errorf(http.StatusBadRequest, "ValidationError", "1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 1000", v)
+		}
+		maxItems = n
+	}
+	var roles []*role
+	for _, r := range s.world.roles {
+		if r.account == c.account && strings.HasPrefix(r.path, prefix) {
+			roles = append(roles, r)
+		}
+	}
+	sort.Slice(roles, func(i, j int) bool { return roles[i].name < roles[j].name })
+	marker := form.Get("Marker")
+	start := sort.Search(len(roles), func(i int) bool { return roles[i].name > marker })
+	if marker == "" {
+		start = 0
+	}
+	end := min(start+maxItems, len(roles))
+	out := struct {
+		XMLName     xml.Name  `xml:"R"`
+		Roles       []roleXML `xml:"Roles>member"`
+		IsTruncated bool      `xml:"IsTruncated"`
+		Marker      string    `xml:"Marker,omitempty"`
+	}{}
+	for _, r := range roles[start:end] {
+		out.Roles = append(out.Roles, r.xml())
+	}
+	if end < len(roles) {
+		out.IsTruncated, out.Marker = true, roles[end-1].name
+	}
+	return out, nil
 }
 
 func (s *Server) iamPutRolePolicy(c caller, form url.Values) (any, error) {

@@ -27,6 +27,7 @@ var queryOps = map[string]map[string]queryOp{
 	"iam": {
 		"CreateRole":              {true, (*Server).iamCreateRole},
 		"GetRole":                 {false, (*Server).iamGetRole},
+		"ListRoles":               {false, (*Server).iamListRoles},
 		"PutRolePolicy":           {true, (*Server).iamPutRolePolicy},
 		"DeleteRole":              {true, (*Server).iamDeleteRole},
 		"SimulatePrincipalPolicy": {false, (*Server).iamSimulatePrincipalPolicy},

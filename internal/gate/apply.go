@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -31,24 +32,37 @@ func (r *runState) apply(ctx context.Context) error {
 	for _, region := range r.regions {
 		im := r.images[region]
 		jobs = append(jobs, func(ctx context.Context) error {
+			defer r.track.done()
 			return r.timed("share", func() error { return r.shareImage(ctx, im) })
 		})
 		if r.opts.ShareSnapshots {
 			for _, sn := range im.snapshots {
 				jobs = append(jobs, func(ctx context.Context) error {
+					defer r.track.done()
 					return r.timed("share", func() error { return r.shareSnapshot(ctx, im, sn) })
 				})
 			}
 		}
 		for _, ks := range im.keys {
 			jobs = append(jobs, func(ctx context.Context) error {
-				if err := r.timed("patch", func() error { return r.patchKey(ctx, ks) }); err != nil {
+				err := r.timed("patch", func() error { return r.patchKey(ctx, ks) })
+				r.track.done()
+				if err != nil {
 					return err
 				}
 				return r.timed("grant", func() error { return r.grantKey(ctx, ks) })
 			})
 		}
 	}
+	units := len(jobs)
+	for _, region := range r.regions {
+		for _, ks := range r.images[region].keys {
+			if r.opts.CreateGrants && ks.plan != nil {
+				units += len(ks.plan.Grants)
+			}
+		}
+	}
+	r.track.start("apply", units)
 	return forEach(ctx, len(jobs), r.parallelism, func(ctx context.Context, i int) error { return jobs[i](ctx) })
 }
 
@@ -73,23 +87,23 @@ func (r *runState) shareImage(ctx context.Context, im *imageState) error {
 	var add []ec2types.LaunchPermission
 	var added []string
 	if !im.launch["all"] {
+		covered := maps.Clone(im.launch)
+		for _, arn := range r.organizationShares(im.region) {
+			if !im.launch[arn] {
+				if strings.Contains(arn, ":ou/") {
+					add = append(add, ec2types.LaunchPermission{OrganizationalUnitArn: aws.String(arn)})
+				} else {
+					add = append(add, ec2types.LaunchPermission{OrganizationArn: aws.String(arn)})
+				}
+				added = append(added, arn)
+				covered[arn] = true
+			}
+		}
 		for _, t := range r.targetsIn(im.region) {
-			if !im.launch[t.AccountID] {
+			if !covered[t.AccountID] && !r.sharedThroughOrganization(covered, t.AccountID) {
 				add = append(add, ec2types.LaunchPermission{UserId: aws.String(t.AccountID)})
 				added = append(added, t.AccountID)
 			}
-		}
-	}
-	for _, org := range r.opts.TargetOrganizationARNs {
-		if !im.launch[org] {
-			add = append(add, ec2types.LaunchPermission{OrganizationArn: aws.String(org)})
-			added = append(added, org)
-		}
-	}
-	for _, ou := range r.opts.TargetOrganizationalUnits {
-		if !im.launch[ou] {
-			add = append(add, ec2types.LaunchPermission{OrganizationalUnitArn: aws.String(ou)})
-			added = append(added, ou)
 		}
 	}
 	if len(add) == 0 {
@@ -345,6 +359,7 @@ func (r *runState) grantKey(ctx context.Context, ks *keyState) error {
 		}
 	}
 	return forEach(ctx, len(grants), r.parallelism, func(ctx context.Context, i int) error {
+		defer r.track.done()
 		return r.createGrant(ctx, ks, grants[i])
 	})
 }
@@ -399,6 +414,7 @@ func (r *runState) createGrant(ctx context.Context, ks *keyState, g keypolicy.Gr
 // grantFailed records that the grant could not be created (or, in a dry
 // run, would not be): the target's Auto Scaling path reports why.
 func (r *runState) grantFailed(ks *keyState, g keypolicy.Grant, t Target, from, fromAccount, why string) {
+	r.track.fail(t.AccountID)
 	r.say(fmt.Sprintf("✘ %s grant %s for %s from %s failed: %s", map[bool]string{true: "checking (dry run) the", false: "creating"}[r.opts.DryRun], g.Name, g.GranteePrincipal, fromAccount, why))
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
@@ -72,6 +73,7 @@ type clients struct {
 	trail map[clientKey]*cloudtrail.Client
 	iam   map[clientKey]*iam.Client
 	sts   map[clientKey]*sts.Client
+	orgs  map[clientKey]*organizations.Client
 	cfgs  map[clientKey]aws.Config
 }
 
@@ -82,7 +84,8 @@ type clientKey struct {
 
 func newClients(s Sessions) *clients {
 	return &clients{sessions: s, ec2: map[clientKey]*ec2.Client{}, kms: map[clientKey]kmsAPI{}, asg: map[clientKey]*autoscaling.Client{},
-		trail: map[clientKey]*cloudtrail.Client{}, iam: map[clientKey]*iam.Client{}, sts: map[clientKey]*sts.Client{}, cfgs: map[clientKey]aws.Config{}}
+		trail: map[clientKey]*cloudtrail.Client{}, iam: map[clientKey]*iam.Client{}, sts: map[clientKey]*sts.Client{},
+		orgs: map[clientKey]*organizations.Client{}, cfgs: map[clientKey]aws.Config{}}
 }
 
 // config returns the configuration of who in region; the caller holds mu.
@@ -123,6 +126,12 @@ func (c *clients) IAM(who principal, region string) *iam.Client {
 // STS returns who's STS client in region.
 func (c *clients) STS(who principal, region string) *sts.Client {
 	return cached(c, c.sts, clientKey{who, region}, func(cfg aws.Config) *sts.Client { return sts.NewFromConfig(cfg) })
+}
+
+// Organizations returns who's AWS Organizations client (one endpoint per
+// partition, in region).
+func (c *clients) Organizations(who principal, region string) *organizations.Client {
+	return cached(c, c.orgs, clientKey{who, region}, func(cfg aws.Config) *organizations.Client { return organizations.NewFromConfig(cfg) })
 }
 
 // cached returns the client of k from m, building it on first use.

@@ -66,6 +66,9 @@ type runState struct {
 	grantTimes map[string]time.Time
 	// groupsFound are the target groups found, by account/region.
 	groupsFound map[string]map[string]bool
+	// discoveredRoles are, in an audit, every Auto Scaling service-linked
+	// role of a target, by account.
+	discoveredRoles map[string][]string
 	// missingRoles are the default Auto Scaling roles found not to exist.
 	missingRoles map[string]bool
 	// cleanups are the test launches' deletions.
@@ -74,6 +77,11 @@ type runState struct {
 	// findings, to put on the paths again when the paths are verified
 	// again.
 	failedLaunches []failedLaunch
+	// track counts the units of work done and the targets failing, for
+	// opts.OnStatus.
+	track tracker
+	// org is the organization the organization targets were found in.
+	org *orgState
 	// callerState is who the source credentials are, read once.
 	callerState
 }
@@ -89,20 +97,22 @@ func newRun(opts Options, sessions Sessions, progress Progress) *runState {
 		}
 	}
 	r := &runState{
-		opts:         opts,
-		cl:           newClients(sessions),
-		say:          say,
-		parallelism:  DefaultParallelism,
-		images:       map[string]*imageState{},
-		asgRoles:     map[string]map[string][]string{},
-		stepTimes:    map[string]time.Duration{},
-		grantTimes:   map[string]time.Time{},
-		missingRoles: map[string]bool{},
-		groupsFound:  map[string]map[string]bool{},
-		report: &Report{DryRun: opts.DryRun, RunID: newRunID(), Images: []ImageInfo{}, Keys: []KeyInfo{}, Findings: []keypolicy.Finding{}, Targets: []TargetReport{},
+		opts:            opts,
+		cl:              newClients(sessions),
+		say:             say,
+		parallelism:     DefaultParallelism,
+		images:          map[string]*imageState{},
+		asgRoles:        map[string]map[string][]string{},
+		stepTimes:       map[string]time.Duration{},
+		grantTimes:      map[string]time.Time{},
+		missingRoles:    map[string]bool{},
+		discoveredRoles: map[string][]string{},
+		groupsFound:     map[string]map[string]bool{},
+		report: &Report{DryRun: opts.DryRun, Audit: opts.Audit, RunID: newRunID(), Images: []ImageInfo{}, Keys: []KeyInfo{}, Findings: []keypolicy.Finding{}, Targets: []TargetReport{},
 			Changes:  Changes{LaunchPermissions: []PermissionChange{}, SnapshotPermissions: []PermissionChange{}, KeyPolicies: []KeyPolicyChange{}, Grants: []GrantChange{}},
 			Launches: []launch.Outcome{}},
 	}
+	r.track.fn = opts.OnStatus
 	if cc, ok := sessions.(CallCounter); ok {
 		r.calls = cc
 	}
@@ -146,13 +156,14 @@ func (r *runState) run(ctx context.Context) (rep *Report, err error) {
 	if r.opts.DryRun {
 		r.say("dry run: every change is computed and printed, none is made")
 	}
-	if len(r.opts.TargetOrganizationARNs)+len(r.opts.TargetOrganizationalUnits) > 0 {
-		r.say("! the organizations and OUs get a launch permission, but their accounts' use of the key is not checked or granted: give each account that launches the image a target block")
+	if r.opts.Audit {
+		r.say("audit: checking what was released, changing nothing")
 	}
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
 	}{
+		{"organizations", r.resolveOrganizations},
 		{"inspect", r.inspect},
 		{"check keys", r.checkKeys},
 		{"apply", r.apply},
@@ -202,14 +213,18 @@ func (r *runState) finish() {
 // checkRegions rejects target regions that have no AMI to gate.
 func (r *runState) checkRegions() []FieldError {
 	var errs []FieldError
-	for i, t := range r.opts.Targets {
-		for _, region := range t.Regions {
+	check := func(field string, regions []string) {
+		for _, region := range regions {
 			if _, ok := r.opts.AMIs[region]; !ok {
-				errs = append(errs, FieldError{Field: fmt.Sprintf("target[%d].regions", i), Value: region,
+				errs = append(errs, FieldError{Field: field, Value: region,
 					Problem: "has no AMI to gate (the AMIs are in " + strings.Join(r.regions, ", ") + ")"})
 			}
 		}
 	}
+	for i, t := range r.opts.Targets {
+		check(fmt.Sprintf("target[%d].regions", i), t.Regions)
+	}
+	check("organization_targets.regions", r.opts.OrganizationTargets.Regions)
 	return errs
 }
 
@@ -305,7 +320,7 @@ func (r *runState) keyTargets(region string) []keypolicy.Target {
 	var out []keypolicy.Target
 	for _, t := range r.targetsIn(region) {
 		roles := append([]string(nil), r.asgRoles[t.AccountID][region]...)
-		for _, arn := range t.ServiceLinkedRoleARNs {
+		for _, arn := range append(t.ServiceLinkedRoleARNs, r.discoveredRoles[t.AccountID]...) {
 			if !contains(roles, arn) {
 				roles = append(roles, arn)
 			}

@@ -94,6 +94,9 @@ func (r *runState) inspect(ctx context.Context) error {
 			region := r.targetRegions(t)[0]
 			jobs = append(jobs, func(ctx context.Context) error { return r.checkDefaultRole(ctx, t, region) })
 		}
+		if r.opts.Audit && hasASGPath(t) {
+			jobs = append(jobs, func(ctx context.Context) error { return r.discoverAutoScalingRoles(ctx, t, r.targetRegions(t)[0]) })
+		}
 		for _, region := range r.targetRegions(t) {
 			if len(t.AutoScalingGroups) == 0 {
 				continue
@@ -104,7 +107,11 @@ func (r *runState) inspect(ctx context.Context) error {
 		}
 	}
 	jobs = append(jobs, asgJobs...)
-	if err := forEach(ctx, len(jobs), r.parallelism, func(ctx context.Context, i int) error { return jobs[i](ctx) }); err != nil {
+	r.track.start("inspect", len(jobs))
+	if err := forEach(ctx, len(jobs), r.parallelism, func(ctx context.Context, i int) error {
+		defer r.track.done()
+		return jobs[i](ctx)
+	}); err != nil {
 		return err
 	}
 	if errs := r.collectGroups(asgResults); len(errs) > 0 {
@@ -352,6 +359,36 @@ func (r *runState) checkDefaultRole(ctx context.Context, t Target, region string
 	return fmt.Errorf("read role %s of target %s as %s: %w", name, t.AccountID, t.RoleARN, err)
 }
 
+// discoverAutoScalingRoles lists, for an audit, every Auto Scaling
+// service-linked role of a target (the default one and those with a custom
+// suffix that groups made since the release), so that each is checked: a
+// group created later with a new role would fail to launch the image.
+func (r *runState) discoverAutoScalingRoles(ctx context.Context, t Target, region string) error {
+	var roles []string
+	pages := iam.NewListRolesPaginator(r.cl.IAM(t.principal(), region), &iam.ListRolesInput{PathPrefix: aws.String("/aws-service-role/autoscaling.amazonaws.com/")})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		switch {
+		case assumeRoleFailed(err):
+			return fmt.Errorf("assume role %s of target %s: %w", t.RoleARN, t.AccountID, err)
+		case isCode(err, "AccessDenied", "AccessDeniedException"):
+			r.say(fmt.Sprintf("! cannot list the Auto Scaling roles of %s (the role needs iam:ListRoles): checking the default one and those of the groups", t.AccountID))
+			return nil
+		case err != nil:
+			return fmt.Errorf("list the Auto Scaling roles of %s as %s: %w", t.AccountID, t.RoleARN, err)
+		}
+		for _, role := range page.Roles {
+			if arn := aws.ToString(role.Arn); keypolicy.IsAutoScalingServiceLinkedRole(arn) {
+				roles = append(roles, arn)
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.discoveredRoles[t.AccountID] = roles
+	return nil
+}
+
 // asgResult is what one DescribeAutoScalingGroups in a target found.
 type asgResult struct {
 	target int
@@ -414,6 +451,12 @@ func (r *runState) collectGroups(results []asgResult) []FieldError {
 	for ti := range found {
 		t := r.opts.Targets[ti]
 		for _, name := range t.AutoScalingGroups {
+			if !found[ti][name] && t.member {
+				// organization_targets names the groups of every account;
+				// an account may have none of them.
+				r.say(fmt.Sprintf("! %s has no Auto Scaling group %s in %v", t.AccountID, name, r.targetRegions(t)))
+				continue
+			}
 			if !found[ti][name] {
 				errs = append(errs, FieldError{Field: fmt.Sprintf("target[%d].autoscaling_groups", ti), Value: name,
 					Problem: fmt.Sprintf("no such Auto Scaling group in account %s in %v", t.AccountID, r.targetRegions(t))})
@@ -431,7 +474,6 @@ func partitionOf(arn string) string {
 	return "aws"
 }
 
-// isCode reports whether err is an AWS API error with one of the codes.
 // assumeRoleFailed reports whether a call failed because its credentials,
 // from sts:AssumeRole, could not be had: the role is not the one denying.
 func assumeRoleFailed(err error) bool {
@@ -448,6 +490,7 @@ func assumeRoleFailed(err error) bool {
 	return false
 }
 
+// isCode reports whether err is an AWS API error with one of the codes.
 func isCode(err error, codes ...string) bool {
 	var ae smithy.APIError
 	if !errors.As(err, &ae) {

@@ -28,6 +28,19 @@ const (
 	TestLaunchInstance = "instance"
 )
 
+// Who the key-policy statements name (key_policy_principals).
+const (
+	// PrincipalsAuto names each account, unless the statements would not
+	// fit in KMS's 32 KiB and the targets come from organizations or OUs:
+	// then it names those.
+	PrincipalsAuto = "auto"
+	// PrincipalsAccounts names each target account.
+	PrincipalsAccounts = "accounts"
+	// PrincipalsOrganization names the target organizations and OUs
+	// (aws:PrincipalOrgID, aws:PrincipalOrgPaths).
+	PrincipalsOrganization = "organization"
+)
+
 // Where the Auto Scaling grants are created from.
 const (
 	GrantFromTarget = "target"
@@ -40,9 +53,22 @@ type Options struct {
 	// AMIs maps a region to the AMI to gate there.
 	AMIs map[string]string
 
-	Targets                   []Target
-	TargetOrganizationARNs    []string
+	Targets []Target
+	// TargetOrganizations and TargetOrganizationalUnits (ids, o-... and
+	// ou-..., or ARNs) make every active account in them a target, as
+	// OrganizationTargets says, except ExcludeAccounts. An account that
+	// also has a target block keeps its block's settings.
+	TargetOrganizations       []string
 	TargetOrganizationalUnits []string
+	ExcludeAccounts           []string
+	OrganizationTargets       MemberTargets
+	// OrganizationsRoleARN is a role in the organization's management (or
+	// delegated administrator) account that lists its accounts; empty
+	// lists them with the source credentials.
+	OrganizationsRoleARN string
+	// KeyPolicyPrincipals is who the key-policy statements name: auto,
+	// accounts or organization.
+	KeyPolicyPrincipals string
 
 	ShareImage        bool
 	ShareSnapshots    bool
@@ -59,9 +85,18 @@ type Options struct {
 	SubnetID            string
 	AllowUnencrypted    bool
 	DryRun              bool
+	// Audit checks AMIs already released (`amigate audit`): it changes
+	// nothing (no sharing, key-policy patch, grant or test launch) and
+	// checks every Auto Scaling service-linked role of each target, also
+	// those made since the release.
+	Audit bool
 	// LockTimeout bounds the wait for a key's policy lock, held while
 	// another run patches the same key; 0 means keylock.DefaultWait.
 	LockTimeout time.Duration
+
+	// OnStatus, when set, hears how far the run is (a progress line for
+	// long runs); it is not a setting of the user's.
+	OnStatus StatusFunc
 
 	// Test-launch timing, for tests: the polling back-off and the wait for
 	// CloudTrail's delivery.
@@ -77,6 +112,22 @@ type Target struct {
 	AutoScalingGroups     []string
 	ServiceLinkedRoleARNs []string
 	Paths                 []keypolicy.Path
+
+	// member is set on the targets found in the target organizations and
+	// OUs (organization_targets), rather than given in a target block.
+	member bool
+}
+
+// MemberTargets is how amigate treats each account it finds in the target
+// organizations and OUs.
+type MemberTargets struct {
+	// RoleName is the role amigate assumes in each account (the same name
+	// everywhere, as StackSets deploys it; a path may precede it).
+	RoleName          string
+	ExternalID        string
+	Regions           []string
+	AutoScalingGroups []string
+	Paths             []keypolicy.Path
 }
 
 // FieldError is one invalid setting: the field as the user wrote it, the
@@ -95,11 +146,14 @@ func (e FieldError) Error() string {
 }
 
 var (
-	regionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
-	amiRE    = regexp.MustCompile(`^ami-[0-9a-f]{8}([0-9a-f]{9})?$`)
-	orgRE    = regexp.MustCompile(`^arn:aws[a-z-]*:organizations::\d{12}:organization/o-[a-z0-9]{10,32}$`)
-	ouRE     = regexp.MustCompile(`^arn:aws[a-z-]*:organizations::\d{12}:ou/o-[a-z0-9]{10,32}/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$`)
-	subnetRE = regexp.MustCompile(`^subnet-[0-9a-f]{8}([0-9a-f]{9})?$`)
+	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
+	amiRE      = regexp.MustCompile(`^ami-[0-9a-f]{8}([0-9a-f]{9})?$`)
+	orgRE      = regexp.MustCompile(`^arn:aws[a-z-]*:organizations::\d{12}:organization/(o-[a-z0-9]{10,32})$`)
+	ouRE       = regexp.MustCompile(`^arn:aws[a-z-]*:organizations::\d{12}:ou/o-[a-z0-9]{10,32}/(ou-[a-z0-9]{4,32}-[a-z0-9]{8,32})$`)
+	orgIDRE    = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
+	ouIDRE     = regexp.MustCompile(`^ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$`)
+	roleNameRE = regexp.MustCompile(`^([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$`)
+	subnetRE   = regexp.MustCompile(`^subnet-[0-9a-f]{8}([0-9a-f]{9})?$`)
 )
 
 // ValidRegion reports whether s looks like an AWS region name.
@@ -127,8 +181,8 @@ func (o *Options) Validate() []FieldError {
 			add("ami_ids["+r+"]", o.AMIs[r], "not an AMI id (ami-0123456789abcdef0)")
 		}
 	}
-	if len(o.Targets) == 0 && len(o.TargetOrganizationARNs) == 0 && len(o.TargetOrganizationalUnits) == 0 {
-		add("target", "", "at least one target block (or target_organization_arns) is required")
+	if len(o.Targets) == 0 && len(o.TargetOrganizations) == 0 && len(o.TargetOrganizationalUnits) == 0 {
+		add("target", "", "at least one target block (or target_organizations, target_organizational_units) is required")
 	}
 	seen := map[string]bool{}
 	for i, t := range o.Targets {
@@ -138,17 +192,11 @@ func (o *Options) Validate() []FieldError {
 		}
 		seen[t.AccountID] = true
 	}
-	for _, a := range o.TargetOrganizationARNs {
-		if !orgRE.MatchString(a) {
-			add("target_organization_arns", a, "not an organization ARN (arn:aws:organizations::ACCOUNT:organization/o-...)")
-		}
-	}
-	for _, a := range o.TargetOrganizationalUnits {
-		if !ouRE.MatchString(a) {
-			add("target_organizational_unit_arns", a, "not an organizational unit ARN (arn:aws:organizations::ACCOUNT:ou/o-.../ou-...)")
-		}
-	}
+	errs = append(errs, o.validateOrganizations(seen)...)
 	oneOf(&errs, "key_policy", o.KeyPolicy, KeyPolicyPatch, KeyPolicyCheck, KeyPolicyIgnore)
+	if o.KeyPolicyPrincipals != "" {
+		oneOf(&errs, "key_policy_principals", o.KeyPolicyPrincipals, PrincipalsAuto, PrincipalsAccounts, PrincipalsOrganization)
+	}
 	if o.GrantFrom != "" {
 		oneOf(&errs, "grant_from", o.GrantFrom, GrantFromTarget, GrantFromSource)
 	}
@@ -162,10 +210,90 @@ func (o *Options) Validate() []FieldError {
 	if o.LockTimeout < 0 {
 		add("lock_timeout", o.LockTimeout.String(), "must not be negative")
 	}
+	if o.Audit && (o.ShareImage || o.KeyPolicy == KeyPolicyPatch || o.CreateGrants || o.TestLaunch != TestLaunchNone || o.DryRun) {
+		add("audit", "", "an audit changes nothing: share_image, create_grants and dry_run off, key_policy check or ignore, test_launch none")
+	}
 	if o.SubnetID != "" && !subnetRE.MatchString(o.SubnetID) {
 		add("subnet_id", o.SubnetID, "not a subnet id (subnet-0123456789abcdef0)")
 	}
 	return errs
+}
+
+// validateOrganizations checks the organization targets; explicit holds
+// the accounts of the target blocks.
+func (o *Options) validateOrganizations(explicit map[string]bool) []FieldError {
+	var errs []FieldError
+	add := func(field, value, problem string) {
+		errs = append(errs, FieldError{Field: field, Value: value, Problem: problem})
+	}
+	for _, v := range o.TargetOrganizations {
+		if _, ok := OrganizationID(v); !ok {
+			add("target_organizations", v, "not an organization id (o-...) or ARN (arn:aws:organizations::ACCOUNT:organization/o-...)")
+		}
+	}
+	for _, v := range o.TargetOrganizationalUnits {
+		if _, ok := OrganizationalUnitID(v); !ok {
+			add("target_organizational_units", v, "not an organizational unit id (ou-...) or ARN (arn:aws:organizations::ACCOUNT:ou/o-.../ou-...)")
+		}
+	}
+	orgs := len(o.TargetOrganizations)+len(o.TargetOrganizationalUnits) > 0
+	for _, a := range o.ExcludeAccounts {
+		switch {
+		case !keypolicy.ValidAccountID(a):
+			add("exclude_accounts", a, "not a 12-digit AWS account id")
+		case !orgs:
+			add("exclude_accounts", a, "excludes from target_organizations and target_organizational_units, and there are none")
+		case explicit[a]:
+			add("exclude_accounts", a, "also has a target block; remove one of them")
+		}
+	}
+	m := o.OrganizationTargets
+	if !orgs && (m.RoleName != "" || m.ExternalID != "" || len(m.Regions) > 0 || len(m.AutoScalingGroups) > 0 || len(m.Paths) > 0) {
+		add("organization_targets", "", "is for the accounts of target_organizations and target_organizational_units, and there are none")
+	}
+	if m.RoleName != "" && !roleNameRE.MatchString(m.RoleName) {
+		add("organization_targets.role_name", m.RoleName, "not an IAM role name (with an optional path: path/name)")
+	}
+	member := Target{AccountID: "000000000000", Regions: m.Regions, ExternalID: m.ExternalID, AutoScalingGroups: m.AutoScalingGroups, Paths: m.Paths}
+	if m.RoleName != "" {
+		member.RoleARN = "arn:aws:iam::000000000000:role/" + m.RoleName
+	}
+	if orgs {
+		for _, fe := range member.validate("organization_targets", o) {
+			// The members' role is named, not given as an ARN.
+			fe.Field = strings.Replace(fe.Field, ".role_arn", ".role_name", 1)
+			fe.Problem = strings.ReplaceAll(fe.Problem, "role_arn", "role_name")
+			errs = append(errs, fe)
+		}
+	}
+	if o.OrganizationsRoleARN != "" {
+		if _, err := keypolicy.ParseRoleARN(o.OrganizationsRoleARN); err != nil {
+			add("organizations_role_arn", o.OrganizationsRoleARN, "not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
+		}
+	}
+	return errs
+}
+
+// OrganizationID reads an organization id or ARN.
+func OrganizationID(s string) (string, bool) {
+	if orgIDRE.MatchString(s) {
+		return s, true
+	}
+	if m := orgRE.FindStringSubmatch(s); m != nil {
+		return m[1], true
+	}
+	return "", false
+}
+
+// OrganizationalUnitID reads an OU id or ARN.
+func OrganizationalUnitID(s string) (string, bool) {
+	if ouIDRE.MatchString(s) {
+		return s, true
+	}
+	if m := ouRE.FindStringSubmatch(s); m != nil {
+		return m[1], true
+	}
+	return "", false
 }
 
 func (t Target) validate(prefix string, o *Options) []FieldError {

@@ -17,7 +17,13 @@ type Report struct {
 	// done and found until then.
 	Error  string `json:"error,omitempty"`
 	DryRun bool   `json:"dry_run"`
-	RunID  string `json:"run_id"`
+	// Audit is set for `amigate audit`: a released AMI checked again,
+	// nothing changed.
+	Audit bool   `json:"audit,omitempty"`
+	RunID string `json:"run_id"`
+	// Organization is where the organization targets were found, with the
+	// accounts skipped; nil without organization targets.
+	Organization *OrganizationInfo `json:"organization,omitempty"`
 	// Images are the AMIs gated, with their snapshots.
 	Images []ImageInfo `json:"images"`
 	// Keys are the KMS keys of the snapshots.

@@ -56,7 +56,9 @@ func (r *runState) testLaunch(ctx context.Context) error {
 			}
 		}
 	}
+	r.track.start("test launch", len(jobs))
 	return forEach(ctx, len(jobs), r.parallelism, func(ctx context.Context, i int) error {
+		defer r.track.done()
 		return r.launchOne(ctx, jobs[i].t, jobs[i].region, jobs[i].group)
 	})
 }
@@ -258,6 +260,7 @@ func (r *runState) staticFix(account, region string, out launch.Outcome) string 
 // addLaunchFinding puts the finding on the path the launch took; the caller
 // holds r.mu.
 func (r *runState) addLaunchFinding(t Target, region string, out launch.Outcome, f keypolicy.Finding) {
+	r.track.fail(t.AccountID)
 	for i := range r.report.Targets {
 		tr := &r.report.Targets[i]
 		if tr.Account != t.AccountID {

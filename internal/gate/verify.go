@@ -69,10 +69,15 @@ func (r *runState) verify(context.Context) error {
 			}
 		}
 	}
+	r.track.start("verify", len(r.report.Targets))
 	for _, tr := range r.report.Targets {
 		for _, p := range tr.Paths {
 			r.sayPath(tr.Account, p)
 		}
+		if !tr.OK {
+			r.track.fail(tr.Account)
+		}
+		r.track.done()
 	}
 	return nil
 }
@@ -80,7 +85,7 @@ func (r *runState) verify(context.Context) error {
 // annotate adds sharing and grant-creation findings to a path, applies
 // key_policy = "ignore", and sets OK from the errors left.
 func (r *runState) annotate(pr *PathReport, account string, im *imageState, ks *keyState) {
-	if !im.launch["all"] && !im.launch[account] {
+	if !im.launch["all"] && !im.launch[account] && !r.sharedThroughOrganization(im.launch, account) {
 		pr.Findings = append(pr.Findings, keypolicy.Finding{Code: keypolicy.CodeImageNotShared, Severity: keypolicy.SeverityError, Actions: []string{},
 			Message: fmt.Sprintf("%s in %s has no launch permission for account %s", im.id, im.region, account),
 			Fix:     fmt.Sprintf("set share_image = true, or: aws ec2 modify-image-attribute --region %s --image-id %s --launch-permission 'Add=[{UserId=%s}]'", im.region, im.id, account)})

@@ -1,4 +1,4 @@
-//go:generate packer-sdc mapstructure-to-hcl2 -type Config,TargetConfig
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,TargetConfig,OrganizationTargetsConfig
 //go:generate packer-sdc struct-markdown
 
 // Package amigate is the Packer post-processor that gates an AMI before the
@@ -43,6 +43,24 @@ type TargetConfig struct {
 	Paths []string `mapstructure:"paths" required:"false"`
 }
 
+// OrganizationTargetsConfig is how amigate treats each account it finds in
+// the target organizations and OUs.
+type OrganizationTargetsConfig struct {
+	// The role amigate assumes in each account (the same name in every
+	// account, as a StackSet deploys it; a path may precede the name), to
+	// read its Auto Scaling groups and create its grants from it.
+	RoleName string `mapstructure:"role_name" required:"false"`
+	// The external id the role's trust policy requires, if any.
+	ExternalID string `mapstructure:"external_id" required:"false"`
+	// The regions the accounts launch in. Defaults to every region of the AMI.
+	Regions []string `mapstructure:"regions" required:"false"`
+	// The accounts' Auto Scaling groups that launch the AMI (needs role_name).
+	AutoScalingGroups []string `mapstructure:"autoscaling_groups" required:"false"`
+	// How the accounts launch the AMI: `asg`, `instance` and/or `copy`.
+	// Defaults to `["asg", "instance"]`.
+	Paths []string `mapstructure:"paths" required:"false"`
+}
+
 // Config is the post-processor's configuration.
 type Config struct {
 	common.PackerConfig `mapstructure:",squash"`
@@ -53,12 +71,31 @@ type Config struct {
 	// The AMIs to gate, by region, instead of the build's artifact.
 	AMIIDs map[string]string `mapstructure:"ami_ids" required:"false"`
 
-	// The accounts that must be able to launch the AMI. Repeatable.
+	// The accounts that must be able to launch the AMI. Repeatable; optional
+	// with target_organizations or target_organizational_units.
 	Targets []TargetConfig `mapstructure:"target" required:"true"`
-	// Organizations to share the AMI with (launch permission by organization).
-	TargetOrganizationARNs []string `mapstructure:"target_organization_arns" required:"false"`
-	// Organizational units to share the AMI with.
-	TargetOrganizationalUnitARNs []string `mapstructure:"target_organizational_unit_arns" required:"false"`
+	// Organizations (`o-...` or the organization's ARN) whose every active
+	// account is a target, found through AWS Organizations. Suspended and
+	// closing accounts are skipped and reported.
+	TargetOrganizations []string `mapstructure:"target_organizations" required:"false"`
+	// Organizational units (`ou-...` or the OU's ARN) whose every active
+	// account, in nested OUs too, is a target.
+	TargetOrganizationalUnits []string `mapstructure:"target_organizational_units" required:"false"`
+	// Accounts of the target organizations and OUs that are not targets.
+	ExcludeAccounts []string `mapstructure:"exclude_accounts" required:"false"`
+	// How each account found in the target organizations and OUs is treated;
+	// an account with a target block of its own keeps that block's settings.
+	OrganizationTargets OrganizationTargetsConfig `mapstructure:"organization_targets" required:"false"`
+	// A role in the organization's management account (or a delegated
+	// administrator) that may list its accounts. Defaults to the source
+	// credentials.
+	OrganizationsRoleARN string `mapstructure:"organizations_role_arn" required:"false"`
+	// Who the key-policy statements amigate adds name: `accounts` (each
+	// target account), `organization` (the target organizations and OUs,
+	// with aws:PrincipalOrgID / aws:PrincipalOrgPaths) or `auto` (accounts,
+	// unless they would not fit in KMS's 32 KiB and the targets come from
+	// organizations or OUs). Defaults to `auto`.
+	KeyPolicyPrincipals string `mapstructure:"key_policy_principals" required:"false"`
 
 	// Give every target a launch permission on the AMI. Defaults to true.
 	ShareImage *bool `mapstructure:"share_image" required:"false"`
@@ -149,8 +186,11 @@ func (c *Config) options() (gate.Options, []error) {
 	var errs []error
 	o := gate.Options{
 		AMIs:                      c.AMIIDs,
-		TargetOrganizationARNs:    c.TargetOrganizationARNs,
-		TargetOrganizationalUnits: c.TargetOrganizationalUnitARNs,
+		TargetOrganizations:       c.TargetOrganizations,
+		TargetOrganizationalUnits: c.TargetOrganizationalUnits,
+		ExcludeAccounts:           c.ExcludeAccounts,
+		OrganizationsRoleARN:      c.OrganizationsRoleARN,
+		KeyPolicyPrincipals:       orDefault(c.KeyPolicyPrincipals, gate.PrincipalsAuto),
 		ShareImage:                c.ShareImage == nil || *c.ShareImage,
 		ShareSnapshots:            c.ShareSnapshots,
 		KeyPolicy:                 orDefault(c.KeyPolicy, gate.KeyPolicyPatch),
@@ -185,6 +225,19 @@ func (c *Config) options() (gate.Options, []error) {
 			errs = append(errs, gate.FieldError{Field: "lock_timeout", Value: c.LockTimeout, Problem: "not a positive duration (such as 15m)"})
 		} else {
 			o.LockTimeout = d
+		}
+	}
+	ot := c.OrganizationTargets
+	o.OrganizationTargets = gate.MemberTargets{RoleName: ot.RoleName, ExternalID: ot.ExternalID, Regions: ot.Regions, AutoScalingGroups: ot.AutoScalingGroups}
+	for _, p := range ot.Paths {
+		path, err := keypolicy.ParsePath(p)
+		if err != nil {
+			errs = append(errs, gate.FieldError{Field: "organization_targets.paths", Value: p, Problem: "must be one of asg, instance, copy"})
+			continue
+		}
+		o.OrganizationTargets.Paths = append(o.OrganizationTargets.Paths, path)
+		if path == keypolicy.PathCopy {
+			o.ShareSnapshots = true
 		}
 	}
 	for i, t := range c.Targets {

@@ -11,42 +11,46 @@ import (
 // FlatConfig is an auto-generated flat version of Config.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatConfig struct {
-	PackerBuildName              *string                         `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
-	PackerBuilderType            *string                         `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
-	PackerCoreVersion            *string                         `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
-	PackerDebug                  *bool                           `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
-	PackerForce                  *bool                           `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
-	PackerOnError                *string                         `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
-	PackerUserVars               map[string]string               `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
-	PackerSensitiveVars          []string                        `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
-	Region                       *string                         `mapstructure:"region" required:"false" cty:"region" hcl:"region"`
-	Profile                      *string                         `mapstructure:"profile" required:"false" cty:"profile" hcl:"profile"`
-	AccessKey                    *string                         `mapstructure:"access_key" required:"false" cty:"access_key" hcl:"access_key"`
-	SecretKey                    *string                         `mapstructure:"secret_key" required:"false" cty:"secret_key" hcl:"secret_key"`
-	Token                        *string                         `mapstructure:"token" required:"false" cty:"token" hcl:"token"`
-	SharedCredentialsFile        *string                         `mapstructure:"shared_credentials_file" required:"false" cty:"shared_credentials_file" hcl:"shared_credentials_file"`
-	AssumeRole                   *awsaccess.FlatAssumeRoleConfig `mapstructure:"assume_role" required:"false" cty:"assume_role" hcl:"assume_role"`
-	MaxRetries                   *int                            `mapstructure:"max_retries" required:"false" cty:"max_retries" hcl:"max_retries"`
-	AMIIDs                       map[string]string               `mapstructure:"ami_ids" required:"false" cty:"ami_ids" hcl:"ami_ids"`
-	Targets                      []FlatTargetConfig              `mapstructure:"target" required:"true" cty:"target" hcl:"target"`
-	TargetOrganizationARNs       []string                        `mapstructure:"target_organization_arns" required:"false" cty:"target_organization_arns" hcl:"target_organization_arns"`
-	TargetOrganizationalUnitARNs []string                        `mapstructure:"target_organizational_unit_arns" required:"false" cty:"target_organizational_unit_arns" hcl:"target_organizational_unit_arns"`
-	ShareImage                   *bool                           `mapstructure:"share_image" required:"false" cty:"share_image" hcl:"share_image"`
-	ShareSnapshots               *bool                           `mapstructure:"share_snapshots" required:"false" cty:"share_snapshots" hcl:"share_snapshots"`
-	KeyPolicy                    *string                         `mapstructure:"key_policy" required:"false" cty:"key_policy" hcl:"key_policy"`
-	CreateGrants                 *bool                           `mapstructure:"create_grants" required:"false" cty:"create_grants" hcl:"create_grants"`
-	GrantFrom                    *string                         `mapstructure:"grant_from" required:"false" cty:"grant_from" hcl:"grant_from"`
-	TestLaunch                   *string                         `mapstructure:"test_launch" required:"false" cty:"test_launch" hcl:"test_launch"`
-	TestLaunchTimeout            *string                         `mapstructure:"test_launch_timeout" required:"false" cty:"test_launch_timeout" hcl:"test_launch_timeout"`
-	TestLaunchGrantWait          *string                         `mapstructure:"test_launch_grant_wait" required:"false" cty:"test_launch_grant_wait" hcl:"test_launch_grant_wait"`
-	InstanceType                 *string                         `mapstructure:"instance_type" required:"false" cty:"instance_type" hcl:"instance_type"`
-	SubnetID                     *string                         `mapstructure:"subnet_id" required:"false" cty:"subnet_id" hcl:"subnet_id"`
-	AllowUnencrypted             *bool                           `mapstructure:"allow_unencrypted" required:"false" cty:"allow_unencrypted" hcl:"allow_unencrypted"`
-	LockTimeout                  *string                         `mapstructure:"lock_timeout" required:"false" cty:"lock_timeout" hcl:"lock_timeout"`
-	DryRun                       *bool                           `mapstructure:"dry_run" required:"false" cty:"dry_run" hcl:"dry_run"`
-	ReportFile                   *string                         `mapstructure:"report_file" required:"false" cty:"report_file" hcl:"report_file"`
-	JUnitFile                    *string                         `mapstructure:"junit_file" required:"false" cty:"junit_file" hcl:"junit_file"`
-	MarkdownFile                 *string                         `mapstructure:"markdown_file" required:"false" cty:"markdown_file" hcl:"markdown_file"`
+	PackerBuildName           *string                         `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
+	PackerBuilderType         *string                         `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
+	PackerCoreVersion         *string                         `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
+	PackerDebug               *bool                           `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
+	PackerForce               *bool                           `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
+	PackerOnError             *string                         `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
+	PackerUserVars            map[string]string               `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
+	PackerSensitiveVars       []string                        `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
+	Region                    *string                         `mapstructure:"region" required:"false" cty:"region" hcl:"region"`
+	Profile                   *string                         `mapstructure:"profile" required:"false" cty:"profile" hcl:"profile"`
+	AccessKey                 *string                         `mapstructure:"access_key" required:"false" cty:"access_key" hcl:"access_key"`
+	SecretKey                 *string                         `mapstructure:"secret_key" required:"false" cty:"secret_key" hcl:"secret_key"`
+	Token                     *string                         `mapstructure:"token" required:"false" cty:"token" hcl:"token"`
+	SharedCredentialsFile     *string                         `mapstructure:"shared_credentials_file" required:"false" cty:"shared_credentials_file" hcl:"shared_credentials_file"`
+	AssumeRole                *awsaccess.FlatAssumeRoleConfig `mapstructure:"assume_role" required:"false" cty:"assume_role" hcl:"assume_role"`
+	MaxRetries                *int                            `mapstructure:"max_retries" required:"false" cty:"max_retries" hcl:"max_retries"`
+	AMIIDs                    map[string]string               `mapstructure:"ami_ids" required:"false" cty:"ami_ids" hcl:"ami_ids"`
+	Targets                   []FlatTargetConfig              `mapstructure:"target" required:"true" cty:"target" hcl:"target"`
+	TargetOrganizations       []string                        `mapstructure:"target_organizations" required:"false" cty:"target_organizations" hcl:"target_organizations"`
+	TargetOrganizationalUnits []string                        `mapstructure:"target_organizational_units" required:"false" cty:"target_organizational_units" hcl:"target_organizational_units"`
+	ExcludeAccounts           []string                        `mapstructure:"exclude_accounts" required:"false" cty:"exclude_accounts" hcl:"exclude_accounts"`
+	OrganizationTargets       *FlatOrganizationTargetsConfig  `mapstructure:"organization_targets" required:"false" cty:"organization_targets" hcl:"organization_targets"`
+	OrganizationsRoleARN      *string                         `mapstructure:"organizations_role_arn" required:"false" cty:"organizations_role_arn" hcl:"organizations_role_arn"`
+	KeyPolicyPrincipals       *string                         `mapstructure:"key_policy_principals" required:"false" cty:"key_policy_principals" hcl:"key_policy_principals"`
+	ShareImage                *bool                           `mapstructure:"share_image" required:"false" cty:"share_image" hcl:"share_image"`
+	ShareSnapshots            *bool                           `mapstructure:"share_snapshots" required:"false" cty:"share_snapshots" hcl:"share_snapshots"`
+	KeyPolicy                 *string                         `mapstructure:"key_policy" required:"false" cty:"key_policy" hcl:"key_policy"`
+	CreateGrants              *bool                           `mapstructure:"create_grants" required:"false" cty:"create_grants" hcl:"create_grants"`
+	GrantFrom                 *string                         `mapstructure:"grant_from" required:"false" cty:"grant_from" hcl:"grant_from"`
+	TestLaunch                *string                         `mapstructure:"test_launch" required:"false" cty:"test_launch" hcl:"test_launch"`
+	TestLaunchTimeout         *string                         `mapstructure:"test_launch_timeout" required:"false" cty:"test_launch_timeout" hcl:"test_launch_timeout"`
+	TestLaunchGrantWait       *string                         `mapstructure:"test_launch_grant_wait" required:"false" cty:"test_launch_grant_wait" hcl:"test_launch_grant_wait"`
+	InstanceType              *string                         `mapstructure:"instance_type" required:"false" cty:"instance_type" hcl:"instance_type"`
+	SubnetID                  *string                         `mapstructure:"subnet_id" required:"false" cty:"subnet_id" hcl:"subnet_id"`
+	AllowUnencrypted          *bool                           `mapstructure:"allow_unencrypted" required:"false" cty:"allow_unencrypted" hcl:"allow_unencrypted"`
+	LockTimeout               *string                         `mapstructure:"lock_timeout" required:"false" cty:"lock_timeout" hcl:"lock_timeout"`
+	DryRun                    *bool                           `mapstructure:"dry_run" required:"false" cty:"dry_run" hcl:"dry_run"`
+	ReportFile                *string                         `mapstructure:"report_file" required:"false" cty:"report_file" hcl:"report_file"`
+	JUnitFile                 *string                         `mapstructure:"junit_file" required:"false" cty:"junit_file" hcl:"junit_file"`
+	MarkdownFile              *string                         `mapstructure:"markdown_file" required:"false" cty:"markdown_file" hcl:"markdown_file"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -61,42 +65,77 @@ func (*Config) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec }
 // The decoded values from this spec will then be applied to a FlatConfig.
 func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 	s := map[string]hcldec.Spec{
-		"packer_build_name":               &hcldec.AttrSpec{Name: "packer_build_name", Type: cty.String, Required: false},
-		"packer_builder_type":             &hcldec.AttrSpec{Name: "packer_builder_type", Type: cty.String, Required: false},
-		"packer_core_version":             &hcldec.AttrSpec{Name: "packer_core_version", Type: cty.String, Required: false},
-		"packer_debug":                    &hcldec.AttrSpec{Name: "packer_debug", Type: cty.Bool, Required: false},
-		"packer_force":                    &hcldec.AttrSpec{Name: "packer_force", Type: cty.Bool, Required: false},
-		"packer_on_error":                 &hcldec.AttrSpec{Name: "packer_on_error", Type: cty.String, Required: false},
-		"packer_user_variables":           &hcldec.AttrSpec{Name: "packer_user_variables", Type: cty.Map(cty.String), Required: false},
-		"packer_sensitive_variables":      &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String), Required: false},
-		"region":                          &hcldec.AttrSpec{Name: "region", Type: cty.String, Required: false},
-		"profile":                         &hcldec.AttrSpec{Name: "profile", Type: cty.String, Required: false},
-		"access_key":                      &hcldec.AttrSpec{Name: "access_key", Type: cty.String, Required: false},
-		"secret_key":                      &hcldec.AttrSpec{Name: "secret_key", Type: cty.String, Required: false},
-		"token":                           &hcldec.AttrSpec{Name: "token", Type: cty.String, Required: false},
-		"shared_credentials_file":         &hcldec.AttrSpec{Name: "shared_credentials_file", Type: cty.String, Required: false},
-		"assume_role":                     &hcldec.BlockSpec{TypeName: "assume_role", Nested: hcldec.ObjectSpec((*awsaccess.FlatAssumeRoleConfig)(nil).HCL2Spec())},
-		"max_retries":                     &hcldec.AttrSpec{Name: "max_retries", Type: cty.Number, Required: false},
-		"ami_ids":                         &hcldec.AttrSpec{Name: "ami_ids", Type: cty.Map(cty.String), Required: false},
-		"target":                          &hcldec.BlockListSpec{TypeName: "target", Nested: hcldec.ObjectSpec((*FlatTargetConfig)(nil).HCL2Spec())},
-		"target_organization_arns":        &hcldec.AttrSpec{Name: "target_organization_arns", Type: cty.List(cty.String), Required: false},
-		"target_organizational_unit_arns": &hcldec.AttrSpec{Name: "target_organizational_unit_arns", Type: cty.List(cty.String), Required: false},
-		"share_image":                     &hcldec.AttrSpec{Name: "share_image", Type: cty.Bool, Required: false},
-		"share_snapshots":                 &hcldec.AttrSpec{Name: "share_snapshots", Type: cty.Bool, Required: false},
-		"key_policy":                      &hcldec.AttrSpec{Name: "key_policy", Type: cty.String, Required: false},
-		"create_grants":                   &hcldec.AttrSpec{Name: "create_grants", Type: cty.Bool, Required: false},
-		"grant_from":                      &hcldec.AttrSpec{Name: "grant_from", Type: cty.String, Required: false},
-		"test_launch":                     &hcldec.AttrSpec{Name: "test_launch", Type: cty.String, Required: false},
-		"test_launch_timeout":             &hcldec.AttrSpec{Name: "test_launch_timeout", Type: cty.String, Required: false},
-		"test_launch_grant_wait":          &hcldec.AttrSpec{Name: "test_launch_grant_wait", Type: cty.String, Required: false},
-		"instance_type":                   &hcldec.AttrSpec{Name: "instance_type", Type: cty.String, Required: false},
-		"subnet_id":                       &hcldec.AttrSpec{Name: "subnet_id", Type: cty.String, Required: false},
-		"allow_unencrypted":               &hcldec.AttrSpec{Name: "allow_unencrypted", Type: cty.Bool, Required: false},
-		"lock_timeout":                    &hcldec.AttrSpec{Name: "lock_timeout", Type: cty.String, Required: false},
-		"dry_run":                         &hcldec.AttrSpec{Name: "dry_run", Type: cty.Bool, Required: false},
-		"report_file":                     &hcldec.AttrSpec{Name: "report_file", Type: cty.String, Required: false},
-		"junit_file":                      &hcldec.AttrSpec{Name: "junit_file", Type: cty.String, Required: false},
-		"markdown_file":                   &hcldec.AttrSpec{Name: "markdown_file", Type: cty.String, Required: false},
+		"packer_build_name":           &hcldec.AttrSpec{Name: "packer_build_name", Type: cty.String, Required: false},
+		"packer_builder_type":         &hcldec.AttrSpec{Name: "packer_builder_type", Type: cty.String, Required: false},
+		"packer_core_version":         &hcldec.AttrSpec{Name: "packer_core_version", Type: cty.String, Required: false},
+		"packer_debug":                &hcldec.AttrSpec{Name: "packer_debug", Type: cty.Bool, Required: false},
+		"packer_force":                &hcldec.AttrSpec{Name: "packer_force", Type: cty.Bool, Required: false},
+		"packer_on_error":             &hcldec.AttrSpec{Name: "packer_on_error", Type: cty.String, Required: false},
+		"packer_user_variables":       &hcldec.AttrSpec{Name: "packer_user_variables", Type: cty.Map(cty.String), Required: false},
+		"packer_sensitive_variables":  &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String), Required: false},
+		"region":                      &hcldec.AttrSpec{Name: "region", Type: cty.String, Required: false},
+		"profile":                     &hcldec.AttrSpec{Name: "profile", Type: cty.String, Required: false},
+		"access_key":                  &hcldec.AttrSpec{Name: "access_key", Type: cty.String, Required: false},
+		"secret_key":                  &hcldec.AttrSpec{Name: "secret_key", Type: cty.String, Required: false},
+		"token":                       &hcldec.AttrSpec{Name: "token", Type: cty.String, Required: false},
+		"shared_credentials_file":     &hcldec.AttrSpec{Name: "shared_credentials_file", Type: cty.String, Required: false},
+		"assume_role":                 &hcldec.BlockSpec{TypeName: "assume_role", Nested: hcldec.ObjectSpec((*awsaccess.FlatAssumeRoleConfig)(nil).HCL2Spec())},
+		"max_retries":                 &hcldec.AttrSpec{Name: "max_retries", Type: cty.Number, Required: false},
+		"ami_ids":                     &hcldec.AttrSpec{Name: "ami_ids", Type: cty.Map(cty.String), Required: false},
+		"target":                      &hcldec.BlockListSpec{TypeName: "target", Nested: hcldec.ObjectSpec((*FlatTargetConfig)(nil).HCL2Spec())},
+		"target_organizations":        &hcldec.AttrSpec{Name: "target_organizations", Type: cty.List(cty.String), Required: false},
+		"target_organizational_units": &hcldec.AttrSpec{Name: "target_organizational_units", Type: cty.List(cty.String), Required: false},
+		"exclude_accounts":            &hcldec.AttrSpec{Name: "exclude_accounts", Type: cty.List(cty.String), Required: false},
+		"organization_targets":        &hcldec.BlockSpec{TypeName: "organization_targets", Nested: hcldec.ObjectSpec((*FlatOrganizationTargetsConfig)(nil).HCL2Spec())},
+		"organizations_role_arn":      &hcldec.AttrSpec{Name: "organizations_role_arn", Type: cty.String, Required: false},
+		"key_policy_principals":       &hcldec.AttrSpec{Name: "key_policy_principals", Type: cty.String, Required: false},
+		"share_image":                 &hcldec.AttrSpec{Name: "share_image", Type: cty.Bool, Required: false},
+		"share_snapshots":             &hcldec.AttrSpec{Name: "share_snapshots", Type: cty.Bool, Required: false},
+		"key_policy":                  &hcldec.AttrSpec{Name: "key_policy", Type: cty.String, Required: false},
+		"create_grants":               &hcldec.AttrSpec{Name: "create_grants", Type: cty.Bool, Required: false},
+		"grant_from":                  &hcldec.AttrSpec{Name: "grant_from", Type: cty.String, Required: false},
+		"test_launch":                 &hcldec.AttrSpec{Name: "test_launch", Type: cty.String, Required: false},
+		"test_launch_timeout":         &hcldec.AttrSpec{Name: "test_launch_timeout", Type: cty.String, Required: false},
+		"test_launch_grant_wait":      &hcldec.AttrSpec{Name: "test_launch_grant_wait", Type: cty.String, Required: false},
+		"instance_type":               &hcldec.AttrSpec{Name: "instance_type", Type: cty.String, Required: false},
+		"subnet_id":                   &hcldec.AttrSpec{Name: "subnet_id", Type: cty.String, Required: false},
+		"allow_unencrypted":           &hcldec.AttrSpec{Name: "allow_unencrypted", Type: cty.Bool, Required: false},
+		"lock_timeout":                &hcldec.AttrSpec{Name: "lock_timeout", Type: cty.String, Required: false},
+		"dry_run":                     &hcldec.AttrSpec{Name: "dry_run", Type: cty.Bool, Required: false},
+		"report_file":                 &hcldec.AttrSpec{Name: "report_file", Type: cty.String, Required: false},
+		"junit_file":                  &hcldec.AttrSpec{Name: "junit_file", Type: cty.String, Required: false},
+		"markdown_file":               &hcldec.AttrSpec{Name: "markdown_file", Type: cty.String, Required: false},
+	}
+	return s
+}
+
+// FlatOrganizationTargetsConfig is an auto-generated flat version of OrganizationTargetsConfig.
+// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
+type FlatOrganizationTargetsConfig struct {
+	RoleName          *string  `mapstructure:"role_name" required:"false" cty:"role_name" hcl:"role_name"`
+	ExternalID        *string  `mapstructure:"external_id" required:"false" cty:"external_id" hcl:"external_id"`
+	Regions           []string `mapstructure:"regions" required:"false" cty:"regions" hcl:"regions"`
+	AutoScalingGroups []string `mapstructure:"autoscaling_groups" required:"false" cty:"autoscaling_groups" hcl:"autoscaling_groups"`
+	Paths             []string `mapstructure:"paths" required:"false" cty:"paths" hcl:"paths"`
+}
+
+// FlatMapstructure returns a new FlatOrganizationTargetsConfig.
+// FlatOrganizationTargetsConfig is an auto-generated flat version of OrganizationTargetsConfig.
+// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
+func (*OrganizationTargetsConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
+	return new(FlatOrganizationTargetsConfig)
+}
+
+// HCL2Spec returns the hcl spec of a OrganizationTargetsConfig.
+// This spec is used by HCL to read the fields of OrganizationTargetsConfig.
+// The decoded values from this spec will then be applied to a FlatOrganizationTargetsConfig.
+func (*FlatOrganizationTargetsConfig) HCL2Spec() map[string]hcldec.Spec {
+	s := map[string]hcldec.Spec{
+		"role_name":          &hcldec.AttrSpec{Name: "role_name", Type: cty.String, Required: false},
+		"external_id":        &hcldec.AttrSpec{Name: "external_id", Type: cty.String, Required: false},
+		"regions":            &hcldec.AttrSpec{Name: "regions", Type: cty.List(cty.String), Required: false},
+		"autoscaling_groups": &hcldec.AttrSpec{Name: "autoscaling_groups", Type: cty.List(cty.String), Required: false},
+		"paths":              &hcldec.AttrSpec{Name: "paths", Type: cty.List(cty.String), Required: false},
 	}
 	return s
 }

@@ -114,9 +114,23 @@ func TestPrepareValidation(t *testing.T) {
 			r["ami_ids"] = map[string]string{"mars-1": "ami-12", "us-east-1": "ami-0123456789abcdef0"}
 		}, []string{`ami_ids "mars-1": not an AWS region`, `ami_ids[mars-1] "ami-12": not an AMI id`}},
 		{"organizations", func(r map[string]interface{}) {
-			r["target_organization_arns"] = []string{"o-abc"}
-			r["target_organizational_unit_arns"] = []string{"ou-abc"}
-		}, []string{`target_organization_arns "o-abc": not an organization ARN`, `target_organizational_unit_arns "ou-abc": not an organizational unit ARN`}},
+			r["target_organizations"] = []string{"o-abc"}
+			r["target_organizational_units"] = []string{"ou-abc"}
+		}, []string{`target_organizations "o-abc": not an organization id`, `target_organizational_units "ou-abc": not an organizational unit id`}},
+		{"organization targets", func(r map[string]interface{}) {
+			r["target_organizational_units"] = []string{"ou-ab12-abcd1234"}
+			r["exclude_accounts"] = []string{"12345", "111122223333"}
+			r["organization_targets"] = map[string]interface{}{"role_name": "no spaces please", "paths": []string{"teleport"}, "regions": []string{"moon-1"}}
+			r["organizations_role_arn"] = "arn:aws:iam::123:role/x"
+			r["key_policy_principals"] = "everyone"
+		}, []string{`exclude_accounts "12345": not a 12-digit AWS account id`, `exclude_accounts "111122223333": also has a target block`,
+			`organization_targets.role_name "no spaces please": not an IAM role name`, `organization_targets.paths "teleport"`,
+			`organization_targets.regions "moon-1": not an AWS region`, `organizations_role_arn "arn:aws:iam::123:role/x"`,
+			`key_policy_principals "everyone": must be one of auto, accounts, organization`}},
+		{"organization targets without organizations", func(r map[string]interface{}) {
+			r["exclude_accounts"] = []string{"444455556666"}
+			r["organization_targets"] = map[string]interface{}{"role_name": "amigate"}
+		}, []string{`exclude_accounts "444455556666": excludes from target_organizations`, `organization_targets: is for the accounts of target_organizations`}},
 		{"access", func(r map[string]interface{}) {
 			r["region"] = "useast1"
 			r["access_key"] = "AKIAEXAMPLE"

@@ -60,12 +60,17 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, artifa
 			return artifact, keep, forceKeep, fmt.Errorf("amigate: %s %q: %w", f.field, f.path, err)
 		}
 	}
-	ui.Say(fmt.Sprintf("amigate: gating %s for %d target(s)", describeAMIs(opts.AMIs), len(opts.Targets)))
+	targets := fmt.Sprintf("%d target(s)", len(opts.Targets))
+	if orgs := append(append([]string{}, opts.TargetOrganizations...), opts.TargetOrganizationalUnits...); len(orgs) > 0 {
+		targets += " and the accounts of " + strings.Join(orgs, ", ")
+	}
+	ui.Say(fmt.Sprintf("amigate: gating %s for %s", describeAMIs(opts.AMIs), targets))
 	sess, err := awsapi.New(ctx, p.config.Settings())
 	if err != nil {
 		return artifact, keep, forceKeep, fmt.Errorf("amigate: %w", err)
 	}
 	start := time.Now()
+	opts.OnStatus = report.NewProgressLines(ui.Say).Status
 	rep, runErr := gate.Run(ctx, opts, sess, func(line string) { ui.Say(line) })
 	if rep != nil {
 		var table bytes.Buffer

@@ -1,0 +1,409 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
+	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
+
+	"github.com/amigate/packer-plugin-amigate/keypolicy"
+)
+
+// organizationsAPI is what the gate calls on AWS Organizations to find the
+// accounts of the target organizations and OUs.
+type organizationsAPI interface {
+	DescribeOrganization(context.Context, *organizations.DescribeOrganizationInput, ...func(*organizations.Options)) (*organizations.DescribeOrganizationOutput, error)
+	ListRoots(context.Context, *organizations.ListRootsInput, ...func(*organizations.Options)) (*organizations.ListRootsOutput, error)
+	ListParents(context.Context, *organizations.ListParentsInput, ...func(*organizations.Options)) (*organizations.ListParentsOutput, error)
+	ListAccountsForParent(context.Context, *organizations.ListAccountsForParentInput, ...func(*organizations.Options)) (*organizations.ListAccountsForParentOutput, error)
+	ListOrganizationalUnitsForParent(context.Context, *organizations.ListOrganizationalUnitsForParentInput, ...func(*organizations.Options)) (*organizations.ListOrganizationalUnitsForParentOutput, error)
+}
+
+// orgState is the organization the targets were found in.
+type orgState struct {
+	id, arn, management string
+	// whole is set when the whole organization is a target.
+	whole bool
+	// units are the target OUs: id → ARN and aws:PrincipalOrgPaths path.
+	units map[string]orgUnit
+	// paths are the aws:PrincipalOrgPaths value of every account found
+	// (o-.../r-.../ou-.../), by account.
+	paths map[string]string
+	// members are the accounts the organization targets cover (found
+	// active, not excluded), by account.
+	members map[string]bool
+}
+
+type orgUnit struct{ arn, path string }
+
+// SkippedAccount is an account of a target organization or OU that is not
+// gated: it is not active (suspended, closing), so nothing can launch in it.
+type SkippedAccount struct {
+	Account string `json:"account"`
+	Name    string `json:"name,omitempty"`
+	State   string `json:"state"`
+	Path    string `json:"path"`
+	Reason  string `json:"reason"`
+}
+
+// OrganizationInfo is what the report says about the target organization.
+type OrganizationInfo struct {
+	ID                string   `json:"id"`
+	ManagementAccount string   `json:"management_account"`
+	Whole             bool     `json:"whole"`
+	Units             []string `json:"organizational_units"`
+	// Accounts is how many accounts the organization targets made
+	// targets; Skipped lists those left out because they are not active.
+	Accounts int              `json:"accounts"`
+	Excluded []string         `json:"excluded"`
+	Skipped  []SkippedAccount `json:"skipped"`
+}
+
+// orgRegion is where Organizations is called: its one endpoint per
+// partition.
+func (r *runState) orgRegion() string {
+	region := r.regions[0]
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "cn-northwest-1"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "us-gov-west-1"
+	}
+	return "us-east-1"
+}
+
+// resolveOrganizations turns the target organizations and OUs into target
+// accounts: it walks each OU tree (ListOrganizationalUnitsForParent and
+// ListAccountsForParent, every page), records each account's organization
+// path for the verdict (aws:PrincipalOrgPaths), skips and reports accounts
+// that are not active, leaves out the excluded ones and the source account,
+// and adds a target for each other account, as organization_targets says,
+// unless it has a target block of its own.
+func (r *runState) resolveOrganizations(ctx context.Context) error {
+	if len(r.opts.TargetOrganizations)+len(r.opts.TargetOrganizationalUnits) == 0 {
+		return nil
+	}
+	who := source
+	if r.opts.OrganizationsRoleARN != "" {
+		who = principal{roleARN: r.opts.OrganizationsRoleARN}
+	}
+	oc := r.cl.Organizations(who, r.orgRegion())
+	out, err := oc.DescribeOrganization(ctx, &organizations.DescribeOrganizationInput{})
+	if err != nil {
+		if isCode(err, "AWSOrganizationsNotInUseException") {
+			return fmt.Errorf("describe the target organization: the account of amigate's credentials belongs to no organization: %w", err)
+		}
+		return fmt.Errorf("describe the target organization: %w", err)
+	}
+	org := &orgState{id: aws.ToString(out.Organization.Id), arn: aws.ToString(out.Organization.Arn),
+		management: aws.ToString(out.Organization.MasterAccountId), units: map[string]orgUnit{}, paths: map[string]string{}, members: map[string]bool{}}
+	var errs []FieldError
+	for _, v := range r.opts.TargetOrganizations {
+		id, _ := OrganizationID(v)
+		if id != org.id {
+			errs = append(errs, FieldError{Field: "target_organizations", Value: v,
+				Problem: fmt.Sprintf("amigate's credentials are in organization %s; list another organization's accounts from its management account (organizations_role_arn)", org.id)})
+			continue
+		}
+		org.whole = true
+	}
+	roots, err := listRoots(ctx, oc)
+	if err != nil {
+		return orgAccessError(err, org, r.opts.OrganizationsRoleARN)
+	}
+	var starts []orgParent
+	if org.whole {
+		for _, root := range roots {
+			starts = append(starts, orgParent{id: root, path: org.id + "/" + root + "/"})
+		}
+	}
+	for _, v := range r.opts.TargetOrganizationalUnits {
+		id, _ := OrganizationalUnitID(v)
+		if strings.HasPrefix(v, "arn:") && !strings.Contains(v, ":ou/"+org.id+"/") {
+			errs = append(errs, FieldError{Field: "target_organizational_units", Value: v, Problem: "is not in organization " + org.id + ", the one amigate's credentials list"})
+			continue
+		}
+		path, err := ouPath(ctx, oc, org.id, id)
+		if isCode(err, "ChildNotFoundException", "OrganizationalUnitNotFoundException", "InvalidInputException") {
+			errs = append(errs, FieldError{Field: "target_organizational_units", Value: v, Problem: "no such organizational unit in organization " + org.id})
+			continue
+		}
+		if err != nil {
+			return orgAccessError(err, org, r.opts.OrganizationsRoleARN)
+		}
+		org.units[id] = orgUnit{arn: "arn:" + partitionOf(org.arn) + ":organizations::" + org.management + ":ou/" + org.id + "/" + id, path: path}
+		if !org.whole {
+			starts = append(starts, orgParent{id: id, path: path})
+		}
+	}
+	if len(errs) > 0 {
+		return InputErrors(errs)
+	}
+	found, err := r.walkOrganization(ctx, oc, coveringParents(starts))
+	if err != nil {
+		return orgAccessError(err, org, r.opts.OrganizationsRoleARN)
+	}
+	// The source account owns the AMI (sharing needs it to): it is not a
+	// target even where its organization is.
+	c, err := r.sourceCaller(ctx, r.regions[0])
+	if err != nil {
+		return err
+	}
+	a, _ := keypolicy.ParseARN(c.arn)
+	r.adoptOrganizationTargets(org, found, a.Account)
+	return nil
+}
+
+// orgParent is a root or an OU, with its organization path.
+type orgParent struct{ id, path string }
+
+// orgAccount is one account found under a parent.
+type orgAccount struct {
+	id, name, state, path string
+}
+
+// coveringParents drops the parents that lie under another one, so that no
+// subtree is walked twice.
+func coveringParents(ps []orgParent) []orgParent {
+	sort.Slice(ps, func(i, j int) bool { return len(ps[i].path) < len(ps[j].path) })
+	var out []orgParent
+	for _, p := range ps {
+		covered := false
+		for _, o := range out {
+			covered = covered || strings.HasPrefix(p.path, o.path)
+		}
+		if !covered {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// walkOrganization lists, level by level and every parent of a level at
+// once, the accounts and OUs under the starting parents.
+func (r *runState) walkOrganization(ctx context.Context, oc organizationsAPI, level []orgParent) ([]orgAccount, error) {
+	var (
+		mu       sync.Mutex
+		accounts []orgAccount
+	)
+	for len(level) > 0 {
+		var next []orgParent
+		err := forEach(ctx, len(level), r.parallelism, func(ctx context.Context, i int) error {
+			p := level[i]
+			accts, err := listAccounts(ctx, oc, p)
+			if err != nil {
+				return err
+			}
+			units, err := listUnits(ctx, oc, p)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			accounts = append(accounts, accts...)
+			next = append(next, units...)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		level = next
+	}
+	sort.Slice(accounts, func(i, j int) bool { return accounts[i].id < accounts[j].id })
+	return accounts, nil
+}
+
+func listRoots(ctx context.Context, oc organizationsAPI) ([]string, error) {
+	var roots []string
+	p := organizations.NewListRootsPaginator(oc, &organizations.ListRootsInput{})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list the organization's roots: %w", err)
+		}
+		for _, root := range out.Roots {
+			roots = append(roots, aws.ToString(root.Id))
+		}
+	}
+	return roots, nil
+}
+
+func listAccounts(ctx context.Context, oc organizationsAPI, parent orgParent) ([]orgAccount, error) {
+	var out []orgAccount
+	p := organizations.NewListAccountsForParentPaginator(oc, &organizations.ListAccountsForParentInput{ParentId: aws.String(parent.id)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list the accounts of %s: %w", parent.id, err)
+		}
+		for _, a := range page.Accounts {
+			out = append(out, orgAccount{id: aws.ToString(a.Id), name: aws.ToString(a.Name), state: accountState(a), path: parent.path})
+		}
+	}
+	return out, nil
+}
+
+// accountState is the account's State, or its Status where State is not
+// given (AWS retires Status; older answers have only it).
+func accountState(a orgtypes.Account) string {
+	if a.State != "" {
+		return string(a.State)
+	}
+	return string(a.Status)
+}
+
+func listUnits(ctx context.Context, oc organizationsAPI, parent orgParent) ([]orgParent, error) {
+	var out []orgParent
+	p := organizations.NewListOrganizationalUnitsForParentPaginator(oc, &organizations.ListOrganizationalUnitsForParentInput{ParentId: aws.String(parent.id)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list the organizational units of %s: %w", parent.id, err)
+		}
+		for _, u := range page.OrganizationalUnits {
+			id := aws.ToString(u.Id)
+			out = append(out, orgParent{id: id, path: parent.path + id + "/"})
+		}
+	}
+	return out, nil
+}
+
+// ouPath is an OU's organization path (o-.../r-.../ou-.../ou-.../), read
+// parent by parent up to the root.
+func ouPath(ctx context.Context, oc organizationsAPI, orgID, ou string) (string, error) {
+	chain := []string{ou}
+	for id := ou; ; {
+		out, err := oc.ListParents(ctx, &organizations.ListParentsInput{ChildId: aws.String(id)})
+		if err != nil {
+			return "", fmt.Errorf("list the parents of %s: %w", id, err)
+		}
+		if len(out.Parents) == 0 {
+			return "", fmt.Errorf("list the parents of %s: none", id)
+		}
+		parent := out.Parents[0]
+		id = aws.ToString(parent.Id)
+		chain = append(chain, id)
+		if parent.Type == orgtypes.ParentTypeRoot {
+			break
+		}
+		if len(chain) > 8 { // AWS nests OUs five deep under the root
+			return "", fmt.Errorf("list the parents of %s: deeper than AWS allows", ou)
+		}
+	}
+	var b strings.Builder
+	b.WriteString(orgID + "/")
+	for i := len(chain) - 1; i >= 0; i-- {
+		b.WriteString(chain[i] + "/")
+	}
+	return b.String(), nil
+}
+
+// adoptOrganizationTargets makes the accounts found targets.
+func (r *runState) adoptOrganizationTargets(org *orgState, found []orgAccount, sourceAccount string) {
+	excluded := map[string]bool{}
+	for _, a := range r.opts.ExcludeAccounts {
+		excluded[a] = true
+	}
+	explicit := map[string]int{}
+	for i, t := range r.opts.Targets {
+		explicit[t.AccountID] = i
+	}
+	info := &OrganizationInfo{ID: org.id, ManagementAccount: org.management, Whole: org.whole, Units: sortedKeys(org.units),
+		Excluded: append([]string{}, r.opts.ExcludeAccounts...), Skipped: []SkippedAccount{}}
+	m := r.opts.OrganizationTargets
+	for _, a := range found {
+		org.paths[a.id] = a.path
+		switch {
+		case excluded[a.id]:
+			continue
+		case a.state != string(orgtypes.AccountStateActive):
+			info.Skipped = append(info.Skipped, SkippedAccount{Account: a.id, Name: a.name, State: a.state, Path: a.path,
+				Reason: "not active: nothing can launch in it"})
+			continue
+		case a.id == sourceAccount:
+			continue // the AMI's owner launches its own image
+		}
+		org.members[a.id] = true
+		info.Accounts++
+		if _, ok := explicit[a.id]; ok {
+			continue
+		}
+		t := Target{AccountID: a.id, Regions: m.Regions, ExternalID: m.ExternalID, AutoScalingGroups: m.AutoScalingGroups, Paths: m.Paths, member: true}
+		if m.RoleName != "" {
+			t.RoleARN = "arn:" + partitionOf(org.arn) + ":iam::" + a.id + ":role/" + m.RoleName
+		}
+		r.opts.Targets = append(r.opts.Targets, t)
+	}
+	r.org = org
+	r.report.Organization = info
+	for _, s := range info.Skipped {
+		r.say(fmt.Sprintf("! %s (%s) in %s is %s: skipped", s.Account, s.Name, s.Path, s.State))
+	}
+	r.say(fmt.Sprintf("organization %s: %d account(s) to gate, %d excluded, %d skipped", org.id, info.Accounts, len(info.Excluded), len(info.Skipped)))
+}
+
+// orgTarget reports whether the organization targets cover an account,
+// and its organization path when the run found it.
+func (r *runState) orgPath(account string) string {
+	if r.org == nil {
+		return ""
+	}
+	return r.org.paths[account]
+}
+
+// sharedThroughOrganization reports whether one of the image's launch
+// permissions for an organization or OU covers the account.
+func (r *runState) sharedThroughOrganization(launch map[string]bool, account string) bool {
+	path := r.orgPath(account)
+	if path == "" {
+		return false
+	}
+	for entry := range launch {
+		if id, ok := OrganizationID(entry); ok && strings.HasPrefix(entry, "arn:") && strings.HasPrefix(path, id+"/") {
+			return true
+		}
+		if id, ok := OrganizationalUnitID(entry); ok && strings.HasPrefix(entry, "arn:") && strings.Contains(path, "/"+id+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// organizationShares are the organization and OU ARNs an image in region
+// is shared with, in place of one launch permission per account: the
+// target organizations and OUs themselves, unless some of their accounts
+// are excluded (sharing with the OU would include them), the members do
+// not launch in region, or key_policy_principals = "accounts" asks for
+// accounts everywhere.
+func (r *runState) organizationShares(region string) []string {
+	o, m := r.org, r.opts.OrganizationTargets
+	if o == nil || len(r.opts.ExcludeAccounts) > 0 || r.opts.KeyPolicyPrincipals == PrincipalsAccounts ||
+		(len(m.Regions) > 0 && !contains(m.Regions, region)) {
+		return nil
+	}
+	if o.whole {
+		return []string{o.arn}
+	}
+	var out []string
+	for _, id := range sortedKeys(o.units) {
+		out = append(out, o.units[id].arn)
+	}
+	return out
+}
+
+// orgAccessError explains a refusal to list the organization.
+func orgAccessError(err error, org *orgState, roleARN string) error {
+	if isCode(err, "AccessDeniedException", "AccessDenied") {
+		how := "amigate lists them with the source credentials: set organizations_role_arn to a role of the management account (" + org.management + ") or of a delegated administrator"
+		if roleARN != "" {
+			how = "the role " + roleARN + " needs organizations:ListRoots, ListParents, ListAccountsForParent and ListOrganizationalUnitsForParent in the management account (" + org.management + ") or a delegated administrator"
+		}
+		return fmt.Errorf("find the accounts of organization %s: %w (%s)", org.id, err, how)
+	}
+	return fmt.Errorf("find the accounts of organization %s: %w", org.id, err)
+}
