@@ -31,7 +31,7 @@ const checkUsage = `usage: amigate check --ami [REGION=]AMI [--ami ...] --target
                      [--paths asg,instance,copy] [--key-policy patch|check|ignore] [--no-share] [--no-grants]
                      [--grant-from target|source] [--test-launch none|asg|instance] [--launch-timeout 10m]
                      [--grant-wait 5m] [--instance-type TYPE] [--subnet SUBNET] [--share-snapshots]
-                     [--allow-unencrypted] [--lock-timeout 15m]
+                     [--allow-unencrypted] [--lock-timeout 20m]
                      [--target-org o-... ...] [--target-ou ou-... ...] [--exclude-account ACCOUNT ...]
                      [--org-role-name NAME] [--org-external-id ID] [--org-asg GROUP ...] [--org-paths asg,instance,copy]
                      [--organizations-role ROLE_ARN] [--key-policy-principals auto|accounts|organization]
@@ -89,7 +89,7 @@ func runGate(ctx context.Context, name string, args []string, stdout, stderr io.
 	fs.StringVar(&a.orgsRole, "organizations-role", "", "`ROLE_ARN` in the management account that lists the organization's accounts (default: the source credentials)")
 	fs.StringVar(&a.paths, "paths", "asg,instance", "launch `PATHS` of every target: asg, instance, copy")
 	fs.BoolVar(&a.allowUnencrypted, "allow-unencrypted", false, "accept unencrypted snapshots")
-	a.keyPolicy, a.testLaunch, a.launchTimeout, a.grantWait, a.lockTimeout = gate.KeyPolicyCheck, gate.TestLaunchNone, "10m", "5m", "15m"
+	a.keyPolicy, a.testLaunch, a.launchTimeout, a.grantWait, a.lockTimeout = gate.KeyPolicyCheck, gate.TestLaunchNone, "10m", "5m", "20m"
 	a.noShare, a.noGrants, a.principals = true, true, gate.PrincipalsAuto
 	if !audit {
 		fs.StringVar(&a.keyPolicy, "key-policy", gate.KeyPolicyPatch, "what to do with the key policy: patch, check or ignore")
@@ -103,7 +103,7 @@ func runGate(ctx context.Context, name string, args []string, stdout, stderr io.
 		fs.StringVar(&a.grantWait, "grant-wait", "5m", "how long after creating a grant a test launch failing on the key is retried (grants take minutes to propagate)")
 		fs.StringVar(&a.instanceType, "instance-type", "", "instance `TYPE` of a test launch (default: the launch template's, or a mixed instances group's overrides'; t3.micro for --test-launch instance)")
 		fs.StringVar(&a.subnet, "subnet", "", "`SUBNET` of an instance test launch")
-		fs.StringVar(&a.lockTimeout, "lock-timeout", "15m", "how long to wait for a key's policy lock while another run patches the same key")
+		fs.StringVar(&a.lockTimeout, "lock-timeout", "20m", "how long to wait for a key's policy lock while another run patches the same key")
 		fs.BoolVar(&a.dryRun, "dry-run", false, "compute and print every change, make none; checks that each could be made, and exits 1 on what it cannot check")
 	}
 	fs.StringVar(&a.reportFile, "report", "", "write the JSON report to `FILE`")

@@ -158,9 +158,10 @@ func TestCheckTestLaunch(t *testing.T) {
 	}
 }
 
-// amigate cleanup deletes what a run killed hard left, found by tag.
+// amigate cleanup deletes what a run killed hard left, found by tag, and
+// the key policy lock it held once that is past its lease.
 func TestCleanupCommand(t *testing.T) {
-	_, ami := simEnv(t)
+	s, ami := simEnv(t)
 	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(os.Getenv("AWS_ENDPOINT_URL")), Credentials: credentials.NewStaticCredentialsProvider("SIM111122223333", "x", "")}
 	l := &launch.Launcher{EC2: ec2.NewFromConfig(cfg), AutoScaling: autoscaling.NewFromConfig(cfg)}
 	// A run killed hard: its cleanup never runs.
@@ -190,6 +191,7 @@ func TestCleanupCommand(t *testing.T) {
 		}
 	}
 	args := []string{"cleanup", "--older-than", "1ms", "--region", "us-east-1", "--target", "111122223333", "--target-role", "111122223333=arn:aws:iam::111122223333:role/amigate"}
+	s.Advance(keylock.Lease + time.Minute)
 	r := amigate(t, "", append(args, "--dry-run")...)
 	if r.code != exitOK || !strings.Contains(r.stderr, "would delete autoscaling-group amigate-killed-web") || !strings.Contains(r.stderr, "would delete launch-template-version") ||
 		!strings.Contains(r.stderr, "would delete kms-alias "+lockAlias+" (run unknown") || !strings.Contains(r.stderr, "would delete kms-alias "+lockAlias+"/owner/killed (run killed") {

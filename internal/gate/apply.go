@@ -255,6 +255,9 @@ func (r *runState) patchKey(ctx context.Context, ks *keyState) (err error) {
 			return fmt.Errorf("patch key policy of %s: it changed under amigate %d times; a writer that does not take amigate's lock (%s) keeps replacing it", ks.key.ARN, maxPolicyWrites, keylock.Name(ks.key.ARN))
 		}
 		planned := ks.plan
+		if lock.Left() == 0 { // the machine slept past the budget
+			return underLock(context.DeadlineExceeded, ks)
+		}
 		_, err = kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(ks.key.ARN), PolicyName: aws.String("default"), Policy: aws.String(string(planned.After))})
 		if err != nil {
 			return underLock(fmt.Errorf("put key policy of %s: %w", ks.key.ARN, err), ks)

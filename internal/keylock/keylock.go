@@ -8,18 +8,21 @@
 // The lock is a lease, judged by AWS's clock (the alias's CreationDate and
 // the Date of KMS's answers): a lock older than Lease is stale, and another
 // run may take it over. A holder acts on the key only within Hold of asking
-// for the lock, on its own monotonic clock, and every request it signs is
-// void after the five minutes SigV4 allows; since Hold plus those five
-// minutes is well under Lease, nothing a holder sends can land after its
-// lock could have been taken over. DESIGN.md §1.4 gives the argument in
-// full.
+// for the lock, by its own clocks (monotonic and wall), and every request
+// it signs is void five minutes after its signing time (SigV4); since Hold,
+// those five minutes and the clock skew the SDK leaves uncorrected stay
+// under Lease, nothing a holder sends can land after its lock could have
+// been taken over. DESIGN.md §1.4 gives the argument in full.
 //
 // Aliases, for a key whose id is KEY:
 //
-//	alias/amigate/lock/KEY                    the lock
-//	alias/amigate/lock/KEY/owner/RUN          who holds it (made right after)
-//	alias/amigate/lock/KEY/takeover/MILLIS    the one run taking over the
-//	                                          stale lock created at MILLIS
+//	alias/amigate/lock/KEY                      the lock
+//	alias/amigate/lock/KEY/owner/RUN            who holds it (made right after)
+//	alias/amigate/lock/KEY/takeover/MILLIS      the one run taking over the
+//	                                            stale lock created at MILLIS
+//	alias/amigate/lock/KEY/takeover/MILLIS-N    the one run taking over that
+//	                                            lock after N takeovers of it
+//	                                            stalled (their runs died)
 package keylock
 
 import (
@@ -28,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -44,16 +48,17 @@ const Prefix = "alias/amigate/lock/"
 // The protocol's times. Every writer of a key must use the same Lease.
 const (
 	// Lease is how long a lock is honoured, by AWS's clock, before another
-	// run may take it over.
-	Lease = 10 * time.Minute
+	// run may take it over: more than Hold, plus the five minutes SigV4
+	// accepts a signed request, plus the four minutes of clock skew the SDK
+	// leaves uncorrected (2 + 5 + 4 = 11 minutes), with room to spare.
+	Lease = 15 * time.Minute
 	// Hold is how long after asking for the lock a holder may still send
-	// a request that changes the key policy or the lock. Hold plus SigV4's
-	// five minutes must stay under Lease.
+	// a request that changes the key policy or the lock.
 	Hold = 2 * time.Minute
 	// DefaultWait is how long Acquire waits for a lock held by another run:
 	// more than Lease, so a lock left by a run killed hard is taken over
 	// before the wait ends.
-	DefaultWait = 15 * time.Minute
+	DefaultWait = 20 * time.Minute
 )
 
 // KMS is what the lock calls.
@@ -88,8 +93,14 @@ func keyID(keyARN string) string { return keyARN[strings.LastIndexByte(keyARN, '
 
 func (l *Locker) name() string                { return Name(l.KeyARN) }
 func (l *Locker) ownerName(run string) string { return l.name() + "/owner/" + run }
-func (l *Locker) takeoverName(at time.Time) string {
-	return l.name() + "/takeover/" + strconv.FormatInt(at.UnixMilli(), 10)
+
+// takeoverName is the n-th token for taking over the lock created at.
+func (l *Locker) takeoverName(at time.Time, n int) string {
+	name := l.name() + "/takeover/" + strconv.FormatInt(at.UnixMilli(), 10)
+	if n > 0 {
+		name += "-" + strconv.Itoa(n)
+	}
+	return name
 }
 
 func (l *Locker) leaseTime() time.Duration { return or(l.lease, Lease) }
@@ -112,8 +123,10 @@ func (l *Locker) say(s string) {
 type Lock struct {
 	l *Locker
 	// asked is when the winning CreateAlias was sent: the lease started
-	// no earlier, so Hold measured from here is conservative.
-	asked time.Time
+	// no earlier, so Hold measured from here is conservative. askedWall is
+	// the same instant on the wall clock alone, which, unlike the
+	// monotonic clock, goes on while the machine is suspended.
+	asked, askedWall time.Time
 	// Waited is how long Acquire took.
 	Waited time.Duration
 	// TookOver is set when a stale lock was taken over on the way.
@@ -130,10 +143,8 @@ type HeldError struct {
 	Since  time.Time
 	Waited time.Duration
 	// Expires is when the lock becomes stale and another run may take it
-	// over; Stuck is set when it is already stale and another run's
-	// takeover of it stalled.
+	// over.
 	Expires time.Time
-	Stuck   bool
 }
 
 func (e *HeldError) Error() string {
@@ -143,11 +154,8 @@ func (e *HeldError) Error() string {
 	}
 	msg := fmt.Sprintf("the key policy lock of %s (alias %s) is held by %s since %s; waited %s", e.Key, e.Alias, who,
 		e.Since.UTC().Format(time.RFC3339), e.Waited.Round(time.Second))
-	if e.Stuck {
-		return msg + "; it is stale and another run's takeover of it stalled: delete its aliases (amigate cleanup) and run again"
-	}
-	return msg + fmt.Sprintf("; it expires at %s, or, if that run is no longer running, delete it (amigate cleanup, or aws kms delete-alias --alias-name %s)",
-		e.Expires.UTC().Format(time.RFC3339), e.Alias)
+	return msg + fmt.Sprintf("; it expires at %s, when the next run takes it over (amigate cleanup removes expired locks)",
+		e.Expires.UTC().Format(time.RFC3339))
 }
 
 // Acquire takes the lock, waiting with back-off while another run holds
@@ -163,7 +171,7 @@ func (l *Locker) Acquire(ctx context.Context) (*Lock, error) {
 		asked := time.Now()
 		err := l.create(ctx, l.name())
 		if err == nil {
-			lk := &Lock{l: l, asked: asked, Waited: time.Since(start), TookOver: tookOver, recorded: make(chan struct{})}
+			lk := &Lock{l: l, asked: asked, askedWall: asked.Round(0), Waited: time.Since(start), TookOver: tookOver, recorded: make(chan struct{})}
 			// The holder is named while the caller starts its work.
 			go lk.recordOwner(ctx)
 			if ctx.Err() != nil { // stopped while the lock was being taken
@@ -184,7 +192,6 @@ func (l *Locker) Acquire(ctx context.Context) (*Lock, error) {
 			}
 			continue
 		}
-		stuck := false
 		if st.age() >= l.leaseTime() {
 			took, err := l.takeOver(ctx, st)
 			if err != nil {
@@ -194,9 +201,8 @@ func (l *Locker) Acquire(ctx context.Context) (*Lock, error) {
 				tookOver = true
 				continue
 			}
-			stuck = st.takeoverStale(l.leaseTime())
 		}
-		l.collectGarbage(ctx, st)
+		l.collectGarbage(ctx, st, st.now)
 		if owner := st.owner(); owner != lastOwner || !st.lock.created.Equal(lastSince) {
 			lastOwner, lastSince = owner, st.lock.created
 			l.say(fmt.Sprintf("waiting for the key policy lock of %s: held by %s since %s", l.KeyARN, orRun(owner), st.lock.created.UTC().Format(time.RFC3339)))
@@ -204,7 +210,7 @@ func (l *Locker) Acquire(ctx context.Context) (*Lock, error) {
 		waited := time.Since(start)
 		if waited >= wait {
 			return nil, &HeldError{Key: l.KeyARN, Alias: l.name(), Owner: st.owner(), Since: st.lock.created, Waited: waited,
-				Expires: st.lock.created.Add(l.leaseTime()), Stuck: stuck}
+				Expires: st.lock.created.Add(l.leaseTime())}
 		}
 		if err := sleep(ctx, min(jitter(backoff), wait-waited)); err != nil {
 			return nil, fmt.Errorf("wait for the key policy lock %s: %w", l.name(), err)
@@ -251,9 +257,19 @@ func (lk *Lock) recordOwner(ctx context.Context) {
 }
 
 // Context bounds ctx by the end of the holder's budget: what is not sent
-// by then is not sent at all.
+// by then is not sent at all. The budget is counted on the monotonic and
+// the wall clock, whichever has run further (a suspended machine's
+// monotonic clock stands still while AWS's runs on).
 func (lk *Lock) Context(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(ctx, lk.asked.Add(lk.l.holdTime()))
+	return context.WithDeadline(ctx, time.Now().Add(lk.Left()))
+}
+
+// Left is what remains of the holder's budget; a holder checks it again
+// right before each request that changes the key policy.
+func (lk *Lock) Left() time.Duration {
+	now := time.Now()
+	spent := max(now.Sub(lk.asked), now.Round(0).Sub(lk.askedWall))
+	return max(lk.l.holdTime()-spent, 0)
 }
 
 // Release deletes the lock (and its owner alias), even when ctx is
@@ -291,7 +307,7 @@ func (lk *Lock) Release(ctx context.Context) error {
 type state struct {
 	lock      *entry
 	owners    map[string]entry // by run
-	takeovers map[int64]entry  // by the creation (Unix ms) of the lock taken over
+	takeovers map[string]entry // by name
 	now       time.Time        // AWS's clock
 }
 
@@ -313,16 +329,18 @@ func (st *state) owner() string {
 	return best
 }
 
-// takeoverStale reports whether the takeover of the current lock is itself
-// older than the lease: its run stopped before it finished.
-func (st *state) takeoverStale(lease time.Duration) bool {
-	e, ok := st.takeovers[st.lock.created.UnixMilli()]
-	return ok && st.now.Sub(e.created) >= lease
+// forCurrentLock reports whether a takeover token names the current lock.
+func (st *state) forCurrentLock(name string, l *Locker) bool {
+	if st.lock == nil {
+		return false
+	}
+	base := l.takeoverName(st.lock.created, 0)
+	return name == base || strings.HasPrefix(name, base+"-")
 }
 
 // read lists the key's aliases.
 func (l *Locker) read(ctx context.Context) (*state, error) {
-	st := &state{owners: map[string]entry{}, takeovers: map[int64]entry{}}
+	st := newState()
 	pages := kms.NewListAliasesPaginator(l.KMS, &kms.ListAliasesInput{KeyId: aws.String(l.KeyARN)})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
@@ -333,19 +351,7 @@ func (l *Locker) read(ctx context.Context) (*state, error) {
 			st.now = t
 		}
 		for _, a := range page.Aliases {
-			name := aws.ToString(a.AliasName)
-			e := entry{name: name, created: aws.ToTime(a.CreationDate)}
-			switch rest, ok := strings.CutPrefix(name, l.name()); {
-			case !ok:
-			case rest == "":
-				st.lock = &e
-			case strings.HasPrefix(rest, "/owner/"):
-				st.owners[strings.TrimPrefix(rest, "/owner/")] = e
-			case strings.HasPrefix(rest, "/takeover/"):
-				if ms, err := strconv.ParseInt(strings.TrimPrefix(rest, "/takeover/"), 10, 64); err == nil {
-					st.takeovers[ms] = e
-				}
-			}
+			st.add(l.name(), aws.ToString(a.AliasName), aws.ToTime(a.CreationDate))
 		}
 	}
 	if st.now.IsZero() {
@@ -354,18 +360,49 @@ func (l *Locker) read(ctx context.Context) (*state, error) {
 	return st, nil
 }
 
-// takeOver removes a stale lock, once: the takeover alias named for the
-// lock's creation admits one run, and is left behind as a tombstone so a
-// run that saw the same stale lock cannot take over its successor. It
-// reports whether the stale lock is gone.
+func newState() *state {
+	return &state{owners: map[string]entry{}, takeovers: map[string]entry{}}
+}
+
+// add files one alias of the lock named lock.
+func (st *state) add(lock, name string, created time.Time) {
+	e := entry{name: name, created: created}
+	switch rest, ok := strings.CutPrefix(name, lock); {
+	case !ok:
+	case rest == "":
+		st.lock = &e
+	case strings.HasPrefix(rest, "/owner/"):
+		st.owners[strings.TrimPrefix(rest, "/owner/")] = e
+	case strings.HasPrefix(rest, "/takeover/"):
+		st.takeovers[name] = e
+	}
+}
+
+// takeOver removes a stale lock, once: a takeover token named for the
+// lock's creation admits one run, and is left behind as a tombstone so
+// that a run that saw the same stale lock cannot take over its successor.
+// A token older than the lease belongs to a run that died taking over (a
+// run deletes the lock within Hold of making its token); the next token,
+// MILLIS-1, MILLIS-2, ..., then admits one run in its place. It reports
+// whether the stale lock is gone.
 func (l *Locker) takeOver(ctx context.Context, st *state) (bool, error) {
 	asked := time.Now()
 	// A takeover, once begun, is finished even if the run is stopped:
 	// half done, it would leave the stale lock for no one to take over.
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), asked.Add(l.holdTime()))
 	defer cancel()
-	tomb := l.takeoverName(st.lock.created)
-	_, err := l.KMS.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(tomb), TargetKeyId: aws.String(l.KeyARN)})
+	token := ""
+	for n := 0; token == ""; n++ {
+		name := l.takeoverName(st.lock.created, n)
+		e, taken := st.takeovers[name]
+		switch {
+		case !taken:
+			token = name
+		case st.now.Sub(e.created) < l.leaseTime():
+			return false, nil // another run is taking it over
+		}
+	}
+	_, err := l.KMS.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(token), TargetKeyId: aws.String(l.KeyARN)})
 	if isCode(err, "AlreadyExistsException") {
 		return false, nil // another run takes it over
 	}
@@ -373,8 +410,9 @@ func (l *Locker) takeOver(ctx context.Context, st *state) (bool, error) {
 		return false, fmt.Errorf("take over the stale key policy lock %s: %w", l.name(), err)
 	}
 	// Only this run may delete this lock now, and it is still the stale
-	// one: its holder sends nothing after its budget, and no run creates a
-	// lock while one exists.
+	// one: its holder sends nothing after its budget, the runs that made
+	// the earlier tokens died a lease ago, and no run creates a lock
+	// while one exists.
 	if _, err := l.KMS.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(l.name())}); err != nil && !isCode(err, "NotFoundException") {
 		return false, fmt.Errorf("take over the stale key policy lock %s: %w", l.name(), err)
 	}
@@ -389,29 +427,42 @@ func (l *Locker) takeOver(ctx context.Context, st *state) (bool, error) {
 	return true, nil
 }
 
-// collectGarbage deletes what crashed runs left: owner aliases older than
-// the lease that name no current holder, and takeover tombstones of locks
-// that are gone, once they are three leases old (by then no run can still
-// be acting on having seen that lock: a run sends within Hold of looking,
-// and AWS refuses a request signed more than five minutes before).
-func (l *Locker) collectGarbage(ctx context.Context, st *state) {
-	current := st.owner()
-	var names []string
+// collectGarbage deletes what crashed runs left, made before cutoff:
+// owner aliases older than the lease that name no current holder, and
+// takeover tombstones of locks that are gone, once they are three leases
+// old (by then no run can still be acting on having seen that lock: a run
+// sends within Hold of looking, and AWS refuses a request signed more than
+// five minutes before). It returns what it deleted.
+func (l *Locker) collectGarbage(ctx context.Context, st *state, cutoff time.Time) []entry {
+	var old []entry
+	for _, e := range l.garbage(st, cutoff) {
+		if _, err := l.KMS.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(e.name)}); err != nil && !isCode(err, "NotFoundException") {
+			l.say(fmt.Sprintf("! could not delete the leftover lock alias %s: %v", e.name, err))
+			continue
+		}
+		old = append(old, e)
+	}
+	return old
+}
+
+// garbage is what collectGarbage deletes.
+func (l *Locker) garbage(st *state, cutoff time.Time) []entry {
+	current := ""
+	if st.lock != nil {
+		current = st.owner()
+	}
+	var out []entry
 	for run, e := range st.owners {
-		if run != current && st.now.Sub(e.created) >= l.leaseTime() {
-			names = append(names, e.name)
+		if run != current && st.now.Sub(e.created) >= l.leaseTime() && e.created.Before(cutoff) {
+			out = append(out, e)
 		}
 	}
-	for ms, e := range st.takeovers {
-		if ms != st.lock.created.UnixMilli() && st.now.Sub(e.created) >= 3*l.leaseTime() {
-			names = append(names, e.name)
+	for name, e := range st.takeovers {
+		if !st.forCurrentLock(name, l) && st.now.Sub(e.created) >= 3*l.leaseTime() && e.created.Before(cutoff) {
+			out = append(out, e)
 		}
 	}
-	for _, name := range names {
-		if _, err := l.KMS.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(name)}); err != nil && !isCode(err, "NotFoundException") {
-			l.say(fmt.Sprintf("! could not delete the leftover lock alias %s: %v", name, err))
-		}
-	}
+	return out
 }
 
 func isCode(err error, code string) bool {
@@ -451,45 +502,75 @@ type Leftover struct {
 }
 
 // Sweep deletes (unless dryRun) the lock aliases of every key of the
-// account and Region created before cutoff: what runs killed hard left.
-// The caller asserts that no run that old is still going, as for the
-// test-launch resources `amigate cleanup` sweeps.
+// account and Region that runs killed hard left, made before cutoff: it
+// takes over each lock past its lease through the same takeover tokens as
+// a waiting run (never a lock younger than the lease: its holder may still
+// act), and collects stale owner aliases and tombstones as waiting runs do.
 func Sweep(ctx context.Context, c KMS, cutoff time.Time, dryRun bool) ([]Leftover, error) {
-	var found []Leftover
+	states := map[string]*state{} // by key id
+	var now time.Time
 	pages := kms.NewListAliasesPaginator(c, &kms.ListAliasesInput{})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return found, fmt.Errorf("list the key policy locks: %w", err)
+			return nil, fmt.Errorf("list the key policy locks: %w", err)
+		}
+		if t, ok := awsmiddleware.GetServerTime(page.ResultMetadata); ok {
+			now = t
 		}
 		for _, a := range page.Aliases {
-			name, created := aws.ToString(a.AliasName), aws.ToTime(a.CreationDate)
-			if !strings.HasPrefix(name, Prefix) || !created.Before(cutoff) {
+			name, key := aws.ToString(a.AliasName), aws.ToString(a.TargetKeyId)
+			if !strings.HasPrefix(name, Prefix) || key == "" {
 				continue
 			}
-			l := Leftover{Alias: name, Created: created}
-			if _, run, ok := strings.Cut(strings.TrimPrefix(name, Prefix), "/owner/"); ok {
-				l.RunID = run
+			if states[key] == nil {
+				states[key] = newState()
 			}
-			found = append(found, l)
+			states[key].add(Name(key), name, aws.ToTime(a.CreationDate))
 		}
 	}
-	if dryRun {
-		return found, nil
+	if now.IsZero() {
+		now = time.Now()
 	}
-	// Owner aliases and tombstones first, the locks last: a lock is never
-	// left without the name of its holder while it exists.
-	for pass := 0; pass < 2; pass++ {
-		for i := range found {
-			isLock := !strings.Contains(strings.TrimPrefix(found[i].Alias, Prefix), "/")
-			if isLock != (pass == 1) {
-				continue
+	var found []Leftover
+	keys := make([]string, 0, len(states))
+	for k := range states {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		st := states[key]
+		st.now = now
+		l := &Locker{KMS: c, KeyARN: key}
+		if st.lock != nil && st.age() >= l.leaseTime() && st.lock.created.Before(cutoff) {
+			lock := Leftover{Alias: st.lock.name, Created: st.lock.created}
+			took := false
+			if !dryRun {
+				var err error
+				if took, err = l.takeOver(ctx, st); err != nil {
+					return found, err
+				}
 			}
-			_, err := c.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(found[i].Alias)})
-			if err != nil && !isCode(err, "NotFoundException") {
-				return found, fmt.Errorf("delete the lock alias %s: %w", found[i].Alias, err)
+			if took || dryRun { // the lock goes, and the name of its holder with it
+				lock.Deleted = took
+				found = append(found, lock)
+				if owner := st.owner(); owner != "" {
+					found = append(found, Leftover{Alias: l.ownerName(owner), RunID: owner, Created: st.owners[owner].created, Deleted: took})
+					delete(st.owners, owner)
+				}
+				st.lock = nil
 			}
-			found[i].Deleted = true
+		}
+		garbage := l.garbage(st, cutoff)
+		if !dryRun {
+			garbage = l.collectGarbage(ctx, st, cutoff)
+		}
+		for _, e := range garbage {
+			lf := Leftover{Alias: e.name, Created: e.created, Deleted: !dryRun}
+			if _, run, ok := strings.Cut(strings.TrimPrefix(e.name, Prefix), "/owner/"); ok {
+				lf.RunID = run
+			}
+			found = append(found, lf)
 		}
 	}
 	return found, nil

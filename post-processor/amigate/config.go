@@ -134,7 +134,8 @@ type Config struct {
 	// How long to wait for a key's policy lock while another build patches
 	// the same key's policy (builds take turns on a KMS alias,
 	// `alias/amigate/lock/KEY_ID`; a lock left by a build killed hard
-	// expires after 10 minutes). Defaults to `15m`.
+	// expires after 15 minutes, and the next build takes it over). Defaults
+	// to `20m`.
 	LockTimeout string `mapstructure:"lock_timeout" required:"false"`
 	// Compute and print every change, make none. Each change is checked
 	// instead (EC2 and KMS DryRun, IAM's policy simulator); what cannot be

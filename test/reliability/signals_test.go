@@ -115,10 +115,11 @@ func TestInterruptedRunsLeaveNothing(t *testing.T) {
 		d.Round(10*time.Millisecond), n, stopped, codes, left, late, percentile(exitTimes, 0.5).Round(time.Millisecond), percentile(exitTimes, 1).Round(time.Millisecond))
 }
 
-// SIGKILL at a random moment: nothing of the run's own cleanup runs. Then
-// either `amigate cleanup` removes what it left, or, without cleanup, the
-// next run takes over its key policy lock once it is a lease old. Either
-// way the next run is green and nothing is left.
+// SIGKILL at a random moment: nothing of the run's own cleanup runs. A
+// lease later (by the simulator's clock), either `amigate cleanup` removes
+// what it left (its key policy lock through the takeover protocol), or the
+// next run takes the lock over. Either way the next run is green and
+// nothing is left.
 func TestKilledRunsAreRecovered(t *testing.T) {
 	n := size(10, 2)
 	d := runTime(t)
@@ -137,14 +138,14 @@ func TestKilledRunsAreRecovered(t *testing.T) {
 		w.sim.SetFaults(awsim.Faults{})
 		cleanup := []string{"cleanup", "--older-than", "1ms", "--region", region, "--target", acct, "--target-role", acct + "=" + roleARN(acct)}
 		var next result
+		// A lease on, any lock the killed run held is stale.
+		w.sim.Advance(keylock.Lease + time.Minute)
 		if i%2 == 0 {
 			if r := w.amigate(t, w.env(t), cleanup...); r.code != 0 {
 				t.Fatalf("run %d: cleanup exit %d: %s", i, r.code, r.stderr)
 			}
 			next = w.amigate(t, w.env(t), w.checkArgs(acct, "--lock-timeout", "30s")...)
 		} else {
-			// Eleven minutes on, any lock the killed run held is stale.
-			w.sim.Advance(11 * time.Minute)
 			next = w.amigate(t, w.env(t), w.checkArgs(acct, "--lock-timeout", "30s")...)
 			if bytes.Contains([]byte(next.stderr), []byte("took over the stale key policy lock")) {
 				tookOver++
@@ -189,7 +190,7 @@ func TestKilledWhileHoldingTheLock(t *testing.T) {
 		p.wait(time.Minute)
 		time.Sleep(5 * 300 * time.Millisecond) // requests in flight land
 		w.sim.SetFaults(awsim.Faults{})
-		w.sim.Advance(11 * time.Minute)
+		w.sim.Advance(keylock.Lease + time.Minute)
 		next := w.amigate(t, w.env(t), w.checkArgs(acct, "--lock-timeout", "30s")...)
 		if next.code == 0 {
 			green++
