@@ -179,6 +179,35 @@ type evalResult struct {
 	EvalResourceName string `xml:"EvalResourceName"`
 	EvalDecision     string `xml:"EvalDecision"`
 	AllowedByOrgs    bool   `xml:"OrganizationsDecisionDetail>AllowedByOrganizations"`
+	// MissingContextValues are the condition keys of the statements that
+	// match the action and resource, which the caller gave no value for:
+	// the decision might be another with them (IAM API Reference,
+	// EvaluationResult).
+	MissingContextValues []string `xml:"MissingContextValues>member"`
+}
+
+// missingContext lists the condition keys, of the role's statements that
+// match action and resource, that ctx has no value for.
+func (s *Server) missingContext(role *role, action, resource string, ctx map[string][]string) []string {
+	var missing []string
+	seen := map[string]bool{}
+	for _, doc := range role.inlinePolicies {
+		for _, st := range parsePolicy(doc).Statement {
+			r := request{principal: role.arn, roleARN: role.arn, account: role.account, action: action, resource: resource}
+			if (st.Action != nil && !anyGlob(st.actions, action, true)) || (st.NotAction != nil && anyGlob(st.notActions, action, true)) ||
+				(st.Resource != nil && !st.anyResource(st.resources, r)) || (st.NotResource != nil && st.anyResource(st.notResources, r)) {
+				continue
+			}
+			for _, c := range st.conditions {
+				if _, ok := ctx[c.key]; !ok && !seen[c.key] {
+					seen[c.key] = true
+					missing = append(missing, c.key)
+				}
+			}
+		}
+	}
+	sort.Strings(missing)
+	return missing
 }
 
 // iamSimulatePrincipalPolicy evaluates a role's own (inline) policies for
@@ -228,7 +257,8 @@ func (s *Server) iamSimulatePrincipalPolicy(c caller, form url.Values) (any, err
 			case allowed:
 				decision = "allowed"
 			}
-			results = append(results, evalResult{EvalActionName: action, EvalResourceName: resource, EvalDecision: decision, AllowedByOrgs: true})
+			results = append(results, evalResult{EvalActionName: action, EvalResourceName: resource, EvalDecision: decision, AllowedByOrgs: true,
+				MissingContextValues: s.missingContext(role, action, resource, ctx)})
 		}
 	}
 	return struct {

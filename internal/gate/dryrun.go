@@ -73,28 +73,69 @@ func (r *runState) sourceCaller(ctx context.Context, region string) (caller, err
 // permission is an action on a resource.
 type permission struct{ action, resource string }
 
+// simulated is the policy simulator's answer for one permission: its
+// decision ("allowed", "implicitDeny", "explicitDeny") and the condition
+// keys the policies test that it was given no value for.
+type simulated struct {
+	decision string
+	missing  []string
+}
+
 // simulate asks IAM's policy simulator, as who, what the policies of
-// policyARN (a role or user) decide for each permission: "allowed",
-// "implicitDeny" or "explicitDeny".
-func (r *runState) simulate(ctx context.Context, who principal, region, policyARN string, perms []permission, entries []iamtypes.ContextEntry) (map[permission]string, error) {
+// policyARN (a role or user) decide for each permission, in the request
+// context given (the condition keys the real call would carry).
+func (r *runState) simulate(ctx context.Context, who principal, region, policyARN string, perms []permission, reqContext map[string][]string) (map[permission]simulated, error) {
 	var actions, resources []string
 	for _, p := range perms {
 		actions = appendNew(actions, p.action)
 		resources = appendNew(resources, p.resource)
 	}
-	out := map[permission]string{}
+	out := map[permission]simulated{}
 	pages := iam.NewSimulatePrincipalPolicyPaginator(r.cl.IAM(who, region), &iam.SimulatePrincipalPolicyInput{
-		PolicySourceArn: aws.String(policyARN), ActionNames: actions, ResourceArns: resources, ContextEntries: entries})
+		PolicySourceArn: aws.String(policyARN), ActionNames: actions, ResourceArns: resources, ContextEntries: contextEntries(reqContext)})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, err
 		}
 		for _, res := range page.EvaluationResults {
-			out[permission{aws.ToString(res.EvalActionName), aws.ToString(res.EvalResourceName)}] = string(res.EvalDecision)
+			out[permission{aws.ToString(res.EvalActionName), aws.ToString(res.EvalResourceName)}] = simulated{string(res.EvalDecision), res.MissingContextValues}
 		}
 	}
 	return out, nil
+}
+
+// contextEntries turns a request context into the simulator's entries,
+// typed as IAM's condition keys are.
+func contextEntries(reqContext map[string][]string) []iamtypes.ContextEntry {
+	keys := sortedKeys(reqContext)
+	out := make([]iamtypes.ContextEntry, 0, len(keys))
+	for _, k := range keys {
+		typ := iamtypes.ContextKeyTypeEnumString
+		switch {
+		case boolKeys[k]:
+			typ = iamtypes.ContextKeyTypeEnumBoolean
+		case multiValuedKeys[k]:
+			typ = iamtypes.ContextKeyTypeEnumStringList
+		}
+		out = append(out, iamtypes.ContextEntry{ContextKeyName: aws.String(k), ContextKeyType: typ, ContextKeyValues: reqContext[k]})
+	}
+	return out
+}
+
+var (
+	boolKeys = map[string]bool{"aws:viaawsservice": true, "aws:securetransport": true, "aws:principalisawsservice": true,
+		"aws:multifactorauthpresent": true, "kms:grantisforawsresource": true, "kms:multiregion": true}
+	multiValuedKeys = map[string]bool{"kms:grantoperations": true, "aws:principalorgpaths": true, "kms:encryptioncontextkeys": true}
+)
+
+// notVerifiedBecause says why an allowed decision is not a verified one:
+// the policies test condition keys the simulator had no value for.
+func (s simulated) notVerifiedBecause() string {
+	if s.decision != "allowed" || len(s.missing) == 0 {
+		return ""
+	}
+	return "the IAM policies test " + strings.Join(s.missing, ", ") + ", which the real call's context would decide and the policy simulator was not given"
 }
 
 func appendNew(list []string, s string) []string {
@@ -141,7 +182,12 @@ func (r *runState) sourceMay(ctx context.Context, ks *keyState, actions []string
 	if c.policyARN == "" {
 		return refused, fmt.Sprintf("the IAM policies of %s could not be read: iam:GetRole on its role was refused", c.arn), nil
 	}
-	decisions, err := r.simulate(ctx, source, ks.region, c.policyARN, needIdentity, nil)
+	// aws:PrincipalArn of a role's session is the role's ARN.
+	reqCtx := directContext(c.policyARN, keyARN)
+	for k, v := range reqContext {
+		reqCtx[k] = v
+	}
+	decisions, err := r.simulate(ctx, source, ks.region, c.policyARN, needIdentity, reqCtx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, "", err
@@ -149,11 +195,14 @@ func (r *runState) sourceMay(ctx context.Context, ks *keyState, actions []string
 		return refused, fmt.Sprintf("IAM's policy simulator could not be asked about %s: %v", c.policyARN, err), nil
 	}
 	for _, p := range needIdentity {
-		if d := decisions[p]; d != "allowed" {
-			refused[p.action] = fmt.Sprintf("the IAM policies of %s do not allow it on %s (IAM policy simulator: %s)", c.policyARN, p.resource, orUnknown(d))
+		d := decisions[p]
+		if d.decision != "allowed" {
+			refused[p.action] = fmt.Sprintf("the IAM policies of %s do not allow it on %s (IAM policy simulator: %s)", c.policyARN, p.resource, orUnknown(d.decision))
+		} else if why := d.notVerifiedBecause(); why != "" && unchecked == "" {
+			unchecked = p.action + " on " + p.resource + ": " + why
 		}
 	}
-	return refused, "", nil
+	return refused, unchecked, nil
 }
 
 // sourcePatchFindings checks that the source principal may patch the key's
@@ -250,18 +299,28 @@ func (r *runState) dryRunGrant(ctx context.Context, ks *keyState, g keypolicy.Gr
 		return false, fmt.Errorf("dry run of the grant for %s on %s: KMS answered a DryRun as if it had created the grant", g.GranteePrincipal, ks.key.ARN)
 	case !errors.As(err, &apiErr):
 		return false, fmt.Errorf("dry run of the grant for %s on %s from %s: %w", g.GranteePrincipal, ks.key.ARN, fromAccount, err)
-	case apiErr.ErrorCode() != "AccessDeniedException" || !ks.patchLetsCreateGrant(t.AccountID):
+	case apiErr.ErrorCode() != "AccessDeniedException" || !ks.patchLetsCreateGrant(t.AccountID) || identityRefusal(apiErr.ErrorMessage()):
+		// Only a refusal the pending patch could lift is looked at again;
+		// one by the target's own policies (or an explicit deny anywhere)
+		// is the real run's too.
 		r.grantFailed(ks, g, t, from, fromAccount, apiErr.ErrorCode()+": "+apiErr.ErrorMessage())
 		return false, nil
 	}
-	entries := []iamtypes.ContextEntry{
-		{ContextKeyName: aws.String("kms:GranteePrincipal"), ContextKeyType: iamtypes.ContextKeyTypeEnumString, ContextKeyValues: []string{g.GranteePrincipal}},
-		{ContextKeyName: aws.String("kms:GrantOperations"), ContextKeyType: iamtypes.ContextKeyTypeEnumStringList, ContextKeyValues: g.Operations},
-		{ContextKeyName: aws.String("kms:CallerAccount"), ContextKeyType: iamtypes.ContextKeyTypeEnumString, ContextKeyValues: []string{t.AccountID}},
-		{ContextKeyName: aws.String("kms:GrantIsForAWSResource"), ContextKeyType: iamtypes.ContextKeyTypeEnumBoolean, ContextKeyValues: []string{"false"}},
+	keyARN, err := keypolicy.ParseKeyARN(ks.key.ARN)
+	if err != nil {
+		return false, fmt.Errorf("dry run of the grant for %s: %w", g.GranteePrincipal, err)
+	}
+	// The context of the real call: the target's role calling KMS directly.
+	reqCtx := directContext(t.RoleARN, keyARN)
+	reqCtx["kms:granteeprincipal"] = []string{g.GranteePrincipal}
+	reqCtx["kms:grantoperations"] = g.Operations
+	reqCtx["kms:grantisforawsresource"] = []string{"false"}
+	if path := r.orgPath(t.AccountID); path != "" {
+		reqCtx["aws:principalorgid"] = []string{strings.SplitN(path, "/", 2)[0]}
+		reqCtx["aws:principalorgpaths"] = []string{path}
 	}
 	perm := permission{"kms:CreateGrant", ks.key.ARN}
-	decisions, err := r.simulate(ctx, who, ks.region, t.RoleARN, []permission{perm}, entries)
+	decisions, err := r.simulate(ctx, who, ks.region, t.RoleARN, []permission{perm}, reqCtx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, err
@@ -270,11 +329,25 @@ func (r *runState) dryRunGrant(ctx context.Context, ks *keyState, g keypolicy.Gr
 			fmt.Sprintf("give %s iam:SimulatePrincipalPolicy on itself, or run without dry_run", t.RoleARN))
 		return true, nil
 	}
-	if d := decisions[perm]; d != "allowed" {
-		r.grantFailed(ks, g, t, from, fromAccount, fmt.Sprintf("no identity-based policy of %s allows kms:CreateGrant on the key (IAM policy simulator: %s)", t.RoleARN, orUnknown(d)))
+	d := decisions[perm]
+	if d.decision != "allowed" {
+		r.grantFailed(ks, g, t, from, fromAccount, fmt.Sprintf("no identity-based policy of %s allows kms:CreateGrant on the key (IAM policy simulator: %s)", t.RoleARN, orUnknown(d.decision)))
 		return false, nil
 	}
+	if why := d.notVerifiedBecause(); why != "" {
+		r.grantUnverified(ks, g, fmt.Sprintf("whether %s may create the grant for %s was not checked: %s", t.RoleARN, g.GranteePrincipal, why),
+			"run without dry_run, or remove the conditions on keys the simulator cannot be given")
+	}
 	return true, nil
+}
+
+// identityRefusal reports whether KMS's AccessDenied says that the
+// caller's own policies refused, or that an explicit deny applies: no
+// key-policy patch lifts either (AWS names the kind of policy in the
+// message: "because no identity-based policy allows ...", "with an
+// explicit deny in a ... policy").
+func identityRefusal(message string) bool {
+	return strings.Contains(message, "explicit deny") || strings.Contains(message, "no identity-based policy")
 }
 
 // grantUnverified records what a dry run could not check about a grant; the

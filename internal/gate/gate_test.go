@@ -608,6 +608,18 @@ func TestDryRunChecksTheTargetRolesOwnPolicies(t *testing.T) {
 		{"role without kms:CreateGrant, key policy to be patched", noKMS, writeup1Policy, "GRANT_MISSING"},
 		{"role without kms:CreateGrant, key policy already lets it", noKMS, targetGrantsPolicy, "GRANT_MISSING"},
 		{"role whose policies cannot be simulated", noSimulator, writeup1Policy, "DRY_RUN_UNVERIFIED"},
+		// Found by review: the simulator was asked without the call's
+		// context, so a Deny on aws:ViaAWSService did not apply in the dry
+		// run and did in the real one.
+		{"role denying direct calls (aws:ViaAWSService false), key policy to be patched", `{"Version":"2012-10-17","Statement":[
+			{"Effect":"Allow","Action":"*","Resource":"*"},
+			{"Effect":"Deny","Action":"kms:CreateGrant","Resource":"*","Condition":{"Bool":{"aws:ViaAWSService":"false"}}}]}`, writeup1Policy, "GRANT_MISSING"},
+		{"role denying direct calls, key policy already lets it", `{"Version":"2012-10-17","Statement":[
+			{"Effect":"Allow","Action":"*","Resource":"*"},
+			{"Effect":"Deny","Action":"kms:CreateGrant","Resource":"*","Condition":{"Bool":{"aws:ViaAWSService":"false"}}}]}`, targetGrantsPolicy, "GRANT_MISSING"},
+		{"role whose allow tests a key the simulator is not given", `{"Version":"2012-10-17","Statement":[
+			{"Effect":"Allow","Action":["ec2:*","autoscaling:*","iam:*"],"Resource":"*"},
+			{"Effect":"Allow","Action":"kms:*","Resource":"*","Condition":{"StringEqualsIfExists":{"aws:SourceVpc":"vpc-0123456789abcdef0"}}}]}`, writeup1Policy, "DRY_RUN_UNVERIFIED"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startWorld(t, testWorld{policy: tc.keyPolicy, shared: []string{target}, groups: map[string]string{target: "web"}, rolePolicy: tc.rolePolicy})
