@@ -1,6 +1,8 @@
 package awsim
 
 import (
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -25,8 +27,15 @@ type roleXML struct {
 }
 
 func (r *role) xml() roleXML {
-	return roleXML{Path: r.path, RoleName: r.name, RoleID: "AROA" + strings.ToUpper(r.name), Arn: r.arn,
+	return roleXML{Path: r.path, RoleName: r.name, RoleID: roleUniqueID(r.arn), Arn: r.arn,
 		CreateDate: r.created.Format(time.RFC3339), AssumeRolePolicyDocument: url.QueryEscape(r.trustPolicy)}
+}
+
+// roleUniqueID is a role's unique id: AROA and 17 letters and digits, as
+// IAM makes them (derived from the ARN here, so it is stable).
+func roleUniqueID(arn string) string {
+	sum := sha256.Sum256([]byte(arn))
+	return "AROA" + base32.StdEncoding.EncodeToString(sum[:])[:17]
 }
 
 func (s *Server) iamCreateRole(c caller, form url.Values) (any, error) {
@@ -170,6 +179,13 @@ func (s *Server) iamDeleteRole(c caller, form url.Values) (any, error) {
 		return nil, errorf(http.StatusConflict, "DeleteConflict", "Cannot delete entity, must delete policies first.")
 	}
 	delete(s.world.roles, r.arn)
+	// A policy that named the role now shows its unique id in its place
+	// (IAM User Guide, "IAM identifiers": a new role of the same name is
+	// another principal).
+	quoted, id := `"`+r.arn+`"`, `"`+roleUniqueID(r.arn)+`"`
+	for _, k := range s.world.keys {
+		k.policy = strings.ReplaceAll(k.policy, quoted, id)
+	}
 	return emptyResult{}, nil
 }
 

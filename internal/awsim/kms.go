@@ -326,10 +326,10 @@ func statementWithoutPrincipal(statement any) (int, bool) {
 	return 0, false
 }
 
-// keyParam resolves the KeyId parameter and authorises the call on it.
 // principalsExist rejects a policy naming a role of a simulated account
-// that does not exist, as KMS does (MalformedPolicyDocumentException).
-// Account roots always exist.
+// that does not exist, or a principal by unique id (what a policy shows of
+// a deleted one), as KMS does (MalformedPolicyDocumentException). Account
+// roots always exist.
 func (s *Server) principalsExist(policy string) error {
 	for _, st := range parsePolicy(policy).Statement {
 		for _, raw := range []json.RawMessage{st.Principal, st.NotPrincipal} {
@@ -338,6 +338,9 @@ func (s *Server) principalsExist(policy string) error {
 				continue
 			}
 			for _, p := range stringList(m["AWS"]) {
+				if p != "*" && !strings.HasPrefix(p, "arn:") && !(len(p) == 12 && isDigits(p)) {
+					return errorf(http.StatusBadRequest, "MalformedPolicyDocumentException", "Policy contains a statement with one or more invalid principals.")
+				}
 				if strings.Contains(p, ":role/") {
 					if _, ok := s.world.roles[p]; !ok && !s.roleNamed(p) {
 						return errorf(http.StatusBadRequest, "MalformedPolicyDocumentException", "Policy contains a statement with one or more invalid principals.")

@@ -204,6 +204,12 @@ func (r *runState) patchKey(ctx context.Context, ks *keyState) (err error) {
 	if !ks.plan.Changed {
 		return nil
 	}
+	if stale := ks.key.Policy.StalePrincipals(); len(stale) > 0 {
+		// KMS would refuse the PutKeyPolicy: say so, in a dry run too.
+		r.addFinding(stalePrincipalFinding(ks, stale))
+		r.say(fmt.Sprintf("✘ %s: the key policy of %s names a deleted principal; the patch cannot be written", keypolicy.CodeStalePrincipal, ks.key.ARN))
+		return nil
+	}
 	change := KeyPolicyChange{Key: ks.key.ARN, Before: ks.policyText}
 	if r.opts.DryRun {
 		findings, err := r.sourcePatchFindings(ctx, ks, keypolicy.SeverityError)
@@ -327,6 +333,18 @@ func (r *runState) recordPolicyChange(ks *keyState, change KeyPolicyChange) {
 	r.mu.Lock()
 	r.report.Changes.KeyPolicies = append(r.report.Changes.KeyPolicies, change)
 	r.mu.Unlock()
+}
+
+func stalePrincipalFinding(ks *keyState, stale []keypolicy.Stale) keypolicy.Finding {
+	var where []string
+	for _, st := range stale {
+		where = append(where, st.ID+" in statement "+st.Statement)
+	}
+	return keypolicy.Finding{Code: keypolicy.CodeStalePrincipal, Severity: keypolicy.SeverityError, Actions: []string{"kms:PutKeyPolicy"},
+		Statement: stale[0].Statement,
+		Message: fmt.Sprintf("the key policy of %s names deleted principals by their unique ids (%s): KMS refuses any PutKeyPolicy that keeps them, so the targets' statements cannot be added",
+			ks.key.ARN, strings.Join(where, ", ")),
+		Fix: "the key owner removes those principals (or the statements, if nothing else is in them) from the key policy, then runs amigate again; amigate never edits statements it does not own"}
 }
 
 func tooLargeFinding(ks *keyState) keypolicy.Finding {

@@ -713,3 +713,39 @@ func TestDryRunChecksTheSourcePrincipal(t *testing.T) {
 		}
 	})
 }
+
+// A key policy that named a role deleted since shows the role's unique id,
+// and KMS refuses any PutKeyPolicy keeping it: a dry run is not green (a
+// review found it green while the real run failed on PutKeyPolicy), and
+// the real run says why instead of failing on AWS's error.
+func TestKeyPolicyNamingADeletedRoleCannotBePatched(t *testing.T) {
+	s := startWorld(t, testWorld{})
+	ctx := context.Background()
+	tic := iam.NewFromConfig(s.config(target, "us-east-1"))
+	if _, err := tic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("old-app"),
+		AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	policy := strings.Replace(defaultPolicy, "\n  ]", `,
+    {"Sid": "OldApp", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::`+target+`:role/old-app"}, "Action": "kms:Decrypt", "Resource": "*"}
+  ]`, 1)
+	kc := kms.NewFromConfig(s.config(owner, "us-east-1"))
+	if _, err := kc.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String("alias/golden-ami"), PolicyName: aws.String("default"), Policy: aws.String(policy)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tic.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String("old-app")}); err != nil {
+		t.Fatal(err)
+	}
+	s.setup = len(s.Calls())
+	opts := baseOptions(s.imageIDs(t), Target{AccountID: target, Paths: []keypolicy.Path{keypolicy.PathInstance}})
+	for _, dry := range []bool{true, false} {
+		opts.DryRun = dry
+		rep := run(t, s, opts)
+		if rep.OK || !strings.Contains(codesOf(rep), keypolicy.CodeStalePrincipal) || !strings.Contains(rep.Findings[0].Message, `statement "OldApp"`) {
+			t.Fatalf("dry run %v: ok=%v %s", dry, rep.OK, codesOf(rep))
+		}
+	}
+	if m := s.mutations(); count(m, "kms:PutKeyPolicy") != 0 {
+		t.Fatalf("mutating calls %v, want no PutKeyPolicy", m)
+	}
+}
