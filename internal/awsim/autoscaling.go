@@ -39,17 +39,6 @@ type activity struct {
 // role; CloudTrail shows it (first reference write-up).
 const asgSessionName = "AutoScaling"
 
-func init() {
-	queryOps["autoscaling"] = map[string]queryOp{
-		"CreateAutoScalingGroup":    {true, (*Server).asCreateGroup},
-		"DescribeAutoScalingGroups": {false, (*Server).asDescribeGroups},
-		"DescribeScalingActivities": {false, (*Server).asDescribeActivities},
-		"DeleteAutoScalingGroup":    {true, (*Server).asDeleteGroup},
-	}
-	queryOps["iam"]["CreateServiceLinkedRole"] = queryOp{true, (*Server).iamCreateServiceLinkedRole}
-	xmlns["autoscaling"] = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
-}
-
 // autoScalingRole returns the group's service-linked role, creating the
 // default one on first use as AWS does.
 func (s *Server) autoScalingRole(account, arn string) (*role, error) {

@@ -69,15 +69,54 @@ type runRecord struct {
 
 // ec2Ops are the EC2 operations, and whether they change state.
 var ec2Ops = map[string]queryOp{
-	"CreateVolume":           {true, (*Server).ec2CreateVolume},
-	"CreateSnapshot":         {true, (*Server).ec2CreateSnapshot},
-	"DescribeSnapshots":      {false, (*Server).ec2DescribeSnapshots},
+	// Volumes and default EBS encryption.
+	"CreateVolume":                 {true, (*Server).ec2CreateVolume},
+	"DescribeVolumes":              {false, (*Server).ec2DescribeVolumes},
+	"GetEbsEncryptionByDefault":    {false, ec2EbsDefault("get")},
+	"EnableEbsEncryptionByDefault": {true, ec2EbsDefault("enable")},
+	"GetEbsDefaultKmsKeyId":        {false, ec2EbsDefault("key")},
+	"ModifyEbsDefaultKmsKeyId":     {true, ec2EbsDefault("modify")},
+	// Snapshots.
+	"CreateSnapshot":            {true, (*Server).ec2CreateSnapshot},
+	"DescribeSnapshots":         {false, (*Server).ec2DescribeSnapshots},
+	"ModifySnapshotAttribute":   {true, (*Server).ec2ModifySnapshotAttribute},
+	"DescribeSnapshotAttribute": {false, (*Server).ec2DescribeSnapshotAttribute},
+	"DeleteSnapshot":            {true, (*Server).ec2DeleteSnapshot},
+	// Images.
 	"RegisterImage":          {true, (*Server).ec2RegisterImage},
+	"CreateImage":            {true, (*Server).ec2CreateImage},
+	"CopyImage":              {true, (*Server).ec2CopyImage},
 	"DescribeImages":         {false, (*Server).ec2DescribeImages},
 	"ModifyImageAttribute":   {true, (*Server).ec2ModifyImageAttribute},
 	"DescribeImageAttribute": {false, (*Server).ec2DescribeImageAttribute},
-	"RunInstances":           {true, (*Server).ec2RunInstances},
-	"DescribeInstances":      {false, (*Server).ec2DescribeInstances},
+	"DeregisterImage":        {true, (*Server).ec2DeregisterImage},
+	// Instances.
+	"RunInstances":       {true, (*Server).ec2RunInstances},
+	"DescribeInstances":  {false, (*Server).ec2DescribeInstances},
+	"StopInstances":      {true, ec2SetInstanceState("stopped")},
+	"StartInstances":     {true, ec2SetInstanceState("running")},
+	"TerminateInstances": {true, ec2SetInstanceState("terminated")},
+	// Launch templates.
+	"CreateLaunchTemplate":           {true, (*Server).ec2CreateLaunchTemplate},
+	"CreateLaunchTemplateVersion":    {true, (*Server).ec2CreateLaunchTemplateVersion},
+	"DescribeLaunchTemplates":        {false, (*Server).ec2DescribeLaunchTemplates},
+	"DescribeLaunchTemplateVersions": {false, (*Server).ec2DescribeLaunchTemplateVersions},
+	"DeleteLaunchTemplate":           {true, (*Server).ec2DeleteLaunchTemplate},
+	"DeleteLaunchTemplateVersions":   {true, (*Server).ec2DeleteLaunchTemplateVersions},
+	// What the amazon-ebs builder needs around its instance.
+	"CreateKeyPair":                 {true, (*Server).ec2CreateKeyPair},
+	"DeleteKeyPair":                 {true, (*Server).ec2DeleteKeyPair},
+	"CreateSecurityGroup":           {true, (*Server).ec2CreateSecurityGroup},
+	"DescribeSecurityGroups":        {false, (*Server).ec2DescribeSecurityGroups},
+	"AuthorizeSecurityGroupIngress": {true, (*Server).ec2AuthorizeIngress},
+	"DeleteSecurityGroup":           {true, (*Server).ec2DeleteSecurityGroup},
+	// Regions, zones, the default VPC, tags.
+	"DescribeRegions":           {false, (*Server).ec2DescribeRegions},
+	"DescribeAvailabilityZones": {false, (*Server).ec2DescribeZones},
+	"DescribeVpcs":              {false, (*Server).ec2DescribeVpcs},
+	"DescribeSubnets":           {false, (*Server).ec2DescribeSubnets},
+	"CreateTags":                {true, (*Server).ec2CreateTags},
+	"DescribeTags":              {false, (*Server).ec2DescribeTags},
 }
 
 func writeEC2Error(w http.ResponseWriter, err error) {

@@ -21,17 +21,6 @@ const PublicImageOwner = "137112412989"
 // PublicImageName is the name of the public source image in every region.
 const PublicImageName = "al2023-ami-sim-x86_64"
 
-func init() {
-	ec2Ops["CreateImage"] = queryOp{true, (*Server).ec2CreateImage}
-	ec2Ops["DescribeVolumes"] = queryOp{false, (*Server).ec2DescribeVolumes}
-	ec2Ops["CreateKeyPair"] = queryOp{true, (*Server).ec2CreateKeyPair}
-	ec2Ops["DeleteKeyPair"] = queryOp{true, (*Server).ec2DeleteKeyPair}
-	ec2Ops["CreateSecurityGroup"] = queryOp{true, (*Server).ec2CreateSecurityGroup}
-	ec2Ops["DescribeSecurityGroups"] = queryOp{false, (*Server).ec2DescribeSecurityGroups}
-	ec2Ops["AuthorizeSecurityGroupIngress"] = queryOp{true, (*Server).ec2AuthorizeIngress}
-	ec2Ops["DeleteSecurityGroup"] = queryOp{true, (*Server).ec2DeleteSecurityGroup}
-}
-
 // publicImage returns the region's public source image, made on first use.
 func (s *Server) publicImage(region string) *image {
 	sum := sha256.Sum256([]byte(region))

@@ -6,19 +6,6 @@ import (
 	"net/url"
 )
 
-func init() {
-	ec2Ops["StopInstances"] = queryOp{true, ec2SetInstanceState("stopped")}
-	ec2Ops["StartInstances"] = queryOp{true, ec2SetInstanceState("running")}
-	ec2Ops["TerminateInstances"] = queryOp{true, ec2SetInstanceState("terminated")}
-	ec2Ops["DeleteSnapshot"] = queryOp{true, (*Server).ec2DeleteSnapshot}
-	ec2Ops["DeregisterImage"] = queryOp{true, (*Server).ec2DeregisterImage}
-	ec2Ops["CopyImage"] = queryOp{true, (*Server).ec2CopyImage}
-	ec2Ops["GetEbsEncryptionByDefault"] = queryOp{false, ec2EbsDefault("get")}
-	ec2Ops["EnableEbsEncryptionByDefault"] = queryOp{true, ec2EbsDefault("enable")}
-	ec2Ops["GetEbsDefaultKmsKeyId"] = queryOp{false, ec2EbsDefault("key")}
-	ec2Ops["ModifyEbsDefaultKmsKeyId"] = queryOp{true, ec2EbsDefault("modify")}
-}
-
 type stateChange struct {
 	InstanceID    string `xml:"instanceId"`
 	CurrentState  state  `xml:"currentState"`

@@ -15,17 +15,6 @@ import (
 
 var simRegions = []string{"us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2"}
 
-func init() {
-	ec2Ops["DescribeRegions"] = queryOp{false, (*Server).ec2DescribeRegions}
-	ec2Ops["DescribeAvailabilityZones"] = queryOp{false, (*Server).ec2DescribeZones}
-	ec2Ops["DescribeVpcs"] = queryOp{false, (*Server).ec2DescribeVpcs}
-	ec2Ops["DescribeSubnets"] = queryOp{false, (*Server).ec2DescribeSubnets}
-	ec2Ops["CreateTags"] = queryOp{true, (*Server).ec2CreateTags}
-	ec2Ops["DescribeTags"] = queryOp{false, (*Server).ec2DescribeTags}
-	queryOps["autoscaling"]["DescribeAutoScalingInstances"] = queryOp{false, (*Server).asDescribeInstances}
-	queryOps["autoscaling"]["CreateOrUpdateTags"] = queryOp{true, (*Server).asCreateOrUpdateTags}
-}
-
 func zones(region string) []string { return []string{region + "a", region + "b", region + "c"} }
 
 func (s *Server) ec2DescribeRegions(c caller, _ url.Values) (any, error) {

@@ -45,6 +45,10 @@ var kmsOps = map[string]jsonOp{
 	"ListGrants":          {false, (*Server).kmsListGrants},
 	"RevokeGrant":         {true, (*Server).kmsRevokeGrant},
 	"RetireGrant":         {true, (*Server).kmsRetireGrant},
+	// The cryptographic calls EBS makes through EC2.
+	"Decrypt":                         {false, kmsCrypto("kms:Decrypt")},
+	"GenerateDataKeyWithoutPlaintext": {false, kmsCrypto("kms:GenerateDataKeyWithoutPlaintext")},
+	"ReEncrypt":                       {false, kmsCrypto("kms:ReEncryptFrom")},
 }
 
 var cloudTrailOps = map[string]jsonOp{

@@ -10,16 +10,6 @@ import (
 	"strings"
 )
 
-func init() {
-	ec2Ops["ModifySnapshotAttribute"] = queryOp{true, (*Server).ec2ModifySnapshotAttribute}
-	ec2Ops["DescribeSnapshotAttribute"] = queryOp{false, (*Server).ec2DescribeSnapshotAttribute}
-	queryOps["autoscaling"]["UpdateAutoScalingGroup"] = queryOp{true, (*Server).asUpdateGroup}
-	queryOps["autoscaling"]["SetDesiredCapacity"] = queryOp{true, (*Server).asUpdateGroup}
-	kmsOps["Decrypt"] = jsonOp{false, kmsCrypto("kms:Decrypt")}
-	kmsOps["GenerateDataKeyWithoutPlaintext"] = jsonOp{false, kmsCrypto("kms:GenerateDataKeyWithoutPlaintext")}
-	kmsOps["ReEncrypt"] = jsonOp{false, kmsCrypto("kms:ReEncryptFrom")}
-}
-
 func (s *Server) ownSnapshot(c caller, id string) (*snapshot, error) {
 	sn, ok := s.world.snapshots[id]
 	if !ok || sn.account != c.account || sn.region != c.region {

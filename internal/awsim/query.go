@@ -18,7 +18,8 @@ type queryOp struct {
 	handle   func(s *Server, c caller, form url.Values) (any, error)
 }
 
-// queryOps are the awsQuery operations (STS, IAM, Auto Scaling), by service.
+// queryOps are the awsQuery operations (STS, IAM, Auto Scaling), by service;
+// EC2's are ec2Ops.
 var queryOps = map[string]map[string]queryOp{
 	"sts": {
 		"GetCallerIdentity": {false, (*Server).stsGetCallerIdentity},
@@ -30,12 +31,24 @@ var queryOps = map[string]map[string]queryOp{
 		"PutRolePolicy":           {true, (*Server).iamPutRolePolicy},
 		"DeleteRole":              {true, (*Server).iamDeleteRole},
 		"SimulatePrincipalPolicy": {false, (*Server).iamSimulatePrincipalPolicy},
+		"CreateServiceLinkedRole": {true, (*Server).iamCreateServiceLinkedRole},
+	},
+	"autoscaling": {
+		"CreateAutoScalingGroup":       {true, (*Server).asCreateGroup},
+		"UpdateAutoScalingGroup":       {true, (*Server).asUpdateGroup},
+		"SetDesiredCapacity":           {true, (*Server).asUpdateGroup},
+		"DescribeAutoScalingGroups":    {false, (*Server).asDescribeGroups},
+		"DescribeAutoScalingInstances": {false, (*Server).asDescribeInstances},
+		"DescribeScalingActivities":    {false, (*Server).asDescribeActivities},
+		"CreateOrUpdateTags":           {true, (*Server).asCreateOrUpdateTags},
+		"DeleteAutoScalingGroup":       {true, (*Server).asDeleteGroup},
 	},
 }
 
 var xmlns = map[string]string{
-	"sts": "https://sts.amazonaws.com/doc/2011-06-15/",
-	"iam": "https://iam.amazonaws.com/doc/2010-05-08/",
+	"sts":         "https://sts.amazonaws.com/doc/2011-06-15/",
+	"iam":         "https://iam.amazonaws.com/doc/2010-05-08/",
+	"autoscaling": "http://autoscaling.amazonaws.com/doc/2011-01-01/",
 }
 
 func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, c caller) {
