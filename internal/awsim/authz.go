@@ -537,3 +537,35 @@ func (s *Server) authorizeCall(c caller, k *key, action string, extra map[string
 	}
 	return s.authorize(k, request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: action, resource: k.arn, context: ctx})
 }
+
+// useKeyThroughEC2 checks, as EC2 does when it creates a volume for the
+// caller, that the caller can use the key through EC2: the calls come from
+// EC2 on the caller's behalf, with kms:ViaService, and not from the
+// caller's address. It records a CloudTrail event for a denied call.
+func (s *Server) useKeyThroughEC2(c caller, k *key, volumeID, invokedBy string) error {
+	if k.state != "Enabled" {
+		return errorf(http.StatusBadRequest, "Client.InvalidKMSKey.InvalidState", "The KMS key provided is in an incorrect state")
+	}
+	principalARN := c.arn
+	if c.roleARN != "" {
+		principalARN = c.roleARN
+	}
+	for _, action := range []string{"kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext"} {
+		ctx := map[string][]string{
+			"kms:viaservice":       {"ec2." + c.region + ".amazonaws.com"},
+			"kms:calleraccount":    {c.account},
+			"aws:principalaccount": {c.account},
+			"aws:principalarn":     {principalARN},
+			"aws:viaawsservice":    {"true"},
+		}
+		if action == "kms:CreateGrant" {
+			ctx["kms:grantisforawsresource"] = []string{"true"}
+		}
+		err := s.authorize(k, request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: action, resource: k.arn, context: ctx})
+		if err != nil {
+			s.recordKMSDenial(c, k, action, volumeID, invokedBy)
+			return errorf(http.StatusBadRequest, "Client.InternalError", "Client error on launch")
+		}
+	}
+	return nil
+}

@@ -509,3 +509,64 @@ func orDefault(s, def string) string {
 	}
 	return s
 }
+
+// asUpdateGroup serves UpdateAutoScalingGroup and SetDesiredCapacity.
+func (s *Server) asUpdateGroup(c caller, form url.Values) (any, error) {
+	name, err := required(form, "AutoScalingGroupName")
+	if err != nil {
+		return nil, err
+	}
+	g, ok := s.world.groups[c.account+"/"+c.region+"/"+name]
+	if !ok {
+		return nil, errorf(http.StatusBadRequest, "ValidationError", "AutoScalingGroup name not found - AutoScalingGroup %s not found", name)
+	}
+	min, max, desired := g.min, g.max, g.desired
+	for field, dst := range map[string]*int{"MinSize": &min, "MaxSize": &max, "DesiredCapacity": &desired} {
+		if v := form.Get(field); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return nil, errorf(http.StatusBadRequest, "ValidationError", "%s must be a non-negative integer", field)
+			}
+			*dst = n
+		}
+	}
+	if desired < min || desired > max {
+		return nil, errorf(http.StatusBadRequest, "ValidationError", "New SetDesiredCapacity value %d is below min value %d or above max value %d for the AutoScalingGroup.", desired, min, max)
+	}
+	g.min, g.max, g.desired = min, max, desired
+	s.prune(g)
+	for len(g.instances) > g.desired {
+		last := g.instances[len(g.instances)-1]
+		if in, ok := s.world.instances[last]; ok {
+			s.terminate(in)
+		}
+		g.instances = g.instances[:len(g.instances)-1]
+	}
+	s.scale(g)
+	return emptyResult{}, nil
+}
+
+func (s *Server) asDescribeInstances(c caller, form url.Values) (any, error) {
+	type instXML struct {
+		InstanceID     string `xml:"InstanceId"`
+		Group          string `xml:"AutoScalingGroupName"`
+		Zone           string `xml:"AvailabilityZone"`
+		LifecycleState string `xml:"LifecycleState"`
+		HealthStatus   string `xml:"HealthStatus"`
+		Protected      bool   `xml:"ProtectedFromScaleIn"`
+	}
+	ids := members(form, "InstanceIds")
+	var out []instXML
+	for _, g := range s.groupsOf(c, nil) {
+		s.prune(g)
+		for _, id := range g.instances {
+			if len(ids) == 0 || containsString(ids, id) {
+				out = append(out, instXML{id, g.name, s.world.instances[id].zone, "InService", "HEALTHY", false})
+			}
+		}
+	}
+	return struct {
+		XMLName   xml.Name  `xml:"R"`
+		Instances []instXML `xml:"AutoScalingInstances>member"`
+	}{Instances: out}, nil
+}
