@@ -251,6 +251,9 @@ func (g *autoScalingGroup) failLaunch(act activity, reason string) {
 // EC2, terminated); Auto Scaling tries again later (SetRetryBackoff).
 func (s *Server) scale(g *autoScalingGroup) {
 	g.lastAttempt = s.now()
+	if s.accountSuspended(g.account) {
+		return // AWS has restricted the account: nothing is launched for it
+	}
 	for len(g.instances) < g.desired {
 		start := s.now().UTC()
 		act := activity{id: newUUID(), start: start, end: start,

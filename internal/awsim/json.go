@@ -7,13 +7,21 @@ import (
 	"strings"
 )
 
-// The JSON 1.1 protocol (X-Amz-Target) of KMS and CloudTrail.
+// The JSON 1.1 protocol (X-Amz-Target) of KMS, CloudTrail and Organizations.
 
 // jsonTargets maps X-Amz-Target prefixes to services.
 var jsonTargets = map[string]string{
 	"TrentService":        "kms",
 	"CloudTrail_20131101": "cloudtrail",
 	"com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101": "cloudtrail",
+	"AWSOrganizationsV20161128":                              "organizations",
+}
+
+// jsonOps are the JSON-protocol operations, by service.
+var jsonOps = map[string]map[string]jsonOp{
+	"kms":           kmsOps,
+	"cloudtrail":    cloudTrailOps,
+	"organizations": organizationsOps,
 }
 
 // jsonOp is an operation of a JSON-protocol service, and whether it
@@ -30,17 +38,15 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request, c caller) {
 	i := strings.LastIndexByte(target, '.')
 	prefix, action := target[:max(i, 0)], target[i+1:]
 	service := jsonTargets[prefix]
-	op, ok := kmsOps[action]
-	if service == "cloudtrail" {
-		op, ok = cloudTrailOps[action]
-	}
-	if service == "" || !ok {
+	op, ok := jsonOps[service][action]
+	if !ok {
 		writeJSONError(w, errorf(http.StatusBadRequest, "UnknownOperationException", "unknown operation %s", target))
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	var in map[string]json.RawMessage
-	if err == nil {
+	in := map[string]json.RawMessage{}
+	if err == nil && len(body) > 0 {
+		// An operation without input may come with no body at all.
 		err = json.Unmarshal(body, &in)
 	}
 	if err != nil {
@@ -77,7 +83,11 @@ func writeJSONError(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.Header().Set("X-Amzn-ErrorType", ae.code)
 	w.WriteHeader(ae.status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"__type": ae.code, "message": ae.message})
+	body := map[string]string{"__type": ae.code, "message": ae.message}
+	if ae.reason != "" {
+		body["Reason"] = ae.reason // Organizations' InvalidInputException and ConstraintViolationException
+	}
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // str reads a string parameter; required ones fail with ValidationException.

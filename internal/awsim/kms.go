@@ -266,12 +266,8 @@ func (s *Server) roleNamed(arn string) bool {
 func (s *Server) locksOut(k *key, policy string, c caller) bool {
 	trial := *k
 	trial.policy = policy
-	principalARN := c.arn
-	if c.roleARN != "" {
-		principalARN = c.roleARN
-	}
 	err := s.authorize(&trial, request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: "kms:PutKeyPolicy", resource: k.arn,
-		context: map[string][]string{"kms:calleraccount": {c.account}, "aws:principalaccount": {c.account}, "aws:principalarn": {principalARN}}})
+		context: s.kmsContext(c)})
 	return err != nil
 }
 
@@ -397,7 +393,7 @@ func aliasName(in map[string]json.RawMessage) (string, error) {
 func (s *Server) authorizeAlias(c caller, aliasARN string, k *key, action string) error {
 	if c.roleARN != "" {
 		r := request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: action, resource: aliasARN,
-			context: map[string][]string{"aws:principalaccount": {c.account}, "aws:principalarn": {c.roleARN}}}
+			context: s.principalContext(c)}
 		if allowed, denied := s.identityAllows(r); denied {
 			return accessDenied(r, "with an explicit deny in an identity-based policy")
 		} else if !allowed {

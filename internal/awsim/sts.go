@@ -40,7 +40,9 @@ func (s *Server) stsAssumeRole(c caller, form url.Values) (any, error) {
 		return nil, err
 	}
 	r, ok := s.world.roles[roleARN]
-	if !ok || !trusts(r, c.account, form.Get("ExternalId")) {
+	// A role of a SUSPENDED account cannot be assumed: the account is
+	// unusable (the simulator's choice of answer, as for its own calls).
+	if !ok || !trusts(r, c.account, form.Get("ExternalId")) || s.accountSuspended(r.account) {
 		return nil, errorf(http.StatusForbidden, "AccessDenied", "User: %s is not authorized to perform: sts:AssumeRole on resource: %s", c.arn, roleARN)
 	}
 	akid := "ASIA" + strings.ToUpper(newID("", 8))
