@@ -269,7 +269,7 @@ func (s *Server) scale(g *autoScalingGroup) {
 			return
 		}
 		im, ok := s.world.images[v.imageID()]
-		if !ok || im.region != g.region || !im.canSee(g.account) {
+		if !ok || im.region != g.region || !s.canSee(im, g.account) {
 			g.failLaunch(act, "The image id '["+v.imageID()+"]' does not exist.")
 			return
 		}

@@ -4,8 +4,10 @@ import (
 	"encoding/xml"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -101,7 +103,7 @@ func (s *Server) ec2CopyImage(c caller, form url.Values) (any, error) {
 		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter Name")
 	}
 	src, ok := s.world.images[form.Get("SourceImageId")]
-	if !ok || src.region != form.Get("SourceRegion") || !src.canSee(c.account) {
+	if !ok || src.region != form.Get("SourceRegion") || !s.canSee(src, c.account) {
 		return nil, errorf(http.StatusBadRequest, "InvalidAMIID.NotFound", "The image id '[%s]' does not exist", form.Get("SourceImageId"))
 	}
 	encrypt := form.Get("Encrypted") == "true" || form.Get("KmsKeyId") != ""
@@ -157,10 +159,50 @@ func (s *Server) ec2CopyImage(c caller, form url.Values) (any, error) {
 	}{ImageID: cp.id}, nil
 }
 
-// canSee reports whether the account may describe and launch the image.
-func (im *image) canSee(account string) bool {
-	return im.account == account || im.public || im.launchUsers[account]
+// canSee reports whether the account may describe and launch the image:
+// its owner, anyone for a public image, and the accounts a launch
+// permission names.
+func (s *Server) canSee(im *image, account string) bool {
+	return im.account == account || im.public || s.launchPermitted(im, account)
 }
+
+// launchPermitted reports whether a launch permission names the account:
+// its id, its organization, or an OU it is in or below ("When you share an
+// AMI with an organization or an OU, all of the children accounts gain
+// access to the AMI", EC2 User Guide, "Share an AMI with organizations or
+// OUs"). A permission names the organization by the id its ARN holds.
+func (s *Server) launchPermitted(im *image, account string) bool {
+	if im.launchUsers[account] {
+		return true
+	}
+	o, a := s.memberOf(account)
+	if o == nil {
+		return false
+	}
+	for arn := range im.launchOrgs {
+		if strings.HasSuffix(arn, ":organization/"+o.id) {
+			return true
+		}
+	}
+	for arn := range im.launchOUs {
+		orgID, ouID, _ := strings.Cut(arn[strings.Index(arn, ":ou/")+len(":ou/"):], "/")
+		if orgID == o.id && s.withinUnit(a, ouID) {
+			return true
+		}
+	}
+	return false
+}
+
+// Launch permissions name an organization or an OU by ARN; another form
+// (an id alone, an account ARN) is refused as AWS refuses it (EC2 User
+// Guide, "Share an AMI with organizations or OUs", ARN format). The owner
+// may name any organization or OU, also one it is not a member of (same
+// page, sharing limits); whether AWS checks that the ARN exists is not
+// documented, and the simulator does not.
+var (
+	organizationARNRE = regexp.MustCompile(`^arn:aws[^:]*:organizations::[0-9]{12}:organization/o-[a-z0-9]{10,32}$`)
+	unitARNRE         = regexp.MustCompile(`^arn:aws[^:]*:organizations::[0-9]{12}:ou/o-[a-z0-9]{10,32}/ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}$`)
+)
 
 type imageXML struct {
 	ImageID            string       `xml:"imageId"`
@@ -214,14 +256,14 @@ func (s *Server) ec2DescribeImages(c caller, form url.Values) (any, error) {
 	var items []imageXML
 	for _, id := range ids {
 		im, ok := s.world.images[id]
-		if !ok || im.region != c.region || !im.canSee(c.account) {
+		if !ok || im.region != c.region || !s.canSee(im, c.account) {
 			return nil, errorf(http.StatusBadRequest, "InvalidAMIID.NotFound", "The image id '[%s]' does not exist", id)
 		}
 		items = append(items, s.imageXML(im))
 	}
 	if len(ids) == 0 {
 		for _, im := range s.world.images {
-			if im.region != c.region || !im.canSee(c.account) || !ownerMatches(owners, im, c.account) || !imageFilters(f, im) || !executableBy(executable, im, c.account) {
+			if im.region != c.region || !s.canSee(im, c.account) || !ownerMatches(owners, im, c.account) || !imageFilters(f, im) || !s.executableBy(executable, im, c.account) {
 				continue
 			}
 			items = append(items, s.imageXML(im))
@@ -260,18 +302,19 @@ func imageFilters(f map[string][]string, im *image) bool {
 }
 
 // executableBy applies ExecutableBy: images with a launch permission for
-// the account ("self" is the caller, "all" public images).
-func executableBy(users []string, im *image, account string) bool {
+// the account ("self" is the caller, "all" public images), given to it by
+// id or through its organization or OU.
+func (s *Server) executableBy(users []string, im *image, account string) bool {
 	if len(users) == 0 {
 		return true
 	}
 	for _, u := range users {
 		switch {
-		case u == "self" && (im.account == account || im.launchUsers[account]):
+		case u == "self" && (im.account == account || s.launchPermitted(im, account)):
 			return true
 		case u == "all" && im.public:
 			return true
-		case im.launchUsers[u] || im.account == u:
+		case validAccount(u) && (im.account == u || s.launchPermitted(im, u)):
 			return true
 		}
 	}
@@ -292,7 +335,7 @@ func ownerMatches(owners []string, im *image, account string) bool {
 
 func (s *Server) ownImage(c caller, id string) (*image, error) {
 	im, ok := s.world.images[id]
-	if !ok || im.region != c.region || !im.canSee(c.account) {
+	if !ok || im.region != c.region || !s.canSee(im, c.account) {
 		return nil, errorf(http.StatusBadRequest, "InvalidAMIID.NotFound", "The image id '[%s]' does not exist", id)
 	}
 	if im.account != c.account {
@@ -324,8 +367,14 @@ func (s *Server) ec2ModifyImageAttribute(c caller, form url.Values) (any, error)
 			case group == "all":
 				changes = append(changes, func() { im.public = add })
 			case org != "":
+				if !organizationARNRE.MatchString(org) {
+					return nil, errorf(http.StatusBadRequest, "InvalidAMIAttributeItemValue", "Invalid attribute item value \"%s\" for OrganizationArn item type.", org)
+				}
 				changes = append(changes, func() { setMember(im.launchOrgs, org, add) })
 			case ou != "":
+				if !unitARNRE.MatchString(ou) {
+					return nil, errorf(http.StatusBadRequest, "InvalidAMIAttributeItemValue", "Invalid attribute item value \"%s\" for OrganizationalUnitArn item type.", ou)
+				}
 				changes = append(changes, func() { setMember(im.launchOUs, ou, add) })
 			default:
 				return nil, errorf(http.StatusBadRequest, "InvalidParameterValue", "Invalid launch permission group %q", group)

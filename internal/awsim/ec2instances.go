@@ -77,7 +77,7 @@ func (s *Server) ec2RunInstances(c caller, form url.Values) (any, error) {
 		return out, nil
 	}
 	im, ok := s.world.images[form.Get("ImageId")]
-	if !ok || im.region != c.region || !im.canSee(c.account) {
+	if !ok || im.region != c.region || !s.canSee(im, c.account) {
 		return nil, errorf(http.StatusBadRequest, "InvalidAMIID.NotFound", "The image id '[%s]' does not exist", form.Get("ImageId"))
 	}
 	min, max := form.Get("MinCount"), form.Get("MaxCount")

@@ -19,8 +19,8 @@ import (
 // the Organizations API Reference describes it. What an organization means
 // to the rest of the world: the aws:PrincipalOrgID and
 // aws:PrincipalOrgPaths condition keys of its members' KMS requests
-// (authz.go), and a SUSPENDED member whose calls are refused
-// (refuseSuspended).
+// (authz.go), AMIs shared with it or one of its OUs (ec2images.go), and a
+// SUSPENDED member whose calls are refused (refuseSuspended).
 
 // Account statuses (the Account's Status; its State says the same for
 // these three).

@@ -512,7 +512,7 @@ func TestKeyPolicyPrincipalOrgPathsMatchesOUAndItsChildren(t *testing.T) {
 		t.Fatalf("the target's aws:PrincipalOrgPaths is %q, want %q", got, webOUPath)
 	}
 	policy := orgPolicy(`{"ForAnyValue:StringLike":{"aws:PrincipalOrgPaths":["` + prodOUPath + `*"]}}`)
-	keyARN, amiID := orgImage(t, url, policy, ec2types.LaunchPermission{Group: ec2types.PermissionGroupAll})
+	keyARN, amiID := orgImage(t, url, policy, ec2types.LaunchPermission{OrganizationArn: aws.String(orgARN)})
 	for acct, want := range map[string]bool{target: true, prodAcct: true, devAcct: false, owner: true, delegate: false} {
 		if acct != owner {
 			if err := describeKey(config(url, acct), keyARN); (err == nil) != want {
@@ -534,6 +534,95 @@ func TestKeyPolicyPrincipalOrgPathsMatchesOUAndItsChildren(t *testing.T) {
 	// An account in no organization has no path: ForAnyValue is false.
 	if describeKey(config(url, outsider), keyARN) == nil {
 		t.Error("an account in no organization matched aws:PrincipalOrgPaths")
+	}
+}
+
+// EC2 User Guide, "Share an AMI with organizations or OUs": an AMI shared
+// with an OU reaches the accounts of that OU and of every OU below it, and
+// no other; shared with an organization, every member. The owner may name
+// an organization it is not in; a malformed ARN is
+// InvalidAMIAttributeItemValue.
+func TestImageSharedWithOUReachesChildOUsOnly(t *testing.T) {
+	s, url := startOrgSim(t)
+	ctx := context.Background()
+	_, amiID := orgImage(t, url, orgPolicy(`{"StringEquals":{"aws:PrincipalOrgID":"`+orgID+`"}}`), ec2types.LaunchPermission{OrganizationalUnitArn: aws.String(prodOUARN)})
+
+	for acct, want := range map[string]bool{target: true, prodAcct: true, devAcct: false, delegate: false, outsider: false} {
+		ec := ec2.NewFromConfig(config(url, acct))
+		shared, err := ec.DescribeImages(ctx, &ec2.DescribeImagesInput{ExecutableUsers: []string{"self"}})
+		if err != nil || (len(shared.Images) == 1) != want {
+			t.Errorf("DescribeImages ExecutableUsers self from %s: %v, %d images, want shared %v", acct, err, len(shared.Images), want)
+		}
+		_, err = ec.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{amiID}})
+		if (err == nil) != want || (!want && apiCode(err) != "InvalidAMIID.NotFound") {
+			t.Errorf("DescribeImages by id from %s: %v, want visible %v", acct, err, want)
+		}
+		if want {
+			if state := launchState(t, url, acct, amiID); state != ec2types.InstanceStateNameRunning {
+				t.Errorf("launch from %s: %s", acct, state)
+			}
+		} else if _, err := ec.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(amiID), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)}); apiCode(err) != "InvalidAMIID.NotFound" {
+			t.Errorf("RunInstances from %s: %v, want InvalidAMIID.NotFound", acct, err)
+		}
+	}
+	// Moving an account moves what it may launch.
+	if _, err := orgClient(url, owner).MoveAccount(ctx, &organizations.MoveAccountInput{AccountId: aws.String(devAcct),
+		SourceParentId: aws.String(devOU), DestinationParentId: aws.String(webOU)}); err != nil {
+		t.Fatal(err)
+	}
+	if state := launchState(t, url, devAcct, amiID); state != ec2types.InstanceStateNameRunning {
+		t.Errorf("launch from the account moved under prod/web: %s", state)
+	}
+
+	// DescribeImageAttribute shows the OU; ExecutableUsers by account id
+	// counts the OU too.
+	ec := ec2.NewFromConfig(config(url, owner))
+	attr, err := ec.DescribeImageAttribute(ctx, &ec2.DescribeImageAttributeInput{ImageId: aws.String(amiID), Attribute: ec2types.ImageAttributeNameLaunchPermission})
+	if err != nil || len(attr.LaunchPermissions) != 1 || aws.ToString(attr.LaunchPermissions[0].OrganizationalUnitArn) != prodOUARN {
+		t.Errorf("DescribeImageAttribute: %v %+v", err, attr)
+	}
+	byID, err := ec.DescribeImages(ctx, &ec2.DescribeImagesInput{ExecutableUsers: []string{target}, Owners: []string{"self"}})
+	if err != nil || len(byID.Images) != 1 {
+		t.Errorf("DescribeImages ExecutableUsers %s: %v %+v", target, err, byID)
+	}
+
+	// Shared with the whole organization: every member, no outsider.
+	if _, err := ec.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(amiID), LaunchPermission: &ec2types.LaunchPermissionModifications{
+		Add: []ec2types.LaunchPermission{{OrganizationArn: aws.String(orgARN)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for acct, want := range map[string]bool{delegate: true, prodAcct: true, outsider: false} {
+		_, err := ec2.NewFromConfig(config(url, acct)).DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{amiID}})
+		if (err == nil) != want {
+			t.Errorf("image shared with the organization, DescribeImages from %s: %v, want visible %v", acct, err, want)
+		}
+	}
+
+	// An owner in no organization shares with one; ARNs must be ARNs.
+	s.mu.Lock()
+	delete(s.world.orgAccounts, owner) // the owner leaves (as if it had been removed)
+	s.mu.Unlock()
+	for _, bad := range []ec2types.LaunchPermission{{OrganizationArn: aws.String(orgID)}, {OrganizationArn: aws.String("arn:aws:organizations::" + owner + ":account/" + orgID + "/" + target)},
+		{OrganizationalUnitArn: aws.String(prodOU)}} {
+		_, err := ec.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(amiID), LaunchPermission: &ec2types.LaunchPermissionModifications{Add: []ec2types.LaunchPermission{bad}}})
+		if apiCode(err) != "InvalidAMIAttributeItemValue" {
+			t.Errorf("launch permission %+v: %v, want InvalidAMIAttributeItemValue", bad, err)
+		}
+	}
+	if _, err := ec.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(amiID), LaunchPermission: &ec2types.LaunchPermissionModifications{
+		Add: []ec2types.LaunchPermission{{OrganizationalUnitArn: aws.String("arn:aws:organizations::123456789012:ou/o-someoneelse/ou-abcd-12345678")}}}}); err != nil {
+		t.Errorf("sharing with an OU of an organization the owner is not in: %v", err)
+	}
+
+	// A world file shares an image with an OU by its ARN.
+	if err := s.LoadWorld(strings.NewReader(`{"images":[{"account":"` + owner + `","region":"us-east-1","name":"from-world","launch_permissions":["` + prodOUARN + `"]}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	for acct, want := range map[string]int{target: 1, delegate: 0} {
+		imgs, err := ec2.NewFromConfig(config(url, acct)).DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []ec2types.Filter{filter("name", "from-world")}})
+		if err != nil || len(imgs.Images) != want {
+			t.Errorf("the world file's image shared with prod, seen from %s: %v, %d images, want %d", acct, err, len(imgs.Images), want)
+		}
 	}
 }
 
@@ -572,6 +661,7 @@ func TestWorldFileOrganization(t *testing.T) {
 		`{"organizations":[{"management_account":"` + outsider + `","accounts":[{"id":"` + devAcct + `","status":"CLOSED"}]}]}`:                          `accounts[0].status "CLOSED"`,
 		`{"organizations":[{"management_account":"` + outsider + `","delegated_administrators":["` + outsider + `"]}]}`:                                  `the management account cannot be a delegated administrator`,
 		`{"organizations":[{"management_account":"` + outsider + `","organizational_units":[{"name":"1","organizational_units":[{"name":"2","organizational_units":[{"name":"3","organizational_units":[{"name":"4","organizational_units":[{"name":"5","organizational_units":[{"name":"6"}]}]}]}]}]}]}]}`: `at most 5 levels`,
+		`{"images":[{"account":"` + owner + `","region":"us-east-1","name":"x","launch_permissions":["` + orgID + `"]}]}`: `nor an organization's or OU's ARN`,
 	} {
 		err := s.LoadWorld(strings.NewReader(doc))
 		if err == nil || !strings.Contains(err.Error(), want) {

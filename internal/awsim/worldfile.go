@@ -15,8 +15,8 @@ import (
 // docs/sim.md documents it; example/sim-world.json is the first reference
 // write-up's two accounts.
 type WorldFile struct {
-	// Organizations are loaded first, so that the rest of the world (key
-	// policies) may name their ids.
+	// Organizations are loaded first, so that the rest of the world
+	// (key policies, launch permissions) may name their ids.
 	Organizations []WorldOrganization `json:"organizations"`
 	Roles         []struct {
 		Account     string                     `json:"account"`
@@ -42,7 +42,10 @@ type WorldFile struct {
 		Name    string `json:"name"`
 		// Key is the alias (alias/NAME) of a key of the world, or
 		// "alias/aws/ebs"; empty means unencrypted.
-		Key               string   `json:"key"`
+		Key string `json:"key"`
+		// LaunchPermissions are account ids, and ARNs of organizations
+		// (arn:aws:organizations::MANAGEMENT:organization/o-…) and OUs
+		// (…:ou/o-…/ou-…).
 		LaunchPermissions []string `json:"launch_permissions"`
 		Public            bool     `json:"public"`
 	} `json:"images"`
@@ -269,10 +272,16 @@ func (s *Server) loadWorld(wf *WorldFile) error {
 			rootDevice: "/dev/xvda", mappings: []blockMapping{{device: "/dev/xvda", snapshotID: sn.id}}, public: im.Public,
 			launchUsers: map[string]bool{}, launchOrgs: map[string]bool{}, launchOUs: map[string]bool{}, created: s.now().UTC()}
 		for _, a := range im.LaunchPermissions {
-			if !validAccount(a) {
-				return fmt.Errorf("images[%d].launch_permissions: %q is not a 12-digit account id", i, a)
+			switch {
+			case validAccount(a):
+				img.launchUsers[a] = true
+			case organizationARNRE.MatchString(a):
+				img.launchOrgs[a] = true
+			case unitARNRE.MatchString(a):
+				img.launchOUs[a] = true
+			default:
+				return fmt.Errorf("images[%d].launch_permissions: %q is not a 12-digit account id, nor an organization's or OU's ARN", i, a)
 			}
-			img.launchUsers[a] = true
 		}
 		s.world.images[img.id] = img
 		images[im.Account+"/"+im.Region+"/"+im.Name] = img
