@@ -515,20 +515,38 @@ func accessDenied(r request, why string) error {
 	return errorf(http.StatusBadRequest, "AccessDeniedException", "User: %s is not authorized to perform: %s on resource: %s %s", r.principal, r.action, r.resource, why)
 }
 
-// authorizeCall authorises the caller's direct call of action on key k; extra
-// adds the action's own condition keys.
-func (s *Server) authorizeCall(c caller, k *key, action string, extra map[string][]string) error {
+// principalContext is what a request context says of the principal making
+// the request: its account, its ARN (a session's role), and its account's
+// organization (principalOrgKeys). The same for a direct call and for one
+// a service makes on the principal's behalf (EC2 for a launch, Auto
+// Scaling as its service-linked role).
+func (s *Server) principalContext(c caller) map[string][]string {
 	principalARN := c.arn
 	if c.roleARN != "" {
 		principalARN = c.roleARN
 	}
 	ctx := map[string][]string{
-		"kms:calleraccount":    {c.account},
 		"aws:principalaccount": {c.account},
 		"aws:principalarn":     {principalARN},
-		"aws:securetransport":  {"true"},
-		"aws:viaawsservice":    {"false"},
 	}
+	s.principalOrgKeys(c.account, ctx)
+	return ctx
+}
+
+// kmsContext is principalContext with kms:CallerAccount, which every KMS
+// request carries.
+func (s *Server) kmsContext(c caller) map[string][]string {
+	ctx := s.principalContext(c)
+	ctx["kms:calleraccount"] = []string{c.account}
+	return ctx
+}
+
+// authorizeCall authorises the caller's direct call of action on key k; extra
+// adds the action's own condition keys.
+func (s *Server) authorizeCall(c caller, k *key, action string, extra map[string][]string) error {
+	ctx := s.kmsContext(c)
+	ctx["aws:securetransport"] = []string{"true"}
+	ctx["aws:viaawsservice"] = []string{"false"}
 	if c.sourceIP != "" {
 		ctx["aws:sourceip"] = []string{c.sourceIP}
 	}
@@ -536,4 +554,28 @@ func (s *Server) authorizeCall(c caller, k *key, action string, extra map[string
 		ctx[key] = v
 	}
 	return s.authorize(k, request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: action, resource: k.arn, context: ctx})
+}
+
+// useKeyThroughEC2 checks, as EC2 does when it creates a volume for the
+// caller, that the caller can use the key through EC2: the calls come from
+// EC2 on the caller's behalf, with kms:ViaService, and not from the
+// caller's address. It records a CloudTrail event for a denied call.
+func (s *Server) useKeyThroughEC2(c caller, k *key, volumeID, invokedBy string) error {
+	if k.state != "Enabled" {
+		return errorf(http.StatusBadRequest, "Client.InvalidKMSKey.InvalidState", "The KMS key provided is in an incorrect state")
+	}
+	for _, action := range []string{"kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext"} {
+		ctx := s.kmsContext(c)
+		ctx["kms:viaservice"] = []string{"ec2." + c.region + ".amazonaws.com"}
+		ctx["aws:viaawsservice"] = []string{"true"}
+		if action == "kms:CreateGrant" {
+			ctx["kms:grantisforawsresource"] = []string{"true"}
+		}
+		err := s.authorize(k, request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: action, resource: k.arn, context: ctx})
+		if err != nil {
+			s.recordKMSDenial(c, k, action, volumeID, invokedBy)
+			return errorf(http.StatusBadRequest, "Client.InternalError", "Client error on launch")
+		}
+	}
+	return nil
 }

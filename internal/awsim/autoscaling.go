@@ -39,17 +39,6 @@ type activity struct {
 // role; CloudTrail shows it (first reference write-up).
 const asgSessionName = "AutoScaling"
 
-func init() {
-	queryOps["autoscaling"] = map[string]queryOp{
-		"CreateAutoScalingGroup":    {true, (*Server).asCreateGroup},
-		"DescribeAutoScalingGroups": {false, (*Server).asDescribeGroups},
-		"DescribeScalingActivities": {false, (*Server).asDescribeActivities},
-		"DeleteAutoScalingGroup":    {true, (*Server).asDeleteGroup},
-	}
-	queryOps["iam"]["CreateServiceLinkedRole"] = queryOp{true, (*Server).iamCreateServiceLinkedRole}
-	xmlns["autoscaling"] = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
-}
-
 // autoScalingRole returns the group's service-linked role, creating the
 // default one on first use as AWS does.
 func (s *Server) autoScalingRole(account, arn string) (*role, error) {
@@ -262,6 +251,9 @@ func (g *autoScalingGroup) failLaunch(act activity, reason string) {
 // EC2, terminated); Auto Scaling tries again later (SetRetryBackoff).
 func (s *Server) scale(g *autoScalingGroup) {
 	g.lastAttempt = s.now()
+	if s.accountSuspended(g.account) {
+		return // AWS has restricted the account: nothing is launched for it
+	}
 	for len(g.instances) < g.desired {
 		start := s.now().UTC()
 		act := activity{id: newUUID(), start: start, end: start,
@@ -277,7 +269,7 @@ func (s *Server) scale(g *autoScalingGroup) {
 			return
 		}
 		im, ok := s.world.images[v.imageID()]
-		if !ok || im.region != g.region || !im.canSee(g.account) {
+		if !ok || im.region != g.region || !s.canSee(im, g.account) {
 			g.failLaunch(act, "The image id '["+v.imageID()+"]' does not exist.")
 			return
 		}
@@ -519,4 +511,65 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// asUpdateGroup serves UpdateAutoScalingGroup and SetDesiredCapacity.
+func (s *Server) asUpdateGroup(c caller, form url.Values) (any, error) {
+	name, err := required(form, "AutoScalingGroupName")
+	if err != nil {
+		return nil, err
+	}
+	g, ok := s.world.groups[c.account+"/"+c.region+"/"+name]
+	if !ok {
+		return nil, errorf(http.StatusBadRequest, "ValidationError", "AutoScalingGroup name not found - AutoScalingGroup %s not found", name)
+	}
+	min, max, desired := g.min, g.max, g.desired
+	for field, dst := range map[string]*int{"MinSize": &min, "MaxSize": &max, "DesiredCapacity": &desired} {
+		if v := form.Get(field); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return nil, errorf(http.StatusBadRequest, "ValidationError", "%s must be a non-negative integer", field)
+			}
+			*dst = n
+		}
+	}
+	if desired < min || desired > max {
+		return nil, errorf(http.StatusBadRequest, "ValidationError", "New SetDesiredCapacity value %d is below min value %d or above max value %d for the AutoScalingGroup.", desired, min, max)
+	}
+	g.min, g.max, g.desired = min, max, desired
+	s.prune(g)
+	for len(g.instances) > g.desired {
+		last := g.instances[len(g.instances)-1]
+		if in, ok := s.world.instances[last]; ok {
+			s.terminate(in)
+		}
+		g.instances = g.instances[:len(g.instances)-1]
+	}
+	s.scale(g)
+	return emptyResult{}, nil
+}
+
+func (s *Server) asDescribeInstances(c caller, form url.Values) (any, error) {
+	type instXML struct {
+		InstanceID     string `xml:"InstanceId"`
+		Group          string `xml:"AutoScalingGroupName"`
+		Zone           string `xml:"AvailabilityZone"`
+		LifecycleState string `xml:"LifecycleState"`
+		HealthStatus   string `xml:"HealthStatus"`
+		Protected      bool   `xml:"ProtectedFromScaleIn"`
+	}
+	ids := members(form, "InstanceIds")
+	var out []instXML
+	for _, g := range s.groupsOf(c, nil) {
+		s.prune(g)
+		for _, id := range g.instances {
+			if len(ids) == 0 || containsString(ids, id) {
+				out = append(out, instXML{id, g.name, s.world.instances[id].zone, "InService", "HEALTHY", false})
+			}
+		}
+	}
+	return struct {
+		XMLName   xml.Name  `xml:"R"`
+		Instances []instXML `xml:"AutoScalingInstances>member"`
+	}{Instances: out}, nil
 }

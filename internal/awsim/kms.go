@@ -3,7 +3,6 @@ package awsim
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -13,20 +12,6 @@ import (
 )
 
 const maxKeyPolicySize = 32768
-
-// jsonTargets maps X-Amz-Target prefixes to services.
-var jsonTargets = map[string]string{
-	"TrentService":        "kms",
-	"CloudTrail_20131101": "cloudtrail",
-	"com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101": "cloudtrail",
-}
-
-// jsonOp is an operation of a JSON-protocol service, and whether it
-// changes state.
-type jsonOp struct {
-	mutating bool
-	handle   func(s *Server, c caller, in map[string]json.RawMessage) (any, error)
-}
 
 // kmsOps are the KMS operations.
 var kmsOps = map[string]jsonOp{
@@ -45,93 +30,10 @@ var kmsOps = map[string]jsonOp{
 	"ListGrants":          {false, (*Server).kmsListGrants},
 	"RevokeGrant":         {true, (*Server).kmsRevokeGrant},
 	"RetireGrant":         {true, (*Server).kmsRetireGrant},
-}
-
-var cloudTrailOps = map[string]jsonOp{
-	"LookupEvents": {false, (*Server).cloudTrailLookupEvents},
-}
-
-func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request, c caller) {
-	target := r.Header.Get("X-Amz-Target")
-	// The service prefix may itself contain dots (boto3 sends
-	// com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents).
-	i := strings.LastIndexByte(target, '.')
-	prefix, action := target[:max(i, 0)], target[i+1:]
-	service := jsonTargets[prefix]
-	op, ok := kmsOps[action]
-	if service == "cloudtrail" {
-		op, ok = cloudTrailOps[action]
-	}
-	if service == "" || !ok {
-		writeJSONError(w, errorf(http.StatusBadRequest, "UnknownOperationException", "unknown operation %s", target))
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	var in map[string]json.RawMessage
-	if err == nil {
-		err = json.Unmarshal(body, &in)
-	}
-	if err != nil {
-		e := errorf(http.StatusBadRequest, "SerializationException", "the request body is not a JSON object")
-		s.record(c, service, action, op.mutating, e)
-		writeJSONError(w, e)
-		return
-	}
-	s.mu.Lock()
-	out, err := op.handle(s, c, in)
-	s.mu.Unlock()
-	// A DryRun call checks and changes nothing.
-	s.record(c, service, action, op.mutating && !dryRun(in), err)
-	if err != nil {
-		writeJSONError(w, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	_ = json.NewEncoder(w).Encode(out)
-}
-
-// dryRun reports whether a KMS request asks only to be checked (the
-// DryRun parameter of CreateGrant and the cryptographic operations).
-func dryRun(in map[string]json.RawMessage) bool {
-	var v bool
-	return json.Unmarshal(in["DryRun"], &v) == nil && v
-}
-
-func writeJSONError(w http.ResponseWriter, err error) {
-	ae, ok := err.(*apiError)
-	if !ok {
-		ae = errorf(http.StatusInternalServerError, "KMSInternalException", "%v", err)
-	}
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.Header().Set("X-Amzn-ErrorType", ae.code)
-	w.WriteHeader(ae.status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"__type": ae.code, "message": ae.message})
-}
-
-// str reads a string parameter; required ones fail with ValidationException.
-func str(in map[string]json.RawMessage, name string, required bool) (string, error) {
-	raw, ok := in[name]
-	if !ok {
-		if required {
-			return "", errorf(http.StatusBadRequest, "ValidationException", "1 validation error detected: Value null at '%s' failed to satisfy constraint: Member must not be null", lowerFirst(name))
-		}
-		return "", nil
-	}
-	var v string
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return "", errorf(http.StatusBadRequest, "SerializationException", "%s must be a string", name)
-	}
-	if required && v == "" {
-		return "", errorf(http.StatusBadRequest, "ValidationException", "1 validation error detected: Value '' at '%s' failed to satisfy constraint: Member must have length greater than or equal to 1", lowerFirst(name))
-	}
-	return v, nil
-}
-
-func lowerFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToLower(s[:1]) + s[1:]
+	// The cryptographic calls EBS makes through EC2.
+	"Decrypt":                         {false, kmsCrypto("kms:Decrypt")},
+	"GenerateDataKeyWithoutPlaintext": {false, kmsCrypto("kms:GenerateDataKeyWithoutPlaintext")},
+	"ReEncrypt":                       {false, kmsCrypto("kms:ReEncryptFrom")},
 }
 
 // defaultKeyPolicy is the policy KMS gives a key created without one: the
@@ -367,12 +269,8 @@ func (s *Server) roleNamed(arn string) bool {
 func (s *Server) locksOut(k *key, policy string, c caller) bool {
 	trial := *k
 	trial.policy = policy
-	principalARN := c.arn
-	if c.roleARN != "" {
-		principalARN = c.roleARN
-	}
 	err := s.authorize(&trial, request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: "kms:PutKeyPolicy", resource: k.arn,
-		context: map[string][]string{"kms:calleraccount": {c.account}, "aws:principalaccount": {c.account}, "aws:principalarn": {principalARN}}})
+		context: s.kmsContext(c)})
 	return err != nil
 }
 
@@ -498,7 +396,7 @@ func aliasName(in map[string]json.RawMessage) (string, error) {
 func (s *Server) authorizeAlias(c caller, aliasARN string, k *key, action string) error {
 	if c.roleARN != "" {
 		r := request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: action, resource: aliasARN,
-			context: map[string][]string{"aws:principalaccount": {c.account}, "aws:principalarn": {c.roleARN}}}
+			context: s.principalContext(c)}
 		if allowed, denied := s.identityAllows(r); denied {
 			return accessDenied(r, "with an explicit deny in an identity-based policy")
 		} else if !allowed {

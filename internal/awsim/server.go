@@ -164,6 +164,9 @@ type apiError struct {
 	status  int
 	code    string
 	message string
+	// reason is the Reason member some JSON errors carry (Organizations'
+	// InvalidInputException, ConstraintViolationException).
+	reason string
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
@@ -183,6 +186,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c, err := s.identify(r)
 	if err != nil {
 		writeQueryError(w, "", err)
+		return
+	}
+	if e := s.refuseSuspended(c); e != nil {
+		s.record(c, c.service, requestAction(r), false, e)
+		writeServiceError(w, c.service, e)
 		return
 	}
 	if s.injectFault(w, c) {
@@ -220,6 +228,15 @@ func (s *Server) identify(r *http.Request) (caller, error) {
 	}
 	c.account, c.arn, c.roleARN = sess.account, sess.arn, sess.roleARN
 	return c, nil
+}
+
+// requestAction names the operation of a request that is not served, for
+// the call log: the X-Amz-Target's operation, or the query's Action.
+func requestAction(r *http.Request) string {
+	if t := r.Header.Get("X-Amz-Target"); t != "" {
+		return t[strings.LastIndexByte(t, '.')+1:]
+	}
+	return r.FormValue("Action")
 }
 
 func isDigits(s string) bool {

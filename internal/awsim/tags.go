@@ -1,6 +1,7 @@
 package awsim
 
 import (
+	"encoding/xml"
 	"net/http"
 	"net/url"
 	"sort"
@@ -8,8 +9,9 @@ import (
 	"strings"
 )
 
-// Tags given at creation, and the filters by tag that test launches and
-// their cleanup use to find what they made.
+// Tags: EC2's and Auto Scaling's, given at creation or later, and the
+// filters by tag that test launches and their cleanup use to find what
+// they made.
 
 type tagItem struct {
 	Key   string `xml:"key"`
@@ -96,51 +98,6 @@ func tagFilter(name string, values []string, tags map[string]string) (ok, known 
 		return false, true
 	}
 	return false, false
-}
-
-// instanceFilters applies DescribeInstances' filters (AND across filters,
-// OR within one, '*' and '?' wildcards). Filters the simulator does not
-// model do not narrow.
-func (s *Server) instanceFilters(f map[string][]string, in *instance) bool {
-	for name, values := range f {
-		if ok, known := tagFilter(name, values, s.world.tags[in.id]); known {
-			if !ok {
-				return false
-			}
-			continue
-		}
-		var v string
-		switch name {
-		case "instance-state-name":
-			v = in.state
-		case "instance-state-code":
-			v = strconv.Itoa(stateCodes[in.state])
-		case "image-id":
-			v = in.imageID
-		case "instance-id":
-			v = in.id
-		case "instance-type":
-			v = in.instanceType
-		case "availability-zone":
-			v = in.zone
-		case "subnet-id":
-			v = in.subnetID
-		case "vpc-id":
-			v = in.vpcID
-		case "reservation-id":
-			v = in.reservationID
-		case "client-token":
-			v = in.clientToken
-		case "owner-id":
-			v = in.account
-		default:
-			continue
-		}
-		if !matchFilter(values, v) {
-			return false
-		}
-	}
-	return true
 }
 
 type groupTag struct {
@@ -239,4 +196,102 @@ func (g *autoScalingGroup) matches(filters []groupFilter) bool {
 		}
 	}
 	return true
+}
+
+// ec2CreateTags tags resources the caller owns.
+func (s *Server) ec2CreateTags(c caller, form url.Values) (any, error) {
+	ids := indexed(form, "ResourceId")
+	if len(ids) == 0 {
+		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The request must contain the parameter resourceIdSet")
+	}
+	tags := map[string]string{}
+	for i := 1; ; i++ {
+		k, ok := form["Tag."+strconv.Itoa(i)+".Key"]
+		if !ok {
+			break
+		}
+		tags[k[0]] = form.Get("Tag." + strconv.Itoa(i) + ".Value")
+	}
+	for _, id := range ids {
+		if s.world.tags[id] == nil {
+			s.world.tags[id] = map[string]string{}
+		}
+		for k, v := range tags {
+			s.world.tags[id][k] = v
+		}
+		s.world.tagOwners[id] = c.account
+	}
+	return returnTrue{Return: true}, nil
+}
+
+func (s *Server) ec2DescribeTags(c caller, form url.Values) (any, error) {
+	type tagXML struct {
+		ResourceID string `xml:"resourceId"`
+		Type       string `xml:"resourceType"`
+		Key        string `xml:"key"`
+		Value      string `xml:"value"`
+	}
+	f := filters(form)
+	var out []tagXML
+	for id, tags := range s.world.tags {
+		if s.world.tagOwners[id] != c.account {
+			continue
+		}
+		if vals, ok := f["resource-id"]; ok && !matchFilter(vals, id) {
+			continue
+		}
+		for k, v := range tags {
+			if vals, ok := f["key"]; ok && !matchFilter(vals, k) {
+				continue
+			}
+			out = append(out, tagXML{id, resourceType(id), k, v})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ResourceID+out[i].Key < out[j].ResourceID+out[j].Key })
+	return struct {
+		XMLName xml.Name `xml:"R"`
+		Tags    []tagXML `xml:"tagSet>item"`
+	}{Tags: out}, nil
+}
+
+func resourceType(id string) string {
+	for prefix, t := range map[string]string{"ami-": "image", "i-": "instance", "vol-": "volume", "snap-": "snapshot", "sg-": "security-group", "lt-": "launch-template"} {
+		if len(id) > len(prefix) && id[:len(prefix)] == prefix {
+			return t
+		}
+	}
+	return "unknown"
+}
+
+// asCreateOrUpdateTags tags groups; nothing changes unless every group
+// exists.
+func (s *Server) asCreateOrUpdateTags(c caller, form url.Values) (any, error) {
+	type change struct {
+		g          *autoScalingGroup
+		key, value string
+		propagate  bool
+	}
+	var changes []change
+	for i := 1; ; i++ {
+		p := "Tags.member." + strconv.Itoa(i) + "."
+		if _, ok := form[p+"Key"]; !ok {
+			break
+		}
+		name := form.Get(p + "ResourceId")
+		g, ok := s.world.groups[c.account+"/"+c.region+"/"+name]
+		if !ok {
+			return nil, errorf(http.StatusBadRequest, "ValidationError", "AutoScalingGroup name not found - %s", name)
+		}
+		if t := form.Get(p + "ResourceType"); t != "" && t != "auto-scaling-group" {
+			return nil, errorf(http.StatusBadRequest, "ValidationError", "1 validation error detected: Value '%s' at 'tags.%d.member.resourceType' failed to satisfy constraint: The only supported value is auto-scaling-group", t, i)
+		}
+		changes = append(changes, change{g, form.Get(p + "Key"), form.Get(p + "Value"), form.Get(p+"PropagateAtLaunch") == "true"})
+	}
+	for _, ch := range changes {
+		if ch.g.tags == nil {
+			ch.g.tags, ch.g.propagate = map[string]string{}, map[string]bool{}
+		}
+		ch.g.tags[ch.key], ch.g.propagate[ch.key] = ch.value, ch.propagate
+	}
+	return emptyResult{}, nil
 }

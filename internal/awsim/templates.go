@@ -17,15 +17,6 @@ import (
 // keeps what it does not override, and DescribeLaunchTemplateVersions
 // shows it back.
 
-func init() {
-	ec2Ops["CreateLaunchTemplate"] = queryOp{true, (*Server).ec2CreateLaunchTemplate}
-	ec2Ops["CreateLaunchTemplateVersion"] = queryOp{true, (*Server).ec2CreateLaunchTemplateVersion}
-	ec2Ops["DescribeLaunchTemplates"] = queryOp{false, (*Server).ec2DescribeLaunchTemplates}
-	ec2Ops["DescribeLaunchTemplateVersions"] = queryOp{false, (*Server).ec2DescribeLaunchTemplateVersions}
-	ec2Ops["DeleteLaunchTemplate"] = queryOp{true, (*Server).ec2DeleteLaunchTemplate}
-	ec2Ops["DeleteLaunchTemplateVersions"] = queryOp{true, (*Server).ec2DeleteLaunchTemplateVersions}
-}
-
 type launchTemplate struct {
 	id, name, account, region string
 	createdBy                 string

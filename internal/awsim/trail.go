@@ -159,3 +159,7 @@ func (e trailEvent) matches(key, value string) bool {
 	}
 	return false
 }
+
+var cloudTrailOps = map[string]jsonOp{
+	"LookupEvents": {false, (*Server).cloudTrailLookupEvents},
+}

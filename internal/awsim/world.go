@@ -27,6 +27,15 @@ type world struct {
 	ebsDefaultKey map[string]string
 	// trail holds each account's CloudTrail events, oldest first.
 	trail map[string][]trailEvent
+
+	// AWS Organizations: organizations by id, their roots and OUs by id,
+	// and the member accounts by account id (an account belongs to at most
+	// one organization). orgSeq orders them as they were made or joined.
+	orgs           map[string]*organization
+	orgUnits       map[string]*orgUnit
+	orgAccounts    map[string]*orgAccount
+	accountCreates map[string]*accountCreation // CreateAccount requests by id
+	orgSeq         int
 }
 
 func newWorld() *world {
@@ -44,6 +53,11 @@ func newWorld() *world {
 		templates:    map[string]*launchTemplate{},
 		groups:       map[string]*autoScalingGroup{},
 		trail:        map[string][]trailEvent{},
+
+		orgs:           map[string]*organization{},
+		orgUnits:       map[string]*orgUnit{},
+		orgAccounts:    map[string]*orgAccount{},
+		accountCreates: map[string]*accountCreation{},
 
 		tags:           map[string]map[string]string{},
 		tagOwners:      map[string]string{},

@@ -9,13 +9,16 @@ import (
 )
 
 // WorldFile is a world to start from (`amigate sim --world FILE`):
-// roles, keys, images, launch templates and Auto Scaling groups, in
-// several accounts and regions. Images, templates and groups refer to each
+// organizations, roles, keys, images, launch templates and Auto Scaling
+// groups, in several accounts and regions. Images, templates and groups refer to each
 // other by name, since their ids are made when the world is loaded.
 // docs/sim.md documents it; example/sim-world.json is the first reference
 // write-up's two accounts.
 type WorldFile struct {
-	Roles []struct {
+	// Organizations are loaded first, so that the rest of the world
+	// (key policies, launch permissions) may name their ids.
+	Organizations []WorldOrganization `json:"organizations"`
+	Roles         []struct {
 		Account     string                     `json:"account"`
 		Name        string                     `json:"name"`
 		Path        string                     `json:"path"`
@@ -39,7 +42,10 @@ type WorldFile struct {
 		Name    string `json:"name"`
 		// Key is the alias (alias/NAME) of a key of the world, or
 		// "alias/aws/ebs"; empty means unencrypted.
-		Key               string   `json:"key"`
+		Key string `json:"key"`
+		// LaunchPermissions are account ids, and ARNs of organizations
+		// (arn:aws:organizations::MANAGEMENT:organization/o-…) and OUs
+		// (…:ou/o-…/ou-…).
 		LaunchPermissions []string `json:"launch_permissions"`
 		Public            bool     `json:"public"`
 	} `json:"images"`
@@ -62,6 +68,46 @@ type WorldFile struct {
 		Desired              int      `json:"desired"`
 		ServiceLinkedRoleARN string   `json:"service_linked_role_arn"`
 	} `json:"autoscaling_groups"`
+}
+
+// WorldOrganization is an organization of a world file: its management
+// account, the accounts directly in its root, and its OUs. Ids left empty
+// are made at load time; ones given must have AWS's form (o- and 10 to 32
+// lower-case letters or digits; r- and 4 to 32; ou-, the root's id without
+// r-, a dash and 8 to 32), so that key policies and launch permissions of
+// the same file can name them.
+type WorldOrganization struct {
+	ID                string `json:"id"`
+	RootID            string `json:"root_id"`
+	ManagementAccount string `json:"management_account"`
+	// FeatureSet is ALL (the default) or CONSOLIDATED_BILLING.
+	FeatureSet string `json:"feature_set"`
+	// DelegatedAdministrators are member accounts that may read the
+	// organization as the management account does.
+	DelegatedAdministrators []string                  `json:"delegated_administrators"`
+	Accounts                []WorldAccount            `json:"accounts"`
+	OrganizationalUnits     []WorldOrganizationalUnit `json:"organizational_units"`
+}
+
+// WorldOrganizationalUnit is an OU, with its accounts and the OUs nested
+// in it (at most five levels under the root).
+type WorldOrganizationalUnit struct {
+	Name                string                    `json:"name"`
+	ID                  string                    `json:"id"`
+	Accounts            []WorldAccount            `json:"accounts"`
+	OrganizationalUnits []WorldOrganizationalUnit `json:"organizational_units"`
+}
+
+// WorldAccount is a member account. Name and email default to ones made
+// from the id; status is ACTIVE (the default), SUSPENDED or
+// PENDING_CLOSURE; joined_method INVITED (the default) or CREATED. The
+// management account sits in the root unless an OU lists it.
+type WorldAccount struct {
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Email        string `json:"email"`
+	Status       string `json:"status"`
+	JoinedMethod string `json:"joined_method"`
 }
 
 // LoadWorld adds a world file's contents to the simulator. On error nothing
@@ -142,10 +188,28 @@ func cloneWorldShallow(w *world) *world {
 	for k, v := range w.ebsDefaultKey {
 		c.ebsDefaultKey[k] = v
 	}
+	for k, v := range w.orgs {
+		c.orgs[k] = v
+	}
+	for k, v := range w.orgUnits {
+		c.orgUnits[k] = v
+	}
+	for k, v := range w.orgAccounts {
+		c.orgAccounts[k] = v
+	}
+	for k, v := range w.accountCreates {
+		c.accountCreates[k] = v
+	}
+	c.orgSeq = w.orgSeq
 	return c
 }
 
 func (s *Server) loadWorld(wf *WorldFile) error {
+	for i := range wf.Organizations {
+		if err := s.loadOrganization(&wf.Organizations[i]); err != nil {
+			return fmt.Errorf("organizations[%d]%w", i, err)
+		}
+	}
 	for i, r := range wf.Roles {
 		if !validAccount(r.Account) || r.Name == "" {
 			return fmt.Errorf("roles[%d]: account %q and name %q are required", i, r.Account, r.Name)
@@ -208,10 +272,16 @@ func (s *Server) loadWorld(wf *WorldFile) error {
 			rootDevice: "/dev/xvda", mappings: []blockMapping{{device: "/dev/xvda", snapshotID: sn.id}}, public: im.Public,
 			launchUsers: map[string]bool{}, launchOrgs: map[string]bool{}, launchOUs: map[string]bool{}, created: s.now().UTC()}
 		for _, a := range im.LaunchPermissions {
-			if !validAccount(a) {
-				return fmt.Errorf("images[%d].launch_permissions: %q is not a 12-digit account id", i, a)
+			switch {
+			case validAccount(a):
+				img.launchUsers[a] = true
+			case organizationARNRE.MatchString(a):
+				img.launchOrgs[a] = true
+			case unitARNRE.MatchString(a):
+				img.launchOUs[a] = true
+			default:
+				return fmt.Errorf("images[%d].launch_permissions: %q is not a 12-digit account id, nor an organization's or OU's ARN", i, a)
 			}
-			img.launchUsers[a] = true
 		}
 		s.world.images[img.id] = img
 		images[im.Account+"/"+im.Region+"/"+im.Name] = img
@@ -259,3 +329,132 @@ func (s *Server) loadWorld(wf *WorldFile) error {
 }
 
 func validAccount(s string) bool { return len(s) == 12 && isDigits(s) }
+
+// loadOrganization adds a world file's organization. Its accounts must be
+// in no organization yet (an account belongs to at most one), so a load
+// only adds objects and a failed one can be undone. Errors start with the
+// field they are about, relative to the organization.
+func (s *Server) loadOrganization(wo *WorldOrganization) error {
+	if !validAccount(wo.ManagementAccount) {
+		return fmt.Errorf(".management_account %q is not a 12-digit account id", wo.ManagementAccount)
+	}
+	switch {
+	case wo.ID != "" && !orgIDRE.MatchString(wo.ID):
+		return fmt.Errorf(".id %q is not o- and 10 to 32 lower-case letters or digits", wo.ID)
+	case wo.ID != "" && s.world.orgs[wo.ID] != nil:
+		return fmt.Errorf(".id %q: the organization exists", wo.ID)
+	case wo.RootID != "" && !rootIDRE.MatchString(wo.RootID):
+		return fmt.Errorf(".root_id %q is not r- and 4 to 32 lower-case letters or digits", wo.RootID)
+	case wo.RootID != "" && s.world.orgUnits[wo.RootID] != nil:
+		return fmt.Errorf(".root_id %q: the root exists", wo.RootID)
+	}
+	featureSet := wo.FeatureSet
+	if featureSet == "" {
+		featureSet = "ALL"
+	}
+	if featureSet != "ALL" && featureSet != "CONSOLIDATED_BILLING" {
+		return fmt.Errorf(".feature_set %q is not ALL or CONSOLIDATED_BILLING", featureSet)
+	}
+	o := s.newOrganization(wo.ID, wo.RootID, wo.ManagementAccount, featureSet)
+	root := s.world.orgUnits[o.rootID]
+	if s.world.orgAccounts[o.management] != nil {
+		return fmt.Errorf(".management_account %q is already a member of an organization", o.management)
+	}
+	if !listsAccount(wo.Accounts, wo.OrganizationalUnits, o.management) {
+		s.addAccount(o, root, o.management, "", "", accountActive, "INVITED")
+	}
+	if err := s.loadOrgAccounts(o, root, wo.Accounts, ".accounts"); err != nil {
+		return err
+	}
+	if err := s.loadOrgUnits(o, root, wo.OrganizationalUnits, ".organizational_units"); err != nil {
+		return err
+	}
+	for i, d := range wo.DelegatedAdministrators {
+		a, ok := s.world.orgAccounts[d]
+		switch {
+		case !ok || a.orgID != o.id:
+			return fmt.Errorf(".delegated_administrators[%d] %q is not a member of the organization", i, d)
+		case d == o.management:
+			return fmt.Errorf(".delegated_administrators[%d] %q: the management account cannot be a delegated administrator", i, d)
+		}
+		o.delegated[d] = true
+	}
+	return nil
+}
+
+func (s *Server) loadOrgUnits(o *organization, parent *orgUnit, units []WorldOrganizationalUnit, field string) error {
+	if len(units) > 0 && s.unitDepth(parent) >= maxOUDepth {
+		return fmt.Errorf("%s: OUs nest at most %d levels under the root", field, maxOUDepth)
+	}
+	names := map[string]bool{}
+	for i, wu := range units {
+		at := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case wu.Name == "" || len(wu.Name) > 128:
+			return fmt.Errorf("%s.name %q must have 1 to 128 characters", at, wu.Name)
+		case names[wu.Name]:
+			return fmt.Errorf("%s.name %q: an OU of that name is already in its parent", at, wu.Name)
+		}
+		names[wu.Name] = true
+		if wu.ID != "" {
+			m := ouIDRE.FindStringSubmatch(wu.ID)
+			switch {
+			case m == nil || "r-"+m[1] != o.rootID:
+				return fmt.Errorf("%s.id %q is not ou-%s- and 8 to 32 lower-case letters or digits", at, wu.ID, strings.TrimPrefix(o.rootID, "r-"))
+			case s.world.orgUnits[wu.ID] != nil:
+				return fmt.Errorf("%s.id %q: the OU exists", at, wu.ID)
+			}
+		}
+		u := s.newUnit(o, parent, wu.ID, wu.Name)
+		if err := s.loadOrgAccounts(o, u, wu.Accounts, at+".accounts"); err != nil {
+			return err
+		}
+		if err := s.loadOrgUnits(o, u, wu.OrganizationalUnits, at+".organizational_units"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) loadOrgAccounts(o *organization, parent *orgUnit, accounts []WorldAccount, field string) error {
+	for i, wa := range accounts {
+		at := fmt.Sprintf("%s[%d]", field, i)
+		status := wa.Status
+		if status == "" {
+			status = accountActive
+		}
+		joined := wa.JoinedMethod
+		if joined == "" {
+			joined = "INVITED"
+		}
+		switch {
+		case !validAccount(wa.ID):
+			return fmt.Errorf("%s.id %q is not a 12-digit account id", at, wa.ID)
+		case s.world.orgAccounts[wa.ID] != nil:
+			return fmt.Errorf("%s.id %q is already a member of an organization", at, wa.ID)
+		case status != accountActive && status != accountSuspended && status != accountPendingClosure:
+			return fmt.Errorf("%s.status %q is not ACTIVE, SUSPENDED or PENDING_CLOSURE", at, wa.Status)
+		case joined != "INVITED" && joined != "CREATED":
+			return fmt.Errorf("%s.joined_method %q is not INVITED or CREATED", at, wa.JoinedMethod)
+		case wa.Email != "" && !emailRE.MatchString(wa.Email):
+			return fmt.Errorf("%s.email %q is not an email address", at, wa.Email)
+		}
+		s.addAccount(o, parent, wa.ID, wa.Name, wa.Email, status, joined)
+	}
+	return nil
+}
+
+// listsAccount reports whether the accounts or OUs (nested) list the account.
+func listsAccount(accounts []WorldAccount, units []WorldOrganizationalUnit, id string) bool {
+	for _, a := range accounts {
+		if a.ID == id {
+			return true
+		}
+	}
+	for _, u := range units {
+		if listsAccount(u.Accounts, u.OrganizationalUnits, id) {
+			return true
+		}
+	}
+	return false
+}
