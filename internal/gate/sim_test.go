@@ -75,6 +75,8 @@ type testWorld struct {
 	externalID string
 	// rolePolicy is the targets' roles' own policy; "" allows everything.
 	rolePolicy string
+	// organizations are the world file's organizations (docs/sim.md).
+	organizations json.RawMessage
 }
 
 type sim struct {
@@ -97,6 +99,7 @@ func startWorld(t testing.TB, w testWorld) *sim {
 		w.targets = []string{target}
 	}
 	var doc struct {
+		Organizations      json.RawMessage  `json:"organizations,omitempty"`
 		Roles              []map[string]any `json:"roles"`
 		ServiceLinkedRoles []map[string]any `json:"service_linked_roles"`
 		Keys               []map[string]any `json:"keys"`
@@ -104,6 +107,7 @@ func startWorld(t testing.TB, w testWorld) *sim {
 		LaunchTemplates    []map[string]any `json:"launch_templates"`
 		AutoScalingGroups  []map[string]any `json:"autoscaling_groups"`
 	}
+	doc.Organizations = w.organizations
 	condition := ""
 	if w.externalID != "" {
 		condition = `,"Condition":{"StringEquals":{"sts:ExternalId":"` + w.externalID + `"}}`

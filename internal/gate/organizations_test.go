@@ -1,0 +1,201 @@
+package gate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/amigate/packer-plugin-amigate/keypolicy"
+)
+
+// The organization of the tests: the source account manages it; prod holds
+// two accounts and a nested OU with a third, dev a suspended account.
+const (
+	orgID    = "o-exampleorg1"
+	prodOU   = "ou-ex12-prod0001"
+	webOU    = "ou-ex12-web00001"
+	devOU    = "ou-ex12-dev00001"
+	webAcct  = "222233334444"
+	devAcct  = "333344445555"
+	prodPath = orgID + "/r-ex12/" + prodOU + "/"
+)
+
+func orgWorld(management string) json.RawMessage {
+	return json.RawMessage(`[{"id": "` + orgID + `", "root_id": "r-ex12", "management_account": "` + management + `",
+		"organizational_units": [
+			{"name": "prod", "id": "` + prodOU + `", "accounts": [{"id": "` + target + `"}, {"id": "` + target2 + `"}],
+			 "organizational_units": [{"name": "web", "id": "` + webOU + `", "accounts": [{"id": "` + webAcct + `"}]}]},
+			{"name": "dev", "id": "` + devOU + `", "accounts": [{"id": "` + devAcct + `", "status": "SUSPENDED"}]}]}]`)
+}
+
+// orgOptions gate the AMI for OUs or the organization, assuming the role
+// "amigate" in every account found.
+func orgOptions(amis map[string]string, orgs, ous []string) Options {
+	o := baseOptions(amis)
+	o.Targets = nil
+	o.TargetOrganizations, o.TargetOrganizationalUnits = orgs, ous
+	o.OrganizationTargets = MemberTargets{RoleName: "amigate"}
+	return o
+}
+
+func (s *sim) launchPermissions(t *testing.T, ami string) []string {
+	t.Helper()
+	out, err := ec2.NewFromConfig(s.config(owner, "us-east-1")).DescribeImageAttribute(context.Background(), &ec2.DescribeImageAttributeInput{
+		ImageId: aws.String(ami), Attribute: ec2types.ImageAttributeNameLaunchPermission})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var perms []string
+	for _, p := range out.LaunchPermissions {
+		perms = append(perms, aws.ToString(p.UserId)+aws.ToString(p.OrganizationArn)+aws.ToString(p.OrganizationalUnitArn))
+	}
+	slices.Sort(perms)
+	return perms
+}
+
+func targetAccounts(rep *Report) []string {
+	var out []string
+	for _, t := range rep.Targets {
+		out = append(out, t.Account)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// An OU as the target: every active account in it and in the OUs below it
+// is gated, the AMI is shared with the OU itself (one launch permission),
+// and each account can launch it afterwards; the accounts' organization
+// path is known to the verdict.
+func TestTargetOUGatesEveryAccountBelowIt(t *testing.T) {
+	accounts := []string{target, target2, webAcct, devAcct}
+	s := startWorld(t, testWorld{targets: accounts, organizations: orgWorld(owner)})
+	amis := s.imageIDs(t)
+	rep := run(t, s, orgOptions(amis, nil, []string{prodOU}))
+	if !rep.OK {
+		t.Fatalf("not green: %s", codesOf(rep))
+	}
+	if got, want := targetAccounts(rep), []string{target, webAcct, target2}; !slices.Equal(got, []string{target, webAcct, target2}) {
+		t.Fatalf("targets %v, want %v", got, want)
+	}
+	if o := rep.Organization; o == nil || o.ID != orgID || o.Accounts != 3 || len(o.Skipped) != 0 || !slices.Equal(o.Units, []string{prodOU}) {
+		t.Fatalf("organization in the report: %+v", rep.Organization)
+	}
+	ouARN := "arn:aws:organizations::" + owner + ":ou/" + orgID + "/" + prodOU
+	if perms := s.launchPermissions(t, amis["us-east-1"]); !slices.Equal(perms, []string{ouARN}) {
+		t.Fatalf("launch permissions %v, want the OU's only", perms)
+	}
+	for _, acct := range []string{target, target2, webAcct} {
+		if ok, msg := s.runInstance(t, acct, "us-east-1", amis["us-east-1"]); !ok {
+			t.Errorf("%s cannot launch the image: %s", acct, msg)
+		}
+	}
+	if ok, _ := s.runInstance(t, devAcct, "us-east-1", amis["us-east-1"]); ok {
+		t.Error("an account of another OU launched the image")
+	}
+	if n := count(s.mutations(), "kms:CreateGrant"); n != 3 {
+		t.Errorf("%d grants, want one per account", n)
+	}
+}
+
+// The whole organization, but one account: suspended accounts are skipped
+// and reported, the source account (which owns the AMI) is no target, and
+// the excluded account gets nothing: no launch permission (the AMI is
+// shared account by account, since sharing with the organization would
+// include it), no key-policy statement, no grant.
+func TestTargetOrganizationSkipsSuspendedAndExcludedAccounts(t *testing.T) {
+	accounts := []string{target, target2, webAcct, devAcct}
+	s := startWorld(t, testWorld{targets: accounts, organizations: orgWorld(owner)})
+	amis := s.imageIDs(t)
+	opts := orgOptions(amis, []string{"arn:aws:organizations::" + owner + ":organization/" + orgID}, nil)
+	opts.ExcludeAccounts = []string{target2}
+	var said []string
+	rep, err := Run(context.Background(), opts, s.sessions(t), func(l string) { said = append(said, l) })
+	if err != nil || !rep.OK {
+		t.Fatalf("run: %v %s", err, codesOf(rep))
+	}
+	if got := targetAccounts(rep); !slices.Equal(got, []string{target, webAcct}) {
+		t.Fatalf("targets %v", got)
+	}
+	o := rep.Organization
+	if o == nil || o.Accounts != 2 || len(o.Skipped) != 1 || o.Skipped[0].Account != devAcct || o.Skipped[0].State != "SUSPENDED" || !slices.Equal(o.Excluded, []string{target2}) {
+		t.Fatalf("organization in the report: %+v", o)
+	}
+	if !slices.ContainsFunc(said, func(l string) bool { return strings.Contains(l, devAcct) && strings.Contains(l, "SUSPENDED") }) {
+		t.Errorf("the suspended account is not reported in the progress: %q", said)
+	}
+	if perms := s.launchPermissions(t, amis["us-east-1"]); !slices.Equal(perms, []string{target, webAcct}) {
+		t.Fatalf("launch permissions %v, want the two targets", perms)
+	}
+	if ok, _ := s.runInstance(t, target2, "us-east-1", amis["us-east-1"]); ok {
+		t.Error("the excluded account launched the image")
+	}
+	if strings.Contains(s.keyPolicy(t, "us-east-1"), target2) {
+		t.Error("the key policy names the excluded account")
+	}
+}
+
+// Listing the organization needs its management account (or a delegated
+// administrator): from a member, the error names organizations_role_arn;
+// with a role of the management account there, the targets are found.
+func TestOrganizationListedThroughTheManagementAccountsRole(t *testing.T) {
+	const management = "999900001111"
+	accounts := []string{target, target2, webAcct, devAcct, management}
+	w := testWorld{targets: accounts, organizations: json.RawMessage(strings.Replace(string(orgWorld(management)), `"accounts": [{"id": "`+target+`"}`, `"accounts": [{"id": "`+owner+`"}, {"id": "`+target+`"}`, 1))}
+	s := startWorld(t, w)
+	amis := s.imageIDs(t)
+	opts := orgOptions(amis, nil, []string{prodOU})
+	_, err := Run(context.Background(), opts, s.sessions(t), nil)
+	if err == nil || !strings.Contains(err.Error(), "AccessDenied") || !strings.Contains(err.Error(), "organizations_role_arn") {
+		t.Fatalf("listing from a member account: %v, want AccessDenied naming organizations_role_arn", err)
+	}
+	if m := s.mutations(); len(m) != 0 {
+		t.Fatalf("mutating calls before the error: %v", m)
+	}
+	opts.OrganizationsRoleARN = roleARN(management)
+	rep := run(t, s, opts)
+	if !rep.OK || !slices.Equal(targetAccounts(rep), []string{target, webAcct, target2}) {
+		t.Fatalf("through the management account's role: ok=%v targets %v %s", rep.OK, targetAccounts(rep), codesOf(rep))
+	}
+}
+
+// Targets that do not exist in the organization are bad input, named, and
+// nothing is changed.
+func TestOrganizationTargetsThatDoNotExist(t *testing.T) {
+	s := startWorld(t, testWorld{targets: []string{target}, organizations: orgWorld(owner)})
+	amis := s.imageIDs(t)
+	opts := orgOptions(amis, []string{"o-otherorg123"}, []string{"ou-ex12-nosuch01"})
+	_, err := Run(context.Background(), opts, s.sessions(t), nil)
+	var ie InputErrors
+	if !errors.As(err, &ie) || len(ie) != 2 || ie[0].Field != "target_organizations" || ie[0].Value != "o-otherorg123" ||
+		ie[1].Field != "target_organizational_units" || ie[1].Value != "ou-ex12-nosuch01" {
+		t.Fatalf("err = %v", err)
+	}
+	if m := s.mutations(); len(m) != 0 {
+		t.Fatalf("mutating calls: %v", m)
+	}
+}
+
+// The verdict knows each account's organization path: a key policy that
+// allows the organization's prod OU by aws:PrincipalOrgPaths lets its
+// accounts launch with no patch, and amigate adds nothing for them.
+func TestOrganizationPathReachesTheVerdict(t *testing.T) {
+	policy := strings.Replace(defaultPolicy, "\n  ]", `,
+    {"Sid": "ProdUse", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant"], "Resource": "*",
+     "Condition": {"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": ["`+prodPath+`*"]}}}
+  ]`, 1)
+	s := startWorld(t, testWorld{policy: policy, targets: []string{target, target2, webAcct}, organizations: orgWorld(owner)})
+	amis := s.imageIDs(t)
+	opts := orgOptions(amis, nil, []string{prodOU})
+	opts.OrganizationTargets.Paths = []keypolicy.Path{keypolicy.PathInstance}
+	rep := run(t, s, opts)
+	if !rep.OK || len(rep.Changes.KeyPolicies) != 0 {
+		t.Fatalf("ok=%v %s, key policy changes %+v", rep.OK, codesOf(rep), rep.Changes.KeyPolicies)
+	}
+}
