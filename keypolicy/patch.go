@@ -161,7 +161,7 @@ func planPath(key *Key, keyARN ARN, t Target, p Path, principal string, opts Pla
 			plan.Blocked = append(plan.Blocked, *blocked)
 			return
 		}
-		if !refused(key, keyARN, p, principal) {
+		if !refused(key, keyARN, p, principal, t.orgFor(principal)) {
 			return // a grant (or, same account, a statement) covers it
 		}
 		plan.Grants = appendGrant(plan.Grants, Grant{
@@ -174,7 +174,7 @@ func planPath(key *Key, keyARN ARN, t Target, p Path, principal string, opts Pla
 		// The target creates the grant through one of its roles, never as
 		// its root user.
 		caller := AnyPrincipal(keyARN.Partition, t.Account)
-		req := directGrantRequest(keyARN, caller, principal)
+		req := directGrantRequest(keyARN, caller, principal, t.orgFor(caller))
 		switch Authorize(key, req, nil).Decision {
 		case ExplicitDeny:
 			f := explain(key, keyARN, t, PathInstance, caller, req, Authorize(key, req, nil))
@@ -186,8 +186,9 @@ func planPath(key *Key, keyARN ARN, t Target, p Path, principal string, opts Pla
 		}
 		return
 	}
+	org := t.orgFor(principal)
 	for _, pa := range pathActions[p] {
-		req := serviceRequest(keyARN, principal, pa)
+		req := serviceRequest(keyARN, principal, pa, org)
 		auth := Authorize(key, req, t.Identity)
 		switch {
 		case auth.Decision == Allowed:
@@ -205,8 +206,9 @@ func planPath(key *Key, keyARN ARN, t Target, p Path, principal string, opts Pla
 // firstRefusal returns the finding for the first action of the path that is
 // refused with the given decision, or nil.
 func firstRefusal(key *Key, keyARN ARN, t Target, p Path, principal string, identity *Policy, want Decision) *Finding {
+	org := t.orgFor(principal)
 	for _, pa := range pathActions[p] {
-		req := serviceRequest(keyARN, principal, pa)
+		req := serviceRequest(keyARN, principal, pa, org)
 		if auth := Authorize(key, req, identity); auth.Decision != Allowed && (want == ImplicitDeny || auth.Decision == want) {
 			f := explain(key, keyARN, t, p, principal, req, auth)
 			return &f
@@ -216,9 +218,9 @@ func firstRefusal(key *Key, keyARN ARN, t Target, p Path, principal string, iden
 }
 
 // refused reports whether any action of the path is refused to principal.
-func refused(key *Key, keyARN ARN, p Path, principal string) bool {
+func refused(key *Key, keyARN ARN, p Path, principal string, org *orgContext) bool {
 	for _, pa := range pathActions[p] {
-		if Authorize(key, serviceRequest(keyARN, principal, pa), nil).Decision != Allowed {
+		if Authorize(key, serviceRequest(keyARN, principal, pa, org), nil).Decision != Allowed {
 			return true
 		}
 	}
@@ -226,10 +228,11 @@ func refused(key *Key, keyARN ARN, p Path, principal string) bool {
 }
 
 // directGrantRequest is the CreateGrant a target makes itself, by key ARN,
-// for its Auto Scaling role: no service is in between.
-func directGrantRequest(keyARN ARN, caller, grantee string) Request {
+// for its Auto Scaling role: no service is in between. org is the caller's
+// organization context, nil when not known.
+func directGrantRequest(keyARN ARN, caller, grantee string, org *orgContext) Request {
 	c := parseCaller(caller)
-	return Request{Principal: caller, Action: "kms:CreateGrant", Resource: keyARN.String(), Context: map[string][]string{
+	req := Request{Principal: caller, Action: "kms:CreateGrant", Resource: keyARN.String(), Context: map[string][]string{
 		"kms:calleraccount":         {c.account},
 		"aws:principalaccount":      {c.account},
 		"aws:principalarn":          {caller},
@@ -243,6 +246,8 @@ func directGrantRequest(keyARN ARN, caller, grantee string) Request {
 		"kms:grantoperations":       AutoScalingGrantOperations,
 		"kms:grantisforawsresource": {"false"},
 	}}
+	org.add(req.Context)
+	return req
 }
 
 func appendGrant(list []Grant, g Grant) []Grant {
