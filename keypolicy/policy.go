@@ -525,14 +525,13 @@ func (s *Statement) marshalTo(b *bytes.Buffer) {
 			}
 			writeString(b, op)
 			b.WriteString(":{")
-			for j := i; j < len(s.Conditions) && s.Conditions[j].Operator == op; j++ {
-				if j > i {
+			for first := i; i < len(s.Conditions) && s.Conditions[i].Operator == op; i++ {
+				if i > first {
 					b.WriteString(",")
 				}
-				writeString(b, s.Conditions[j].Key)
+				writeString(b, s.Conditions[i].Key)
 				b.WriteString(":")
-				s.Conditions[j].Values.marshalTo(b)
-				i = j + 1
+				s.Conditions[i].Values.marshalTo(b)
 			}
 			b.WriteString("}")
 		}
