@@ -182,7 +182,7 @@ func (c *Condition) eval(ctx map[string][]string, variables bool) (conditionResu
 	}
 	// A multivalued key needs ForAnyValue: or ForAllValues:; without one
 	// the condition does not match, negated or not (see multiValuedKeys).
-	if c.set == setNone && multiValuedKeys[c.key] {
+	if c.set == setNone && c.multiValued {
 		return condFalse, ""
 	}
 	policy, unknown := c.Values.Items, ""

@@ -81,7 +81,8 @@ func newCondition(op, key string, values []string) Condition {
 	if err != nil {
 		panic(err) // only called with the literals above
 	}
-	return Condition{Operator: op, Key: key, Values: Values{Items: values, List: true}, op: o, set: set, ifExists: ifExists, key: strings.ToLower(key)}
+	lower := strings.ToLower(key)
+	return Condition{Operator: op, Key: key, Values: Values{Items: values, List: true}, op: o, set: set, ifExists: ifExists, key: lower, multiValued: multiValuedKeys[lower]}
 }
 
 // autoScalingRolePattern matches an account's Auto Scaling service-linked

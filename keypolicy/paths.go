@@ -82,9 +82,14 @@ const newVolumeID = "vol-0a1b2c3d4e5f60000"
 // (the call comes from AWS's own addresses).
 func serviceRequest(key ARN, principal string, pa pathAction, org *orgContext) Request {
 	c := parseCaller(principal)
-	// Sized for every key below, so that it is built without growing; the
-	// constant values are shared (nothing writes a request's context).
-	ctx := make(map[string][]string, 15)
+	// Sized for every key below, so that it is built without growing (two
+	// more for the organization keys); the constant values are shared
+	// (nothing writes a request's context).
+	size := 13
+	if org != nil {
+		size += 2
+	}
+	ctx := make(map[string][]string, size)
 	org.add(ctx)
 	ctx["kms:viaservice"] = []string{"ec2." + key.Region + ".amazonaws.com"}
 	ctx["kms:calleraccount"] = []string{c.account}

@@ -102,6 +102,9 @@ type Condition struct {
 	set      setQualifier
 	ifExists bool
 	key      string // lower-cased: condition keys are case-insensitive
+	// multiValued: key is multivalued (multiValuedKeys), so a condition
+	// without ForAnyValue:/ForAllValues: does not match it.
+	multiValued bool
 }
 
 // SyntaxError is a policy document that is not valid JSON.
@@ -385,7 +388,8 @@ func parseConditions(n *node, doc []byte) ([]Condition, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s %s: %w", opName, key, err)
 			}
-			c := Condition{Operator: opName, Key: key, Values: vals, op: op, set: set, ifExists: ifExists, key: strings.ToLower(key)}
+			lower := strings.ToLower(key)
+			c := Condition{Operator: opName, Key: key, Values: vals, op: op, set: set, ifExists: ifExists, key: lower, multiValued: multiValuedKeys[lower]}
 			if err := c.validate(); err != nil {
 				return nil, fmt.Errorf("%s %s: %w", opName, key, err)
 			}
