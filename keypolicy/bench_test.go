@@ -59,7 +59,7 @@ func BenchmarkCheck100Targets(b *testing.B) {
 // BenchmarkEvaluate: one request against a ~30 KiB policy.
 func BenchmarkEvaluate(b *testing.B) {
 	p := bigPolicy(b, 30*1024, nil)
-	req := serviceRequest(ARN{Partition: "aws", Service: "kms", Region: "us-east-1", Account: "444455556666", Resource: "key/1234abcd-12ab-34cd-56ef-1234567890ab"}, "arn:aws:iam::111122223333:root", pathAction{action: "kms:Decrypt", withContext: true})
+	req := serviceRequest(ARN{Partition: "aws", Service: "kms", Region: "us-east-1", Account: "444455556666", Resource: "key/1234abcd-12ab-34cd-56ef-1234567890ab"}, "arn:aws:iam::111122223333:root", pathAction{action: "kms:Decrypt", withContext: true}, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		p.Evaluate(req)

@@ -180,6 +180,11 @@ func (c *Condition) eval(ctx map[string][]string, variables bool) (conditionResu
 		}
 		return condFalse, ""
 	}
+	// A multivalued key needs ForAnyValue: or ForAllValues:; without one
+	// the condition does not match, negated or not (see multiValuedKeys).
+	if c.set == setNone && c.multiValued {
+		return condFalse, ""
+	}
 	policy, unknown := c.Values.Items, ""
 	if variables {
 		policy, unknown = c.resolve(ctx)
@@ -214,8 +219,9 @@ func (c *Condition) eval(ctx map[string][]string, variables bool) (conditionResu
 		}
 		return condFalse, ""
 	default:
-		// A single-valued operator on a multi-valued key matches when any
-		// value matches; its negation when none does.
+		// Several values for a key AWS documents as single-valued (no
+		// request carries them): the operator matches when any value
+		// matches, its negation when none does.
 		any := false
 		for _, rv := range vals {
 			if matchOne(rv) {
@@ -228,6 +234,27 @@ func (c *Condition) eval(ctx map[string][]string, variables bool) (conditionResu
 		}
 		return condFalse, ""
 	}
+}
+
+// multiValuedKeys are the condition keys whose request value is a set
+// (IAM User Guide, "AWS global condition context keys", Value type
+// "Multivalued"; Service Authorization Reference, AWS KMS, type
+// "ArrayOfString"), lower-cased. AWS says a multivalued key requires a
+// set operator (IAM User Guide, "Single-valued vs. multivalued context
+// keys"); a condition on one without ForAnyValue: or ForAllValues: does
+// not match when the key is present, whether the operator is negated or
+// not. @cloud-copilot/iam-simulate evaluates it so, a reading its authors
+// confirmed with AWS IAM. A missing key follows the missing-key rules.
+var multiValuedKeys = map[string]bool{
+	"aws:principalorgpaths":         true,
+	"aws:resourceorgpaths":          true,
+	"aws:sourceorgpaths":            true,
+	"aws:tagkeys":                   true,
+	"aws:calledvia":                 true,
+	"aws:principalservicenameslist": true,
+	"kms:grantoperations":           true,
+	"kms:encryptioncontextkeys":     true,
+	"kms:resourcealiases":           true,
 }
 
 // resolve substitutes policy variables in the condition's values; only the

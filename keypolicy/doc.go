@@ -9,6 +9,9 @@
 // References for the rules implemented here:
 //   - IAM JSON policy elements and evaluation logic (IAM User Guide),
 //   - condition operators and policy variables (IAM User Guide),
+//   - global condition keys, the organization keys and multivalued keys
+//     (IAM User Guide, "AWS global condition context keys" and
+//     "Single-valued vs. multivalued context keys"),
 //   - key policies, grants and KMS condition keys (AWS KMS Developer Guide),
 //   - "Required AWS KMS key policy for use with encrypted volumes"
 //     (Amazon EC2 Auto Scaling User Guide).

@@ -201,22 +201,22 @@ func (s *Statement) matchResource(resource string, ctx map[string][]string, vari
 	return found != s.NotResource, ""
 }
 
-// failedConditions lists the condition keys that keep a statement, which
+// failedConditions lists the conditions that keep a statement, which
 // otherwise applies to the request, from matching. It explains near misses.
-func (s *Statement) failedConditions(c *caller, action, resource string, ctx map[string][]string, sc scope) ([]string, bool) {
+func (s *Statement) failedConditions(c *caller, action, resource string, ctx map[string][]string, sc scope) ([]*Condition, bool) {
 	if s.matchPrincipal(c, sc.kind) == noMatch || !s.matchAction(action) {
 		return nil, false
 	}
 	if ok, _ := s.matchResource(resource, ctx, sc.variables); !ok {
 		return nil, false
 	}
-	var keys []string
+	var failed []*Condition
 	for i := range s.Conditions {
 		if res, _ := s.Conditions[i].eval(ctx, sc.variables); res != condTrue {
-			keys = appendUnique(keys, s.Conditions[i].key)
+			failed = append(failed, &s.Conditions[i])
 		}
 	}
-	return keys, true
+	return failed, true
 }
 
 func lowerKeys(ctx map[string][]string) map[string][]string {

@@ -19,7 +19,7 @@ func explain(key *Key, keyARN ARN, t Target, p Path, principal string, req Reque
 			f.Fix = "remove or narrow the Deny in the principal's identity policy"
 			return f
 		}
-		return explainDeny(key, keyARN, t, principal, action, auth)
+		return explainDeny(key, keyARN, t, principal, req, auth)
 	}
 	if p == PathASG {
 		f.Code = CodeGrantMissing
@@ -28,7 +28,8 @@ func explain(key *Key, keyARN ARN, t Target, p Path, principal string, req Reque
 		} else {
 			f.Message = fmt.Sprintf("%s has neither a grant nor a key-policy statement naming it, and its own policy has no KMS permission", principal)
 		}
-		fromTarget := Authorize(key, directGrantRequest(keyARN, AnyPrincipal(keyARN.Partition, t.Account), principal), nil).Decision == Allowed
+		caller := AnyPrincipal(keyARN.Partition, t.Account)
+		fromTarget := Authorize(key, directGrantRequest(keyARN, caller, principal, t.orgFor(caller)), nil).Decision == Allowed
 		f.Fix = GrantCommand(keyARN, principal, t.Account, fromTarget)
 		return f
 	}
@@ -52,6 +53,19 @@ func explain(key *Key, keyARN ARN, t Target, p Path, principal string, req Reque
 			f.Message = fmt.Sprintf("key-policy statement %q would allow %s to %s only through another service: the launch arrives with kms:ViaService = ec2.%s.amazonaws.com", f.Statement, action, name, keyARN.Region)
 			f.Fix = fmt.Sprintf("add \"ec2.%s.amazonaws.com\" to the kms:ViaService values of statement %q", keyARN.Region, f.Statement)
 			return f
+		case nm.orgUnknown != "":
+			f.Code = CodeKeyPolicyMissing
+			f.Message = fmt.Sprintf("key-policy statement %q would allow %s to %s only for principals of an organization (%s), and account %s's organization is not known: without its organization path the request carries neither aws:PrincipalOrgID nor aws:PrincipalOrgPaths, and a condition on a missing key is false",
+				f.Statement, action, name, nm.orgUnknown, t.Account)
+			f.Fix = fmt.Sprintf("if account %s is in that organization, give its organization path (the aws:PrincipalOrgPaths value of its principals, o-ORG/r-ROOT/ou-.../; in amigate lint: --org-path %s=PATH) so the statement can be evaluated; otherwise add the account to the key policy (or let amigate patch it)", t.Account, t.Account)
+			return f
+		case nm.noSetOperator != nil:
+			c := nm.noSetOperator
+			f.Code = CodeKeyPolicyMissing
+			f.Message = fmt.Sprintf("key-policy statement %q would allow %s to %s, but its %s condition on %s has no ForAnyValue: or ForAllValues: qualifier: %s is multivalued, and AWS matches such a condition only with one",
+				f.Statement, action, name, c.Operator, c.Key, c.Key)
+			f.Fix = fmt.Sprintf("in statement %q, write \"ForAnyValue:%s\" instead of \"%s\" for %s", f.Statement, c.Operator, c.Operator, c.Key)
+			return f
 		}
 	}
 	f.Code = CodeKeyPolicyMissing
@@ -72,7 +86,8 @@ func explain(key *Key, keyARN ARN, t Target, p Path, principal string, req Reque
 
 // explainDeny explains the key-policy statement whose Deny refused the
 // request.
-func explainDeny(key *Key, keyARN ARN, t Target, principal, action string, auth Authorization) Finding {
+func explainDeny(key *Key, keyARN ARN, t Target, principal string, req Request, auth Authorization) Finding {
+	action := req.Action
 	f := Finding{Severity: SeverityError, Actions: []string{action}}
 	name := who(principal)
 	i := auth.KeyPolicy.Deciding[0]
@@ -88,6 +103,10 @@ func explainDeny(key *Key, keyARN ARN, t Target, principal, action string, auth 
 	f.Code = CodeKeyPolicyDenies
 	f.Message = fmt.Sprintf("key-policy statement %q explicitly denies %s to %s; an explicit deny wins over every allow and grant", f.Statement, action, name)
 	f.Fix = fmt.Sprintf("the key owner must narrow statement %q so it does not match %s (amigate never edits statements it does not own)", f.Statement, name)
+	if k := missingOrgKey(s, req); k != "" {
+		f.Message += fmt.Sprintf("; its condition on %s holds because account %s's organization is not known, so the request carries no organization keys, and a negated or ...IfExists condition on a missing key is true", k, t.Account)
+		f.Fix = fmt.Sprintf("if account %s is in the organization the statement names, give its organization path (the aws:PrincipalOrgPaths value of its principals, o-ORG/r-ROOT/ou-.../; in amigate lint: --org-path %s=PATH) so the statement can be evaluated; otherwise %s", t.Account, t.Account, f.Fix)
+	}
 	if s.NotPrincipal != nil && s.NotPrincipal.namesAccount(t.Account) {
 		f.Message += fmt.Sprintf("; its NotPrincipal names account %s's root, which exempts only the root user, not the account's roles and users", t.Account)
 		f.Fix = fmt.Sprintf("the key owner must exempt the launching roles in statement %q: instead of NotPrincipal, use \"Principal\": \"*\" with a condition such as \"StringNotEquals\": {\"aws:PrincipalAccount\": \"%s\"}, as AWS recommends (amigate never edits statements it does not own)", f.Statement, t.Account)
@@ -153,6 +172,12 @@ type nearMissInfo struct {
 	label      string
 	network    string
 	viaService bool
+	// orgUnknown is an organization key (as written) that a condition
+	// needs and the request lacks: the target's organization is not known.
+	orgUnknown string
+	// noSetOperator is a condition on a multivalued key without
+	// ForAnyValue: or ForAllValues:, which never matches.
+	noSetOperator *Condition
 }
 
 // nearMiss finds an Allow statement that names the caller, the action and
@@ -175,15 +200,20 @@ func nearMiss(p *Policy, principal string, req Request) (nearMissInfo, bool) {
 			continue
 		}
 		info := nearMissInfo{label: s.Label(i)}
-		for _, k := range failed {
+		for _, c := range failed {
+			_, present := ctx[c.key]
 			switch {
-			case networkKeys[k]:
-				info.network = originalKey(s, k)
-			case k == "kms:viaservice":
+			case networkKeys[c.key]:
+				info.network = originalKey(s, c.key)
+			case c.key == "kms:viaservice":
 				info.viaService = true
+			case orgKeys[c.key] && !present:
+				info.orgUnknown = c.Key
+			case multiValuedKeys[c.key] && present && c.set == setNone && c.op.kind != opNull:
+				info.noSetOperator = c
 			}
 		}
-		if info.network != "" || info.viaService {
+		if info.network != "" || info.viaService || info.orgUnknown != "" || info.noSetOperator != nil {
 			return info, true
 		}
 	}
@@ -253,6 +283,18 @@ func variableIn(s string) string {
 		return ""
 	}
 	return s[i : i+j+1]
+}
+
+// missingOrgKey returns an organization key (as written) that one of the
+// statement's conditions tests and the request lacks, or "".
+func missingOrgKey(s *Statement, req Request) string {
+	ctx := lowerKeys(req.Context)
+	for _, c := range s.Conditions {
+		if _, present := ctx[c.key]; orgKeys[c.key] && !present {
+			return c.Key
+		}
+	}
+	return ""
 }
 
 func originalKey(s *Statement, lower string) string {

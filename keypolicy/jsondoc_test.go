@@ -32,3 +32,19 @@ func TestParseStringsAndRepeatedElements(t *testing.T) {
 		t.Errorf("statement span %v of %d bytes", span, len(doc))
 	}
 }
+
+// Several keys under one operator render as one JSON object with every
+// key (a missing comma made the statement unparsable).
+func TestMarshalSeveralKeysUnderOneOperator(t *testing.T) {
+	doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*",
+	  "Condition":{"StringEquals":{"kms:ViaService":"ec2.us-east-1.amazonaws.com","aws:PrincipalOrgID":"o-abcdefghij","kms:CallerAccount":"111122223333"},"Bool":{"aws:SecureTransport":"true"}}}]}`
+	p := mustPolicy(t, doc)
+	out, err := p.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := mustPolicy(t, string(out))
+	if len(q.Statements[0].Conditions) != 4 {
+		t.Errorf("conditions after a round trip: %+v\n%s", q.Statements[0].Conditions, out)
+	}
+}

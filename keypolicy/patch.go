@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -79,7 +81,8 @@ func newCondition(op, key string, values []string) Condition {
 	if err != nil {
 		panic(err) // only called with the literals above
 	}
-	return Condition{Operator: op, Key: key, Values: Values{Items: values, List: true}, op: o, set: set, ifExists: ifExists, key: strings.ToLower(key)}
+	lower := strings.ToLower(key)
+	return Condition{Operator: op, Key: key, Values: Values{Items: values, List: true}, op: o, set: set, ifExists: ifExists, key: lower, multiValued: multiValuedKeys[lower]}
 }
 
 // autoScalingRolePattern matches an account's Auto Scaling service-linked
@@ -94,15 +97,43 @@ type PlanOptions struct {
 	// account instead of from each target (AWS's documented default), so
 	// the targets need no CreateGrant permission.
 	GrantFromSource bool
+	// Organization, when set, names the targets it covers (those whose
+	// Target.OrgPath lies within it) by their place in the organization
+	// instead of one ARN per account: the plan writes the organization
+	// statements (SidOrgUseKey, SidOrgEC2Grants, SidOrgAutoScalingGrants)
+	// with {"AWS": "*"} limited by aws:PrincipalOrgID or
+	// aws:PrincipalOrgPaths, and never adds a covered account per account.
+	// Targets it does not cover are planned per account as without it.
+	// The policy then stays the same size for any number of accounts, but
+	// it also lets in accounts that join the scope later: PlanPatchAuto
+	// uses it only when the accounts do not fit.
+	Organization *OrgScope
 }
+
+// The modes a plan names its targets in (Plan.Mode).
+const (
+	// PlanModeAccounts: one account root per target in the amigate
+	// statements.
+	PlanModeAccounts = "accounts"
+	// PlanModeOrganization: the targets PlanOptions.Organization covers
+	// are named by their organization, the others per account.
+	PlanModeOrganization = "organization"
+)
 
 // Plan is the change that makes every target's paths pass.
 type Plan struct {
 	Before, After []byte
 	// Changed is false when the key policy needs nothing.
 	Changed bool
-	// Added lists, per amigate statement, the principals (or values) added.
+	// Mode is PlanModeAccounts or PlanModeOrganization.
+	Mode string
+	// Added lists, per amigate statement, the principals (or values) added:
+	// account roots in the account-mode statements; organization ids or
+	// aws:PrincipalOrgPaths patterns in the organization statements.
 	Added map[string][]string
+	// OrgAccounts lists, per organization statement in Added, the target
+	// accounts it was added for; they get nothing per account.
+	OrgAccounts map[string][]string
 	// Grants to create, one per Auto Scaling service-linked role that has
 	// none.
 	Grants []Grant
@@ -119,7 +150,8 @@ var ErrPolicyTooLarge = errors.New("patched key policy exceeds the 32 KiB limit"
 // that let every target launch on its paths. It adds principals to the
 // amigate-owned statements only where a needed request is not yet allowed;
 // it never edits, reorders or removes any other statement, whose bytes stay
-// as they were.
+// as they were. With opts.Organization it names the targets the scope
+// covers by organization (see PlanOptions.Organization).
 func PlanPatch(key Key, targets []Target, opts PlanOptions) (*Plan, error) {
 	keyARN, err := ParseKeyARN(key.ARN)
 	if err != nil {
@@ -128,66 +160,141 @@ func PlanPatch(key Key, targets []Target, opts PlanOptions) (*Plan, error) {
 	if key.Policy == nil {
 		return nil, fmt.Errorf("plan key policy: %w", errNoPolicy)
 	}
-	plan := &Plan{Before: key.Policy.raw, After: key.Policy.raw, Added: map[string][]string{}}
-	need := map[string]map[string]bool{SidUseKey: {}, SidEC2Grants: {}, SidAutoScalingGrants: {}}
-	grantees := map[string]bool{}
+	plan := &Plan{Before: key.Policy.raw, After: key.Policy.raw, Mode: PlanModeAccounts, Added: map[string][]string{}, OrgAccounts: map[string][]string{}}
+	pl := &planner{key: &key, keyARN: keyARN, opts: opts, plan: plan,
+		need:     map[string]map[string]bool{SidUseKey: {}, SidEC2Grants: {}, SidAutoScalingGrants: {}},
+		grantees: map[string]bool{},
+		orgNeed:  map[string]map[string]bool{}, orgAccounts: map[string]map[string]bool{},
+	}
+	if opts.Organization != nil {
+		if pl.scope, err = opts.Organization.compile(keyARN.Account); err != nil {
+			return nil, fmt.Errorf("plan key policy: organization scope: %w", err)
+		}
+		plan.Mode = PlanModeOrganization
+	}
 	for _, t := range targets {
+		covered := pl.scope.covers(t)
 		for _, p := range t.paths() {
 			for _, principal := range t.principals(keyARN.Partition, p) {
-				planPath(&key, keyARN, t, p, principal, opts, plan, need, grantees)
+				pl.path(t, p, principal, covered)
 			}
 		}
 	}
-	if len(need[SidUseKey])+len(need[SidEC2Grants])+len(need[SidAutoScalingGrants]) == 0 {
+	if len(pl.need[SidUseKey])+len(pl.need[SidEC2Grants])+len(pl.need[SidAutoScalingGrants])+len(pl.orgNeed) == 0 {
 		return plan, nil
 	}
-	updated := mergeOwned(key.Policy, keyARN, need, grantees, plan)
-	after, err := key.Policy.splice(updated)
+	updated, fresh := mergeOwned(key.Policy, keyARN, pl.need, pl.grantees, plan)
+	orgUpdated, orgFresh, err := pl.mergeOrg()
 	if err != nil {
 		return nil, fmt.Errorf("plan key policy: %w", err)
 	}
-	plan.After, plan.Changed = after, true
+	for sid, st := range orgUpdated {
+		updated[sid] = st
+	}
+	after, err := key.Policy.splice(updated, append(fresh, orgFresh...))
+	if err != nil {
+		return nil, fmt.Errorf("plan key policy: %w", err)
+	}
+	plan.After, plan.Changed = after, !bytes.Equal(after, plan.Before)
 	if len(after) > MaxPolicySize {
-		return plan, fmt.Errorf("%w (%d bytes): name the targets' organization instead, with one statement whose Principal is \"*\" and whose Condition is \"StringEquals\": {\"aws:PrincipalOrgID\": \"o-...\"}", ErrPolicyTooLarge, len(after))
+		return plan, fmt.Errorf("%w (%d bytes): use the organization mode (PlanOptions.Organization), whose statements name the targets' organization or OUs instead of one ARN per account: Principal {\"AWS\": \"*\"} with \"StringEquals\": {\"aws:PrincipalOrgID\": \"o-...\"} or \"ForAnyValue:StringLike\": {\"aws:PrincipalOrgPaths\": \"o-.../r-.../ou-.../*\"}", ErrPolicyTooLarge, len(after))
 	}
 	return plan, nil
 }
 
-// planPath records what the target needs on one path.
-func planPath(key *Key, keyARN ARN, t Target, p Path, principal string, opts PlanOptions, plan *Plan, need map[string]map[string]bool, grantees map[string]bool) {
-	root := RootARN(keyARN.Partition, t.Account)
+// PlanPatchAuto plans per account, and falls back to opts.Organization
+// only when the per-account plan would pass KMS's 32 KiB limit (and a
+// scope is given); Plan.Mode says which was used. Per account is preferred
+// because it is least privilege: it names exactly the targets, while an
+// organization statement also lets in every account that joins the
+// organization or OU later, until someone narrows it. When the fallback
+// cannot be used either, the error wraps ErrPolicyTooLarge and says why.
+func PlanPatchAuto(key Key, targets []Target, opts PlanOptions) (*Plan, error) {
+	perAccount := opts
+	perAccount.Organization = nil
+	plan, err := PlanPatch(key, targets, perAccount)
+	if opts.Organization == nil || !errors.Is(err, ErrPolicyTooLarge) {
+		return plan, err
+	}
+	org, orgErr := PlanPatch(key, targets, opts)
+	if orgErr != nil {
+		return plan, fmt.Errorf("%w; the organization mode cannot be used either: %w", err, orgErr)
+	}
+	return org, nil
+}
+
+// planner gathers what the targets need, per account and per organization
+// statement.
+type planner struct {
+	key    *Key
+	keyARN ARN
+	opts   PlanOptions
+	plan   *Plan
+	scope  *orgScope
+	// need: per account-mode Sid, the account roots to add; grantees: the
+	// Auto Scaling role patterns for their grant statement.
+	need     map[string]map[string]bool
+	grantees map[string]bool
+	// orgNeed: per purpose (account-mode Sid), the scope's patterns to add
+	// to its organization statement; orgAccounts: the targets they serve.
+	orgNeed, orgAccounts map[string]map[string]bool
+}
+
+// require records that target t needs the statement of purpose (an
+// account-mode Sid): by organization when the scope covers it (covered are
+// its patterns), else by its account root.
+func (pl *planner) require(purpose string, t Target, covered []string) {
+	if covered != nil {
+		if pl.orgNeed[purpose] == nil {
+			pl.orgNeed[purpose], pl.orgAccounts[purpose] = map[string]bool{}, map[string]bool{}
+		}
+		for _, p := range covered {
+			pl.orgNeed[purpose][p] = true
+		}
+		pl.orgAccounts[purpose][t.Account] = true
+		return
+	}
+	pl.need[purpose][RootARN(pl.keyARN.Partition, t.Account)] = true
+	if purpose == SidAutoScalingGrants {
+		pl.grantees[autoScalingRolePattern(pl.keyARN.Partition, t.Account)] = true
+	}
+}
+
+// path records what the target needs on one path.
+func (pl *planner) path(t Target, p Path, principal string, covered []string) {
+	key, keyARN, plan := pl.key, pl.keyARN, pl.plan
 	if p == PathASG {
 		if blocked := firstRefusal(key, keyARN, t, p, principal, nil, ExplicitDeny); blocked != nil {
 			plan.Blocked = append(plan.Blocked, *blocked)
 			return
 		}
-		if !refused(key, keyARN, p, principal) {
+		if !refused(key, keyARN, p, principal, t.orgFor(principal)) {
 			return // a grant (or, same account, a statement) covers it
 		}
 		plan.Grants = appendGrant(plan.Grants, Grant{
 			Name: GrantName(principal), GranteePrincipal: principal,
 			Operations: append([]string(nil), AutoScalingGrantOperations...),
 		})
-		if opts.GrantFromSource || t.GrantFromSource {
+		if pl.opts.GrantFromSource || t.GrantFromSource {
 			return
 		}
 		// The target creates the grant through one of its roles, never as
 		// its root user.
 		caller := AnyPrincipal(keyARN.Partition, t.Account)
-		req := directGrantRequest(keyARN, caller, principal)
+		req := directGrantRequest(keyARN, caller, principal, t.orgFor(caller))
 		switch Authorize(key, req, nil).Decision {
 		case ExplicitDeny:
 			f := explain(key, keyARN, t, PathInstance, caller, req, Authorize(key, req, nil))
 			f.Message = "the target cannot create the Auto Scaling grant itself: " + f.Message
 			plan.Blocked = append(plan.Blocked, f)
 		case ImplicitDeny:
-			need[SidAutoScalingGrants][root] = true
-			grantees[autoScalingRolePattern(keyARN.Partition, t.Account)] = true
+			pl.require(SidAutoScalingGrants, t, covered)
 		}
 		return
 	}
+	org := t.orgFor(principal)
 	for _, pa := range pathActions[p] {
-		req := serviceRequest(keyARN, principal, pa)
+		req := serviceRequest(keyARN, principal, pa, org)
 		auth := Authorize(key, req, t.Identity)
 		switch {
 		case auth.Decision == Allowed:
@@ -195,18 +302,99 @@ func planPath(key *Key, keyARN ARN, t Target, p Path, principal string, opts Pla
 			plan.Blocked = append(plan.Blocked, explain(key, keyARN, t, p, principal, req, auth))
 			return
 		case pa.createsGrant:
-			need[SidEC2Grants][root] = true
+			pl.require(SidEC2Grants, t, covered)
 		default:
-			need[SidUseKey][root] = true
+			pl.require(SidUseKey, t, covered)
 		}
 	}
+}
+
+// mergeOrg builds the organization statements the targets need: each
+// purpose's statement with the same exclusions gets the patterns added
+// (the union of what it allowed and the scope's), or a new statement is
+// made. Nothing a statement allowed is taken away, and nothing outside the
+// configured scopes is let in.
+func (pl *planner) mergeOrg() (map[string]Statement, []string, error) {
+	p := pl.key.Policy
+	out := map[string]Statement{}
+	var fresh []string
+	for _, purpose := range []string{SidUseKey, SidEC2Grants, SidAutoScalingGrants} {
+		if len(pl.orgNeed[purpose]) == 0 {
+			continue
+		}
+		if purpose == SidAutoScalingGrants && p.Version != VersionCurrent {
+			return nil, nil, fmt.Errorf("%w: its Version is %s, which reads ${aws:PrincipalAccount} as literal text, so the statement that lets each account of the scope create the grant for its own Auto Scaling role would let no one; set \"Version\": %q in the key policy (that changes what every statement with ${...} means: check them), or plan per account",
+				ErrOrganizationNeedsVersion2012, versionName(p.Version), VersionCurrent)
+		}
+		base := orgSids[purpose]
+		old, sid := pl.orgStatementFor(base)
+		var patterns []string
+		var via []string
+		if old != nil {
+			patterns, _, _ = orgStatementScope(old)
+			via = oldConditionValues(old, "kms:viaservice")
+		} else {
+			fresh = append(fresh, sid)
+		}
+		merged, added := mergePatterns(patterns, keys(pl.orgNeed[purpose]))
+		if purpose == SidUseKey {
+			via, _ = union(via, []string{"ec2." + pl.keyARN.Region + ".amazonaws.com"})
+		}
+		st := orgStatement(purpose, sid, pl.keyARN.Partition, merged, pl.scope.excluded, via)
+		out[sid] = st
+		pl.plan.Added[sid] = addedScopeValues(st, added)
+		pl.plan.OrgAccounts[sid] = keys(pl.orgAccounts[purpose])
+	}
+	return out, fresh, nil
+}
+
+// orgStatementFor finds the organization statement of a purpose whose
+// exclusions are the scope's (sets merge exactly only then), or names a
+// new one: the base Sid, or it and the first free number.
+func (pl *planner) orgStatementFor(base string) (*Statement, string) {
+	used := map[string]bool{}
+	for i := range pl.key.Policy.Statements {
+		s := &pl.key.Policy.Statements[i]
+		used[s.Sid] = true
+		if !orgFamily(s.Sid, base) {
+			continue
+		}
+		_, excluded, ok := orgStatementScope(s)
+		if ex, _ := union(excluded, nil); ok && slices.Equal(ex, pl.scope.excluded) {
+			return s, s.Sid
+		}
+	}
+	if !used[base] {
+		return nil, base
+	}
+	for n := 2; ; n++ {
+		if sid := base + strconv.Itoa(n); !used[sid] {
+			return nil, sid
+		}
+	}
+}
+
+// addedScopeValues names the added patterns as the statement writes them:
+// organization ids when it limits by aws:PrincipalOrgID.
+func addedScopeValues(st Statement, added []string) []string {
+	for _, c := range st.Conditions {
+		if c.key == "aws:principalorgid" {
+			out := make([]string, 0, len(added))
+			for _, a := range added {
+				out = append(out, strings.TrimSuffix(a, "/*"))
+			}
+			return out
+		}
+	}
+	return added
 }
 
 // firstRefusal returns the finding for the first action of the path that is
 // refused with the given decision, or nil.
 func firstRefusal(key *Key, keyARN ARN, t Target, p Path, principal string, identity *Policy, want Decision) *Finding {
+	org := t.orgFor(principal)
 	for _, pa := range pathActions[p] {
-		req := serviceRequest(keyARN, principal, pa)
+		req := serviceRequest(keyARN, principal, pa, org)
 		if auth := Authorize(key, req, identity); auth.Decision != Allowed && (want == ImplicitDeny || auth.Decision == want) {
 			f := explain(key, keyARN, t, p, principal, req, auth)
 			return &f
@@ -216,9 +404,9 @@ func firstRefusal(key *Key, keyARN ARN, t Target, p Path, principal string, iden
 }
 
 // refused reports whether any action of the path is refused to principal.
-func refused(key *Key, keyARN ARN, p Path, principal string) bool {
+func refused(key *Key, keyARN ARN, p Path, principal string, org *orgContext) bool {
 	for _, pa := range pathActions[p] {
-		if Authorize(key, serviceRequest(keyARN, principal, pa), nil).Decision != Allowed {
+		if Authorize(key, serviceRequest(keyARN, principal, pa, org), nil).Decision != Allowed {
 			return true
 		}
 	}
@@ -226,10 +414,11 @@ func refused(key *Key, keyARN ARN, p Path, principal string) bool {
 }
 
 // directGrantRequest is the CreateGrant a target makes itself, by key ARN,
-// for its Auto Scaling role: no service is in between.
-func directGrantRequest(keyARN ARN, caller, grantee string) Request {
+// for its Auto Scaling role: no service is in between. org is the caller's
+// organization context, nil when not known.
+func directGrantRequest(keyARN ARN, caller, grantee string, org *orgContext) Request {
 	c := parseCaller(caller)
-	return Request{Principal: caller, Action: "kms:CreateGrant", Resource: keyARN.String(), Context: map[string][]string{
+	req := Request{Principal: caller, Action: "kms:CreateGrant", Resource: keyARN.String(), Context: map[string][]string{
 		"kms:calleraccount":         {c.account},
 		"aws:principalaccount":      {c.account},
 		"aws:principalarn":          {caller},
@@ -243,6 +432,8 @@ func directGrantRequest(keyARN ARN, caller, grantee string) Request {
 		"kms:grantoperations":       AutoScalingGrantOperations,
 		"kms:grantisforawsresource": {"false"},
 	}}
+	org.add(req.Context)
+	return req
 }
 
 func appendGrant(list []Grant, g Grant) []Grant {
@@ -254,9 +445,10 @@ func appendGrant(list []Grant, g Grant) []Grant {
 	return append(list, g)
 }
 
-// mergeOwned builds the amigate statements: the existing ones with the
-// needed principals and values added (never removed).
-func mergeOwned(p *Policy, keyARN ARN, need map[string]map[string]bool, grantees map[string]bool, plan *Plan) map[string]Statement {
+// mergeOwned builds the account-mode amigate statements: the existing ones
+// with the needed principals and values added (never removed). It returns
+// them, and the Sids of those that are new, in order.
+func mergeOwned(p *Policy, keyARN ARN, need map[string]map[string]bool, grantees map[string]bool, plan *Plan) (map[string]Statement, []string) {
 	existing := map[string]*Statement{}
 	for i := range p.Statements {
 		if OwnedSid(p.Statements[i].Sid) {
@@ -264,11 +456,15 @@ func mergeOwned(p *Policy, keyARN ARN, need map[string]map[string]bool, grantees
 		}
 	}
 	out := map[string]Statement{}
+	var fresh []string
 	for _, sid := range []string{SidUseKey, SidEC2Grants, SidAutoScalingGrants} {
 		if len(need[sid]) == 0 {
 			continue
 		}
 		old := existing[sid]
+		if old == nil {
+			fresh = append(fresh, sid)
+		}
 		principals, added := union(oldPrincipals(old), keys(need[sid]))
 		plan.Added[sid] = added
 		switch sid {
@@ -282,7 +478,7 @@ func mergeOwned(p *Policy, keyARN ARN, need map[string]map[string]bool, grantees
 			out[sid] = autoScalingGrantStatement(principals, g)
 		}
 	}
-	return out
+	return out, fresh
 }
 
 func oldPrincipals(s *Statement) []string {
@@ -342,9 +538,10 @@ type textEdit struct {
 }
 
 // splice writes the updated amigate statements into the original text:
-// replacing the statement with the same Sid in place, appending the others
-// at the end of the Statement list. Every other byte stays as it was.
-func (p *Policy) splice(updated map[string]Statement) ([]byte, error) {
+// replacing the statement with the same Sid in place, appending the fresh
+// ones, in that order, at the end of the Statement list. Every other byte
+// stays as it was.
+func (p *Policy) splice(updated map[string]Statement, fresh []string) ([]byte, error) {
 	var edits []textEdit
 	done := map[string]bool{}
 	for i, s := range p.Statements {
@@ -357,14 +554,14 @@ func (p *Policy) splice(updated map[string]Statement) ([]byte, error) {
 		indent, unit := p.indentAt(span[0])
 		edits = append(edits, textEdit{span[0], span[1], render(u, indent, unit)})
 	}
-	var fresh []Statement
-	for _, sid := range []string{SidUseKey, SidEC2Grants, SidAutoScalingGrants} {
+	var appended []Statement
+	for _, sid := range fresh {
 		if u, ok := updated[sid]; ok && !done[sid] {
-			fresh = append(fresh, u)
+			appended = append(appended, u)
 		}
 	}
-	if len(fresh) > 0 {
-		edits = append(edits, p.appendEdit(fresh))
+	if len(appended) > 0 {
+		edits = append(edits, p.appendEdit(appended))
 	}
 	sort.Slice(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
 	var b bytes.Buffer

@@ -77,13 +77,20 @@ const newVolumeID = "vol-0a1b2c3d4e5f60000"
 
 // serviceRequest is the request EC2 (or Auto Scaling through EC2) makes to
 // KMS on the caller's behalf: it carries kms:ViaService, kms:CallerAccount,
-// kms:GrantIsForAWSResource for its grants, and no aws:SourceIp or VPC keys
-// of the user's (the call comes from AWS's own addresses).
-func serviceRequest(key ARN, principal string, pa pathAction) Request {
+// kms:GrantIsForAWSResource for its grants, the principal's organization
+// keys when org is known, and no aws:SourceIp or VPC keys of the user's
+// (the call comes from AWS's own addresses).
+func serviceRequest(key ARN, principal string, pa pathAction, org *orgContext) Request {
 	c := parseCaller(principal)
-	// Sized for every key below, so that it is built without growing; the
-	// constant values are shared (nothing writes a request's context).
-	ctx := make(map[string][]string, 13)
+	// Sized for every key below, so that it is built without growing (two
+	// more for the organization keys); the constant values are shared
+	// (nothing writes a request's context).
+	size := 13
+	if org != nil {
+		size += 2
+	}
+	ctx := make(map[string][]string, size)
+	org.add(ctx)
 	ctx["kms:viaservice"] = []string{"ec2." + key.Region + ".amazonaws.com"}
 	ctx["kms:calleraccount"] = []string{c.account}
 	ctx["aws:principalaccount"] = ctx["kms:calleraccount"]
@@ -242,8 +249,9 @@ func checkPath(key *Key, keyARN ARN, t Target, p Path, principal string) PathVer
 		identity = nil // the service-linked role's policy is AWS's, known to have no KMS permission
 	}
 	var unknown []string
+	org := t.orgFor(principal)
 	for _, pa := range pathActions[p] {
-		req := serviceRequest(keyARN, principal, pa)
+		req := serviceRequest(keyARN, principal, pa, org)
 		auth := Authorize(key, req, identity)
 		for _, u := range auth.KeyPolicy.Unknown {
 			unknown = appendUnique(unknown, u)

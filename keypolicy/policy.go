@@ -102,6 +102,9 @@ type Condition struct {
 	set      setQualifier
 	ifExists bool
 	key      string // lower-cased: condition keys are case-insensitive
+	// multiValued: key is multivalued (multiValuedKeys), so a condition
+	// without ForAnyValue:/ForAllValues: does not match it.
+	multiValued bool
 }
 
 // SyntaxError is a policy document that is not valid JSON.
@@ -385,7 +388,8 @@ func parseConditions(n *node, doc []byte) ([]Condition, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s %s: %w", opName, key, err)
 			}
-			c := Condition{Operator: opName, Key: key, Values: vals, op: op, set: set, ifExists: ifExists, key: strings.ToLower(key)}
+			lower := strings.ToLower(key)
+			c := Condition{Operator: opName, Key: key, Values: vals, op: op, set: set, ifExists: ifExists, key: lower, multiValued: multiValuedKeys[lower]}
 			if err := c.validate(); err != nil {
 				return nil, fmt.Errorf("%s %s: %w", opName, key, err)
 			}
@@ -525,14 +529,13 @@ func (s *Statement) marshalTo(b *bytes.Buffer) {
 			}
 			writeString(b, op)
 			b.WriteString(":{")
-			for j := i; j < len(s.Conditions) && s.Conditions[j].Operator == op; j++ {
-				if j > i {
+			for first := i; i < len(s.Conditions) && s.Conditions[i].Operator == op; i++ {
+				if i > first {
 					b.WriteString(",")
 				}
-				writeString(b, s.Conditions[j].Key)
+				writeString(b, s.Conditions[i].Key)
 				b.WriteString(":")
-				s.Conditions[j].Values.marshalTo(b)
-				i = j + 1
+				s.Conditions[i].Values.marshalTo(b)
 			}
 			b.WriteString("}")
 		}

@@ -395,3 +395,215 @@ func TestMultiRegionKeyReplicaIsItsOwnResource(t *testing.T) {
 		t.Errorf("single-Region key under a Deny on kms:MultiRegion = false: %+v", pv)
 	}
 }
+
+// Organization paths and ids used by the organization tests: the target's
+// account sits in ou-ab12-22222222, a child of ou-ab12-11111111.
+const (
+	testOrg      = "o-abcdefghij"
+	testOrgPath  = "o-abcdefghij/r-ab12/ou-ab12-11111111/ou-ab12-22222222/"
+	otherOUPath  = "o-abcdefghij/r-ab12/ou-ab12-33333333/"
+	otherOrgPath = "o-zzzzzzzzzz/r-cd34/ou-cd34-44444444/"
+)
+
+// orgVerdict checks one path of the target, with the given organization
+// path (empty: not known).
+func orgVerdict(t *testing.T, doc string, p Path, orgPath string, grants ...Grant) PathVerdict {
+	t.Helper()
+	key := Key{ARN: testKey, Policy: mustPolicy(t, doc), Grants: grants}
+	v := Check(key, []Target{{Account: targetAccount, Paths: []Path{p}, OrgPath: orgPath}})
+	return pathVerdict(t, v, targetAccount, p)
+}
+
+// useByCondition lets every AWS principal use the key for the instance
+// path under one condition block.
+func useByCondition(cond string) string {
+	return `{"Version":"2012-10-17","Statement":[
+	  {"Sid":"Owner","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"},
+	  {"Sid":"Org","Effect":"Allow","Principal":{"AWS":"*"},"Action":["kms:Decrypt","kms:DescribeKey","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant"],"Resource":"*","Condition":` + cond + `}]}`
+}
+
+// IAM User Guide, "AWS global condition context keys": aws:PrincipalOrgPaths
+// is multivalued (Value type), and "Single-valued vs. multivalued context
+// keys": a multivalued key requires a set operator. A condition on it
+// without ForAnyValue: or ForAllValues: does not match when the key is
+// present, negated or not (iam-simulate evaluates it so, as its authors
+// confirmed with AWS IAM); with ForAnyValue:StringLike it matches the
+// principal's path. The same holds for the other multivalued keys, such
+// as kms:GrantOperations.
+func TestPrincipalOrgPathsIsMultiValuedSoItNeedsForAnyValue(t *testing.T) {
+	ctx := map[string][]string{"aws:PrincipalOrgPaths": {testOrgPath}, "aws:PrincipalOrgID": {testOrg}, "kms:GrantOperations": {"Decrypt"}}
+	for _, tc := range []struct {
+		cond string
+		want bool
+	}{
+		{`{"StringLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/*"}}`, false},
+		{`{"StringEquals":{"aws:PrincipalOrgPaths":"` + testOrgPath + `"}}`, false},
+		{`{"StringLikeIfExists":{"aws:PrincipalOrgPaths":"o-abcdefghij/*"}}`, false},
+		{`{"StringNotLike":{"aws:PrincipalOrgPaths":"o-zzzzzzzzzz/*"}}`, false},
+		{`{"ForAnyValue:StringLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/*"}}`, true},
+		{`{"ForAnyValue:StringLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/r-ab12/ou-ab12-11111111/*"}}`, true},
+		{`{"ForAnyValue:StringEquals":{"aws:PrincipalOrgPaths":"o-abcdefghij/r-ab12/ou-ab12-11111111/"}}`, false},
+		{`{"ForAnyValue:StringLike":{"aws:PrincipalOrgPaths":"` + otherOUPath + `*"}}`, false},
+		{`{"ForAllValues:StringLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/*"}}`, true},
+		{`{"ForAnyValue:StringNotLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/*"}}`, false},
+		{`{"Null":{"aws:PrincipalOrgPaths":"false"}}`, true},
+		{`{"StringEquals":{"kms:GrantOperations":"Decrypt"}}`, false},
+		{`{"ForAnyValue:StringEquals":{"kms:GrantOperations":"Decrypt"}}`, true},
+		// aws:PrincipalOrgID is single-valued: no set operator needed.
+		{`{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}}`, true},
+	} {
+		got := conditionPolicy(t, tc.cond).Evaluate(Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey, Context: ctx}).Decision == Allowed
+		if got != tc.want {
+			t.Errorf("%s: allowed = %v, want %v", tc.cond, got, tc.want)
+		}
+	}
+	// A Deny whose negated condition has no set operator does not apply.
+	deny := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"},
+	  {"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"StringNotLike":{"aws:PrincipalOrgPaths":"o-zzzzzzzzzz/*"}}}]}`
+	if got := decide(t, deny, Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey, Context: ctx}).Decision; got != Allowed {
+		t.Errorf("Deny StringNotLike without a set operator: %v, want Allowed", got)
+	}
+	// The verdict says why a statement written that way allows no one.
+	pv := orgVerdict(t, useByCondition(`{"StringLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/*"}}`), PathInstance, testOrgPath)
+	f, ok := findingFor(pv, CodeKeyPolicyMissing)
+	if pv.OK || !ok || f.Statement != "Org" || !strings.Contains(f.Message, "no ForAnyValue: or ForAllValues: qualifier") || !strings.Contains(f.Fix, `"ForAnyValue:StringLike"`) {
+		t.Errorf("verdict %+v, want KEY_POLICY_MISSING on Org explaining the missing ForAnyValue:", pv)
+	}
+}
+
+// IAM User Guide, "AWS global condition context keys": aws:PrincipalOrgID
+// and aws:PrincipalOrgPaths are in the request of a principal whose account
+// is in an organization; the id is the path's first part. Requests EC2
+// makes for the principal carry them too (IAM User Guide, "Forward access
+// sessions": the principal's identity and session attributes are passed).
+// So a target whose organization path is given is checked with both keys,
+// on the instance and copy paths ("a principal of the target").
+func TestRequestsOfATargetCarryItsOrganizationKeys(t *testing.T) {
+	for _, tc := range []struct {
+		cond, orgPath string
+		want          bool
+	}{
+		{`{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}}`, testOrgPath, true},
+		{`{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}}`, otherOrgPath, false},
+		{`{"ForAnyValue:StringLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/r-ab12/ou-ab12-11111111/*"}}`, testOrgPath, true},
+		{`{"ForAnyValue:StringLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/r-ab12/ou-ab12-11111111/*"}}`, otherOUPath, false},
+		{`{"ForAnyValue:StringEquals":{"aws:PrincipalOrgPaths":"` + testOrgPath + `"}}`, testOrgPath, true},
+		// Without a trailing '/', the path is read as AWS writes it.
+		{`{"ForAnyValue:StringEquals":{"aws:PrincipalOrgPaths":"` + testOrgPath + `"}}`, strings.TrimSuffix(testOrgPath, "/"), true},
+	} {
+		for _, p := range []Path{PathInstance, PathCopy} {
+			if pv := orgVerdict(t, useByCondition(tc.cond), p, tc.orgPath); pv.OK != tc.want {
+				t.Errorf("%s, org path %s, %s: ok = %v, want %v: %+v", tc.cond, tc.orgPath, p, pv.OK, tc.want, pv.Findings)
+			}
+		}
+	}
+}
+
+// IAM User Guide, "AWS global condition context keys", Availability: the
+// organization keys are absent when the principal's account is in no
+// organization, which is how a target whose organization is not known is
+// checked. An allow by aws:PrincipalOrgID is then false (the missing-key
+// rule), and a Deny with StringNotEquals on it true: a red at worst, never
+// a green AWS would refuse. The finding says the organization is unknown.
+func TestUnknownOrganizationMakesOrgConditionsFalseNeverGreen(t *testing.T) {
+	allow := useByCondition(`{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}}`)
+	pv := orgVerdict(t, allow, PathInstance, "")
+	f, ok := findingFor(pv, CodeKeyPolicyMissing)
+	if pv.OK || !ok || f.Statement != "Org" || !strings.Contains(f.Message, "organization is not known") ||
+		!strings.Contains(f.Message, "aws:PrincipalOrgID") || !strings.Contains(f.Fix, "--org-path 111122223333=PATH") {
+		t.Errorf("unknown organization, allow by aws:PrincipalOrgID: %+v", pv)
+	}
+	// An OrgPath that is not a path is not known either.
+	if pv := orgVerdict(t, allow, PathInstance, "o-abcdefghij"); pv.OK {
+		t.Errorf("an organization path without a root counted: %+v", pv)
+	}
+	deny := `{"Version":"2012-10-17","Statement":[
+	  {"Sid":"Use","Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":["kms:Decrypt","kms:DescribeKey","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant"],"Resource":"*"},
+	  {"Sid":"OrgOnly","Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"StringNotEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}}}]}`
+	pv = orgVerdict(t, deny, PathInstance, "")
+	f, ok = findingFor(pv, CodeKeyPolicyDenies)
+	if pv.OK || !ok || f.Statement != "OrgOnly" || !strings.Contains(f.Message, "organization is not known") || !strings.Contains(f.Fix, "--org-path") {
+		t.Errorf("unknown organization, Deny StringNotEquals aws:PrincipalOrgID: %+v", pv)
+	}
+	if pv := orgVerdict(t, deny, PathInstance, testOrgPath); !pv.OK {
+		t.Errorf("member of the organization under the Deny: %+v", pv)
+	}
+	if pv := orgVerdict(t, deny, PathInstance, otherOrgPath); pv.OK || strings.Contains(pv.Findings[0].Message, "not known") {
+		t.Errorf("member of another organization under the Deny: %+v", pv)
+	}
+}
+
+// A service-linked role is an IAM role of the account (IAM User Guide,
+// "Service-linked roles"), and aws:PrincipalOrgPaths describes any IAM
+// role's account ("AWS global condition context keys": the principal "can
+// be an IAM user, IAM role, federated user, or AWS account root user");
+// AWS lists no exception for service-linked roles, as it does for
+// aws:CalledVia and aws:ViaAWSService. So the Auto Scaling role's requests
+// carry the target's organization keys: under a Deny for principals
+// outside the organization it still uses its grant.
+func TestServiceLinkedRoleRequestsCarryTheAccountsOrgKeys(t *testing.T) {
+	doc := `{"Version":"2012-10-17","Statement":[
+	  {"Sid":"Owner","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"},
+	  {"Sid":"OrgOnly","Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*",
+	   "Condition":{"StringNotEquals":{"aws:PrincipalOrgID":["o-abcdefghij"]},"Bool":{"aws:PrincipalIsAWSService":"false"}}}]}`
+	grant := Grant{GranteePrincipal: DefaultAutoScalingRole("aws", targetAccount), Operations: AutoScalingGrantOperations}
+	if pv := orgVerdict(t, doc, PathASG, testOrgPath, grant); !pv.OK {
+		t.Errorf("member's Auto Scaling role with its grant: %+v", pv)
+	}
+	pv := orgVerdict(t, doc, PathASG, "", grant)
+	if f, ok := findingFor(pv, CodeKeyPolicyDenies); pv.OK || !ok || f.Statement != "OrgOnly" {
+		t.Errorf("Auto Scaling role of an account whose organization is unknown: %+v", pv)
+	}
+	// The target's own CreateGrant for the role carries the keys too.
+	keyARN := mustKeyARN(t, testKey)
+	caller := AnyPrincipal("aws", targetAccount)
+	target := Target{Account: targetAccount, OrgPath: testOrgPath}
+	key := Key{ARN: testKey, Policy: mustPolicy(t, useByCondition(`{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}}`))}
+	if a := Authorize(&key, directGrantRequest(keyARN, caller, grant.GranteePrincipal, target.orgFor(caller)), nil); a.Decision != Allowed {
+		t.Errorf("the target's own CreateGrant: %v", a.Decision)
+	}
+}
+
+// The organization keys describe the principal's own account: a launching
+// principal named in another account does not get the target's.
+func TestOrganizationKeysAreOnlyForThePrincipalsOfTheAccount(t *testing.T) {
+	target := Target{Account: targetAccount, OrgPath: testOrgPath}
+	if target.orgFor("arn:aws:iam::999988887777:role/Launcher") != nil {
+		t.Error("a principal of another account got the target's organization keys")
+	}
+	for _, p := range []string{targetRole, targetSession, DefaultAutoScalingRole("aws", targetAccount), AnyPrincipal("aws", targetAccount)} {
+		if o := target.orgFor(p); o == nil || o.id[0] != testOrg || o.paths[0] != testOrgPath {
+			t.Errorf("%s: organization context %+v", p, o)
+		}
+	}
+}
+
+func TestParseOrgPath(t *testing.T) {
+	for in, want := range map[string]string{
+		testOrgPath:            testOrgPath,
+		"o-abcdefghij/r-ab12":  "o-abcdefghij/r-ab12/",
+		"o-abcdefghij/r-ab12/": "o-abcdefghij/r-ab12/",
+		"o-a1b2c3d4e5/r-f6g7h8i9j0/ou-f6g7-awsabcde/": "o-a1b2c3d4e5/r-f6g7h8i9j0/ou-f6g7-awsabcde/",
+	} {
+		path, id, err := ParseOrgPath(in)
+		if err != nil || path != want || id != strings.Split(want, "/")[0] {
+			t.Errorf("ParseOrgPath(%q) = %q, %q, %v; want %q", in, path, id, err, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"":                                  "is not an organization path",
+		"o-abcdefghij":                      "is not an organization path",
+		"o-abcdefghij/":                     "is not an organization path",
+		"o-ABCDEFGHIJ/r-ab12/":              `"o-ABCDEFGHIJ" is not an organization id`,
+		"o-abc/r-ab12/":                     `"o-abc" is not an organization id`,
+		"o-abcdefghij/ou-ab12-11111111/":    `"ou-ab12-11111111" is not a root id`,
+		"o-abcdefghij/r-ab12/ou-ab12/":      `"ou-ab12" is not an organizational unit id`,
+		"o-abcdefghij/r-ab12//":             `"" is not an organizational unit id`,
+		"o-abcdefghij/r-ab12/111122223333/": `"111122223333" is not an organizational unit id`,
+		"o-abcdefghij/r-ab12/ou-ab12-1111*": "is not an organizational unit id",
+	} {
+		if _, _, err := ParseOrgPath(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseOrgPath(%q): %v, want %q", in, err, want)
+		}
+	}
+}

@@ -105,6 +105,18 @@ type Target struct {
 	// GrantFromSource creates this target's Auto Scaling grants from the
 	// key owner's account (as PlanOptions.GrantFromSource, for one target).
 	GrantFromSource bool
+	// OrgPath is the account's place in its AWS Organizations
+	// organization: the aws:PrincipalOrgPaths value of its principals,
+	// o-ORG/r-ROOT/ and each OU down to the account's parent, such as
+	// "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/ou-ab12-22222222/" (see
+	// ParseOrgPath). The requests of the account's principals then carry
+	// aws:PrincipalOrgPaths and aws:PrincipalOrgID (the path's first
+	// part). Empty, or not a valid path, means not known: the keys are
+	// absent, as for an account outside any organization, so a statement
+	// that allows by them does not apply (a red at worst, never a green
+	// AWS would refuse). PlanOptions.Organization covers a target only
+	// when its OrgPath lies within the scope.
+	OrgPath string
 }
 
 // KeyInfo summarises the key in a verdict.

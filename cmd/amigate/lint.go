@@ -36,7 +36,7 @@ func badInput(flag, value string, err error) error { return &inputError{flag, va
 
 type lintArgs struct {
 	keyPolicy, keyARN, keyMetadata, grants string
-	targets, asgRoles                      listFlag
+	targets, asgRoles, orgPaths            listFlag
 	paths, format                          string
 }
 
@@ -50,10 +50,11 @@ func runLint(_ context.Context, args []string, stdin io.Reader, stdout, stderr i
 	fs.StringVar(&a.grants, "grants", "", "`FILE` of aws kms list-grants output")
 	fs.Var(&a.targets, "target", "target `ACCOUNT` id (repeatable)")
 	fs.Var(&a.asgRoles, "asg-role", "Auto Scaling service-linked role `ARN` of a target (repeatable; default the account's AWSServiceRoleForAutoScaling)")
+	fs.Var(&a.orgPaths, "org-path", "a target's place in its organization, `ACCOUNT=o-ORG/r-ROOT/ou-.../` (its principals' aws:PrincipalOrgPaths; repeatable; default unknown: no organization keys)")
 	fs.StringVar(&a.paths, "paths", "asg,instance", "launch `PATHS` to check: asg, instance, copy")
 	fs.StringVar(&a.format, "format", "text", "output `FORMAT`: text or json")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: amigate lint --key-policy FILE --key-arn ARN [--key-metadata FILE] [--grants FILE]\n                    --target ACCOUNT [--target ACCOUNT ...] [--asg-role ARN ...]\n                    [--paths asg,instance,copy] [--format text|json]")
+		fmt.Fprintln(stderr, "usage: amigate lint --key-policy FILE --key-arn ARN [--key-metadata FILE] [--grants FILE]\n                    --target ACCOUNT [--target ACCOUNT ...] [--asg-role ARN ...]\n                    [--org-path ACCOUNT=o-ORG/r-ROOT/ou-.../ ...]\n                    [--paths asg,instance,copy] [--format text|json]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -195,6 +196,27 @@ func (a *lintArgs) targetList(paths []keypolicy.Path) ([]keypolicy.Target, error
 			return nil, badInput("--asg-role", role, fmt.Errorf("account %s is not one of the --target accounts", arn.Account))
 		}
 		targets[i].ASGRoles = append(targets[i].ASGRoles, role)
+	}
+	for _, v := range a.orgPaths {
+		acct, path, ok := strings.Cut(v, "=")
+		if !ok {
+			return nil, badInput("--org-path", v, errors.New("want ACCOUNT=o-ORG/r-ROOT/ou-.../, such as 111122223333=o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/"))
+		}
+		i, known := index[acct]
+		switch {
+		case !keypolicy.ValidAccountID(acct):
+			return nil, badInput("--org-path", v, fmt.Errorf("%q is not a 12-digit AWS account id", acct))
+		case !known:
+			return nil, badInput("--org-path", v, fmt.Errorf("account %s is not one of the --target accounts", acct))
+		}
+		norm, _, err := keypolicy.ParseOrgPath(path)
+		if err != nil {
+			return nil, badInput("--org-path", v, err)
+		}
+		if prev := targets[i].OrgPath; prev != "" && prev != norm {
+			return nil, badInput("--org-path", v, fmt.Errorf("account %s already has the organization path %s", acct, prev))
+		}
+		targets[i].OrgPath = norm
 	}
 	return targets, nil
 }

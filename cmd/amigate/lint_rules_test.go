@@ -94,3 +94,45 @@ func TestLintKeyPolicyStatementWithoutPrincipalIsBadInput(t *testing.T) {
 		t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 	}
 }
+
+// IAM User Guide, "AWS global condition context keys": aws:PrincipalOrgID
+// is in a principal's request only when its account is in an
+// organization. lint knows a target's organization from --org-path; without
+// it the key is absent, so a key policy that allows by aws:PrincipalOrgID
+// is red (never a green AWS would refuse), and the finding says the
+// organization is not known and how to give it.
+func TestLintAllowByPrincipalOrgIDNeedsTheTargetsOrgPath(t *testing.T) {
+	file := writePolicy(t, `{"Version":"2012-10-17","Statement":[
+  {"Sid":"Owner","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"},
+  {"Sid":"OurOrganization","Effect":"Allow","Principal":{"AWS":"*"},"Action":["kms:Decrypt","kms:DescribeKey","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant"],"Resource":"*",
+   "Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij","kms:ViaService":"ec2.us-east-1.amazonaws.com"}}}]}`)
+	args := []string{"lint", "--key-policy", file, "--key-arn", exampleKey, "--target", "111122223333", "--paths", "instance,copy"}
+
+	r := amigate(t, "", append(args, "--org-path", "111122223333=o-abcdefghij/r-ab12/ou-ab12-11111111")...)
+	if r.code != exitOK || !strings.Contains(r.stdout, "every path passes (2)") {
+		t.Fatalf("member of the organization: exit %d, want 0\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	r = amigate(t, "", args...)
+	if r.code != exitGateSaysNo {
+		t.Fatalf("organization not known: exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{
+		"✘ 111122223333  instance",
+		"KEY_POLICY_MISSING",
+		`key-policy statement "OurOrganization" would allow`,
+		"account 111122223333's organization is not known",
+		"neither aws:PrincipalOrgID nor aws:PrincipalOrgPaths",
+		"--org-path 111122223333=PATH",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+
+	// In another organization: red, and not for want of the path.
+	r = amigate(t, "", append(args, "--org-path", "111122223333=o-zzzzzzzzzz/r-cd34/")...)
+	if r.code != exitGateSaysNo || strings.Contains(r.stdout, "organization is not known") {
+		t.Errorf("member of another organization: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -81,6 +81,7 @@ type simAnswer struct {
 var multiValued = map[string]bool{
 	"kms:GrantOperations":           true,
 	"aws:PrincipalServiceNamesList": true,
+	"aws:PrincipalOrgPaths":         true,
 }
 
 // Generated material: principals, statement parts, conditions, contexts.
@@ -227,6 +228,33 @@ var (
 		`"StringLike":{"aws:PrincipalTag/team":["plat*","sec"]}`,
 		`"ForAnyValue:StringLike":{"aws:PrincipalServiceNamesList":["ec2*","autoscaling.amazonaws.com"]}`,
 		`"ForAllValues:StringEquals":{"aws:PrincipalServiceNamesList":["ec2.amazonaws.com","autoscaling.amazonaws.com"]}`,
+		// A multivalued key without a set operator (IAM User Guide,
+		// "Single-valued vs. multivalued context keys": one is required).
+		`"StringEquals":{"kms:GrantOperations":"Decrypt"}`,
+		// The organization keys (IAM User Guide, "AWS global condition
+		// context keys"): aws:PrincipalOrgID single-valued,
+		// aws:PrincipalOrgPaths multivalued; with and without set
+		// operators, negated, IfExists and Null.
+		`"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}`,
+		`"StringEquals":{"aws:PrincipalOrgID":["o-abcdefghij","o-zzzzzzzzzz"]}`,
+		`"StringNotEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}`,
+		`"StringNotEqualsIfExists":{"aws:PrincipalOrgID":"o-zzzzzzzzzz"}`,
+		`"StringEqualsIfExists":{"aws:PrincipalOrgID":"o-abcdefghij"}`,
+		`"StringLike":{"aws:PrincipalOrgID":"o-abc*"}`,
+		`"Null":{"aws:PrincipalOrgID":"true"}`,
+		`"ForAnyValue:StringLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/*"}`,
+		`"ForAnyValue:StringLike":{"aws:PrincipalOrgPaths":["o-abcdefghij/r-ab12/ou-ab12-11111111/*","o-zzzzzzzzzz/r-cd34/*"]}`,
+		`"ForAnyValue:StringEquals":{"aws:PrincipalOrgPaths":"o-abcdefghij/r-ab12/ou-ab12-33333333/"}`,
+		`"ForAllValues:StringLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/r-ab12/ou-ab12-11111111/*"}`,
+		`"ForAnyValue:StringNotLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/r-ab12/ou-ab12-11111111/*"}`,
+		`"ForAllValues:StringNotLike":{"aws:PrincipalOrgPaths":"o-zzzzzzzzzz/*"}`,
+		`"StringLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/*"}`,
+		`"StringNotLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/r-ab12/ou-ab12-11111111/*"}`,
+		`"StringEqualsIfExists":{"aws:PrincipalOrgPaths":"o-abcdefghij/r-ab12/ou-ab12-33333333/"}`,
+		`"Null":{"aws:PrincipalOrgPaths":"false"}`,
+		// amigate's organization-mode grant statement: each caller only
+		// for its own account's Auto Scaling roles.
+		`"StringLike":{"kms:GranteePrincipal":"arn:aws:iam::${aws:PrincipalAccount}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling*"}`,
 	}
 	contextChoices = map[string][][]string{
 		"kms:ViaService":            {{"ec2.us-east-1.amazonaws.com"}, {"s3.us-east-1.amazonaws.com"}, {"ec2.eu-west-1.amazonaws.com"}, {"autoscaling.us-east-1.amazonaws.com"}},
@@ -241,6 +269,11 @@ var (
 		"aws:RequestedRegion":       {{"us-east-1"}, {"eu-west-1"}},
 		// A second multivalued key, for the ForAnyValue:/ForAllValues: qualifiers.
 		"aws:PrincipalServiceNamesList": {{"ec2.amazonaws.com"}, {"ec2.amazonaws.com", "autoscaling.amazonaws.com"}, {"ec2.amazonaws.com", "lambda.amazonaws.com"}},
+		"kms:GranteePrincipal": {
+			{slrARN}, {"arn:aws:iam::999988887777:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"},
+			{"arn:aws:iam::444455556666:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling_custom"},
+			{"arn:aws:iam::111122223333:role/App"},
+		},
 		// kms:EncryptionContext:* is never sent: iam-simulate drops
 		// encryption-context keys (see ../../../shared/ENVIRONMENT.md).
 	}
@@ -268,6 +301,17 @@ var (
 	onlyWith = map[string][]string{
 		"kms:GrantOperations":       {"kms:CreateGrant"},
 		"kms:GrantIsForAWSResource": {"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"},
+		"kms:GranteePrincipal":      {"kms:CreateGrant"},
+	}
+	// orgPaths is where each account of the callers stands in an
+	// organization (aws:PrincipalOrgPaths; its first part is
+	// aws:PrincipalOrgID); a caller of an account not listed, or drawn
+	// without (one case in three), carries neither key, as a principal
+	// of an account in no organization does.
+	orgPaths = map[string]string{
+		"111122223333": "o-abcdefghij/r-ab12/ou-ab12-11111111/ou-ab12-22222222/",
+		"444455556666": "o-abcdefghij/r-ab12/ou-ab12-33333333/",
+		"999988887777": "o-zzzzzzzzzz/r-cd34/",
 	}
 )
 
@@ -335,6 +379,10 @@ func generate(r *rand.Rand, id int) simCase {
 		if r.IntN(3) > 0 {
 			ctx[k] = pick(r, contextChoices[k])
 		}
+	}
+	if path, ok := orgPaths[account]; ok && r.IntN(3) > 0 {
+		ctx["aws:PrincipalOrgID"] = []string{strings.Split(path, "/")[0]}
+		ctx["aws:PrincipalOrgPaths"] = []string{path}
 	}
 	version := pick(r, versions)
 	return simCase{
@@ -702,6 +750,18 @@ var features = []struct {
 	}},
 	{"NotPrincipal naming a service-linked role", func(c simCase) bool { return bytes.Contains(c.Policy, []byte(`"NotPrincipal":{"AWS":"`+slrARN)) }},
 	{"service principal", func(c simCase) bool { return bytes.Contains(c.Policy, []byte(`"Service"`)) }},
+	{"organization condition", func(c simCase) bool { return bytes.Contains(c.Policy, []byte(`"aws:PrincipalOrg`)) }},
+	{"organization condition, caller with organization keys", func(c simCase) bool {
+		return bytes.Contains(c.Policy, []byte(`"aws:PrincipalOrg`)) && c.Context["aws:PrincipalOrgID"] != nil
+	}},
+	{"organization condition, caller without organization keys", func(c simCase) bool {
+		return bytes.Contains(c.Policy, []byte(`"aws:PrincipalOrg`)) && c.Context["aws:PrincipalOrgID"] == nil
+	}},
+	{"multivalued key without a set operator", func(c simCase) bool {
+		return bytes.Contains(c.Policy, []byte(`"StringLike":{"aws:PrincipalOrgPaths"`)) || bytes.Contains(c.Policy, []byte(`"StringNotLike":{"aws:PrincipalOrgPaths"`)) ||
+			bytes.Contains(c.Policy, []byte(`"StringEqualsIfExists":{"aws:PrincipalOrgPaths"`)) || bytes.Contains(c.Policy, []byte(`"StringEquals":{"kms:GrantOperations"`))
+	}},
+	{"caller-bound grantee pattern", func(c simCase) bool { return bytes.Contains(c.Policy, []byte(`"kms:GranteePrincipal"`)) }},
 	{"statement without principal", func(c simCase) bool {
 		for _, st := range c.Statements {
 			if !strings.Contains(st, `Principal"`) {
