@@ -350,7 +350,7 @@ func stalePrincipalFinding(ks *keyState, stale []keypolicy.Stale) keypolicy.Find
 func tooLargeFinding(ks *keyState) keypolicy.Finding {
 	return keypolicy.Finding{Code: keypolicy.CodeKeyPolicyTooLarge, Severity: keypolicy.SeverityError, Actions: []string{},
 		Message: fmt.Sprintf("the key policy of %s cannot take the targets: %v", ks.key.ARN, ks.planErr),
-		Fix:     "replace per-account principals with one organization statement (aws:PrincipalOrgID), then run again"}
+		Fix:     "name the targets by their organization or OUs (target_organizations, target_organizational_units): past 32 KiB amigate then writes one statement per purpose limited by aws:PrincipalOrgID or aws:PrincipalOrgPaths (key_policy_principals)"}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -372,6 +372,13 @@ func (ks *keyState) patchLetsCreateGrant(account string) bool {
 			return true
 		}
 	}
+	// In the organization mode the statement names the OU, and the plan
+	// lists the accounts it was added for.
+	for sid, accounts := range ks.plan.OrgAccounts {
+		if strings.HasPrefix(sid, keypolicy.SidOrgAutoScalingGrants) && contains(accounts, account) {
+			return true
+		}
+	}
 	return false
 }
 

@@ -305,7 +305,7 @@ func (r *runState) checkKeys(ctx context.Context) error {
 	var keys []*keyState
 	for _, region := range r.regions {
 		for _, ks := range r.images[region].keys {
-			ks.targets = r.keyTargets(region)
+			ks.targets, ks.planning = r.keyTargets(region), r.planning()
 			keys = append(keys, ks)
 		}
 	}
@@ -325,7 +325,8 @@ func (r *runState) keyTargets(region string) []keypolicy.Target {
 				roles = append(roles, arn)
 			}
 		}
-		out = append(out, keypolicy.Target{Account: t.AccountID, ASGRoles: roles, Paths: t.Paths, GrantFromSource: r.grantFrom(t) == GrantFromSource})
+		out = append(out, keypolicy.Target{Account: t.AccountID, ASGRoles: roles, Paths: t.Paths, GrantFromSource: r.grantFrom(t) == GrantFromSource,
+			OrgPath: r.orgPath(t.AccountID)})
 	}
 	return out
 }

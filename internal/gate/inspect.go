@@ -44,18 +44,36 @@ type keyState struct {
 	// policyText is the key policy as last read from KMS.
 	policyText string
 	targets    []keypolicy.Target
-	plan       *keypolicy.Plan
-	planErr    error
+	// planning is how the key policy is planned: the organization scope,
+	// and whether it is used only when naming each account would not fit.
+	planning planning
+	plan     *keypolicy.Plan
+	planErr  error
 	// grantFailures are findings from grants that could not be created, by
 	// grantee; unverified, what a dry run could not check about a grant.
 	grantFailures, unverified map[string]keypolicy.Finding
+}
+
+// planning is how a key policy is planned (key_policy_principals).
+type planning struct {
+	opts keypolicy.PlanOptions
+	// auto names the organization scope only when naming each account
+	// would not fit in 32 KiB.
+	auto bool
+}
+
+func (p planning) plan(key keypolicy.Key, targets []keypolicy.Target) (*keypolicy.Plan, error) {
+	if p.auto {
+		return keypolicy.PlanPatchAuto(key, targets, p.opts)
+	}
+	return keypolicy.PlanPatch(key, targets, p.opts)
 }
 
 // replan computes the patch and grants for the key's current policy.
 func (ks *keyState) replan(p *keypolicy.Policy) error {
 	key := ks.key
 	key.Policy = p
-	plan, err := keypolicy.PlanPatch(key, ks.targets, keypolicy.PlanOptions{})
+	plan, err := ks.planning.plan(key, ks.targets)
 	switch {
 	case errors.Is(err, keypolicy.ErrPolicyTooLarge):
 		ks.plan, ks.planErr = plan, err

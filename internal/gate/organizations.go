@@ -374,6 +374,25 @@ func (r *runState) sharedThroughOrganization(launch map[string]bool, account str
 	return false
 }
 
+// planning is how the key policies are planned: with the organization
+// scope of the target organizations and OUs (minus exclude_accounts) as
+// key_policy_principals says: always ("organization"), never ("accounts"),
+// or only where naming each account would not fit ("auto").
+func (r *runState) planning() planning {
+	p := planning{auto: r.opts.KeyPolicyPrincipals != PrincipalsOrganization}
+	if r.org == nil || r.opts.KeyPolicyPrincipals == PrincipalsAccounts {
+		return p
+	}
+	scope := &keypolicy.OrgScope{OrgID: r.org.id, ExcludedAccounts: r.opts.ExcludeAccounts}
+	if !r.org.whole {
+		for _, id := range sortedKeys(r.org.units) {
+			scope.Paths = append(scope.Paths, r.org.units[id].path)
+		}
+	}
+	p.opts.Organization = scope
+	return p
+}
+
 // organizationShares are the organization and OU ARNs an image in region
 // is shared with, in place of one launch permission per account: the
 // target organizations and OUs themselves, unless some of their accounts

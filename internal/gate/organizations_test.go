@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -197,5 +198,82 @@ func TestOrganizationPathReachesTheVerdict(t *testing.T) {
 	rep := run(t, s, opts)
 	if !rep.OK || len(rep.Changes.KeyPolicies) != 0 {
 		t.Fatalf("ok=%v %s, key policy changes %+v", rep.OK, codesOf(rep), rep.Changes.KeyPolicies)
+	}
+}
+
+// bigOrgWorld is an organization of n accounts in the prod OU (ids
+// 1000000000NN), managed by the source account, and one account in dev.
+func bigOrgWorld(n int) (json.RawMessage, []string) {
+	var accounts, entries []string
+	for i := range n {
+		a := fmt.Sprintf("10%010d", i)
+		accounts = append(accounts, a)
+		entries = append(entries, `{"id": "`+a+`"}`)
+	}
+	return json.RawMessage(`[{"id": "` + orgID + `", "root_id": "r-ex12", "management_account": "` + owner + `",
+		"organizational_units": [
+			{"name": "prod", "id": "` + prodOU + `", "accounts": [` + strings.Join(entries, ",") + `]},
+			{"name": "dev", "id": "` + devOU + `", "accounts": [{"id": "` + devAcct + `"}]}]}]`), accounts
+}
+
+// 300 accounts of an OU do not fit in a key policy one ARN at a time: the
+// automatic mode names the OU instead (aws:PrincipalOrgPaths, the caller's
+// own Auto Scaling roles through ${aws:PrincipalAccount}), in one
+// PutKeyPolicy well under 32 KiB; every account's Auto Scaling role gets
+// its grant (created from the account, which the OU statement lets it do)
+// and its instances launch, and an account outside the OU still cannot.
+func TestOrganizationModeWhenTheAccountsDoNotFit(t *testing.T) {
+	org, accounts := bigOrgWorld(300)
+	s := startWorld(t, testWorld{targets: append(accounts, devAcct), organizations: org})
+	amis := s.imageIDs(t)
+	rep := run(t, s, orgOptions(amis, nil, []string{prodOU}))
+	if !rep.OK || len(rep.Targets) != 300 {
+		t.Fatalf("ok=%v, %d targets: %.500s", rep.OK, len(rep.Targets), codesOf(rep))
+	}
+	m := s.mutations()
+	if n := count(m, "kms:PutKeyPolicy"); n != 1 {
+		t.Fatalf("%d PutKeyPolicy, want 1", n)
+	}
+	if n := count(m, "kms:CreateGrant"); n != 300 {
+		t.Fatalf("%d CreateGrant, want 300", n)
+	}
+	policy := s.keyPolicy(t, "us-east-1")
+	if len(policy) > keypolicy.MaxPolicySize || !strings.Contains(policy, keypolicy.SidOrgAutoScalingGrants) || !strings.Contains(policy, prodPath+"*") {
+		t.Fatalf("key policy (%d bytes) is not in the organization mode:\n%.2000s", len(policy), policy)
+	}
+	for _, acct := range []string{accounts[0], accounts[299]} {
+		if ok, msg := s.launchGroup(t, acct, "us-east-1", amis["us-east-1"], "after"); !ok {
+			t.Errorf("%s: the group cannot launch: %s", acct, msg)
+		}
+	}
+	if ok, _ := s.runInstance(t, devAcct, "us-east-1", amis["us-east-1"]); ok {
+		t.Error("an account outside the OU launched the image")
+	}
+	before := len(s.mutations())
+	if rep := run(t, s, orgOptions(amis, nil, []string{prodOU})); !rep.OK || len(s.mutations()) != before {
+		t.Fatalf("second run: ok=%v, %d mutating calls", rep.OK, len(s.mutations())-before)
+	}
+}
+
+// key_policy_principals = "organization" names the OU even for a few
+// accounts, and leaves the excluded account out of it.
+func TestOrganizationModeAskedFor(t *testing.T) {
+	s := startWorld(t, testWorld{targets: []string{target, target2, webAcct, devAcct}, organizations: orgWorld(owner)})
+	amis := s.imageIDs(t)
+	opts := orgOptions(amis, nil, []string{prodOU})
+	opts.KeyPolicyPrincipals, opts.ExcludeAccounts = PrincipalsOrganization, []string{target2}
+	rep := run(t, s, opts)
+	if !rep.OK || !slices.Equal(targetAccounts(rep), []string{target, webAcct}) {
+		t.Fatalf("ok=%v targets %v %s", rep.OK, targetAccounts(rep), codesOf(rep))
+	}
+	policy := s.keyPolicy(t, "us-east-1")
+	if !strings.Contains(policy, keypolicy.SidOrgUseKey) || strings.Contains(policy, "arn:aws:iam::"+target+":root") {
+		t.Fatalf("key policy not in the organization mode:\n%s", policy)
+	}
+	if ok, _ := s.runInstance(t, target2, "us-east-1", amis["us-east-1"]); ok {
+		t.Error("the excluded account launched the image")
+	}
+	if ok, msg := s.runInstance(t, webAcct, "us-east-1", amis["us-east-1"]); !ok {
+		t.Errorf("%s cannot launch: %s", webAcct, msg)
 	}
 }

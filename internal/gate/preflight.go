@@ -78,7 +78,8 @@ func Preflight(ctx context.Context, opts PreflightOptions, sessions Sessions, pr
 	if len(rep.Findings) == 0 && len(opts.Targets) > 0 {
 		r.regions = []string{opts.Region}
 		ks.targets = r.keyTargets(opts.Region)
-		plan, err := keypolicy.PlanPatch(ks.key, ks.targets, keypolicy.PlanOptions{})
+		ks.planning = r.planning()
+		plan, err := ks.planning.plan(ks.key, ks.targets)
 		switch {
 		case errors.Is(err, keypolicy.ErrPolicyTooLarge):
 			ks.plan, ks.planErr = plan, err
