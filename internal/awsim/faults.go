@@ -90,6 +90,8 @@ func throttling(service string) *apiError {
 		return errorf(http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded.")
 	case "kms", "cloudtrail":
 		return errorf(http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
+	case "organizations":
+		return errorf(http.StatusBadRequest, "TooManyRequestsException", "Rate exceeded")
 	default:
 		return errorf(http.StatusBadRequest, "Throttling", "Rate exceeded")
 	}
@@ -112,7 +114,7 @@ func writeServiceError(w http.ResponseWriter, service string, err error) {
 	switch service {
 	case "ec2":
 		writeEC2Error(w, err)
-	case "kms", "cloudtrail":
+	case "kms", "cloudtrail", "organizations":
 		writeJSONError(w, err)
 	default:
 		writeQueryError(w, service, err)
