@@ -96,11 +96,13 @@ func New(ctx context.Context, s Settings) (*Session, error) {
 	calls := &callCounter{n: map[string]int{}, inFlight: map[string]chan struct{}{}}
 	opts := []func(*config.LoadOptions) error{
 		config.WithAPIOptions([]func(*middleware.Stack) error{calls.middleware}),
-		// The gate keeps up to MaxConcurrency calls in flight to one
-		// endpoint; keep their connections for reuse.
+		// The gate keeps up to MaxConcurrency calls in flight to each
+		// service in each region; keep their connections for reuse, also
+		// when every service answers at one host (an endpoint override,
+		// the simulator), rather than opening and closing sockets.
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConns = 4 * MaxConcurrency
-			t.MaxIdleConnsPerHost = MaxConcurrency
+			t.MaxIdleConnsPerHost = 4 * MaxConcurrency
 		})),
 	}
 	if s.Region != "" {
