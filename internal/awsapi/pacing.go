@@ -326,18 +326,12 @@ func paceAs(account func(context.Context) string) func(*middleware.Stack) error 
 				op, region := awsmiddleware.GetOperationName(ctx), awsmiddleware.GetRegion(ctx)
 				shape, _ := middleware.GetStackValue(ctx, shapeKey{}).(requestShape)
 				who := account(ctx)
-				draws := []struct {
-					variant string
-					n       int
-				}{{"", 1}}
+				draws := []draw{{"", 1}}
 				if service == "ec2" && shape.unfiltered {
 					draws[0].variant = "unfiltered"
 				}
 				if service == "ec2" && shape.instances > 0 {
-					draws = append(draws, struct {
-						variant string
-						n       int
-					}{"instances", shape.instances})
+					draws = append(draws, draw{"instances", shape.instances})
 				}
 				for _, d := range draws {
 					p, ok := paceOf(service, op, d.variant)
@@ -358,6 +352,12 @@ func paceAs(account func(context.Context) string) func(*middleware.Stack) error 
 }
 
 type shapeKey struct{}
+
+// draw is tokens a call takes from one of its buckets.
+type draw struct {
+	variant string // see paceOf
+	n       int
+}
 
 // requestShape is what of a request's parameters its quota depends on.
 type requestShape struct {

@@ -171,6 +171,8 @@ func TestRetries(t *testing.T) {
 // connections: a second wave opens none.
 func TestConnectionsAreReused(t *testing.T) {
 	sim := awsim.New()
+	// Every call is in flight while the others start, in both waves.
+	sim.SetFaults(awsim.Faults{LatencyMS: 300})
 	srv := httptest.NewUnstartedServer(sim)
 	var mu sync.Mutex
 	opened := 0
