@@ -10,7 +10,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +80,8 @@ const SessionName = "amigate"
 type Session struct {
 	base  aws.Config
 	calls *callCounter
+	// account is the source's account for pacing (pacing.go).
+	account func(context.Context) string
 
 	mu    sync.Mutex
 	roles map[string]aws.CredentialsProvider
@@ -86,14 +90,19 @@ type Session struct {
 // New loads the source configuration: static keys when given, else the
 // profile, else the SDK's default chain; then the source assume_role.
 func New(ctx context.Context, s Settings) (*Session, error) {
+	if _, err := parseScale(os.Getenv(PacingScaleEnv)); err != nil {
+		return nil, err
+	}
 	calls := &callCounter{n: map[string]int{}, inFlight: map[string]chan struct{}{}}
 	opts := []func(*config.LoadOptions) error{
 		config.WithAPIOptions([]func(*middleware.Stack) error{calls.middleware}),
-		// The gate keeps up to MaxConcurrency calls in flight to one
-		// endpoint; keep their connections for reuse.
+		// The gate keeps up to MaxConcurrency calls in flight to each
+		// service in each region; keep their connections for reuse, also
+		// when every service answers at one host (an endpoint override,
+		// the simulator), rather than opening and closing sockets.
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConns = 4 * MaxConcurrency
-			t.MaxIdleConnsPerHost = MaxConcurrency
+			t.MaxIdleConnsPerHost = 4 * MaxConcurrency
 		})),
 	}
 	if s.Region != "" {
@@ -130,9 +139,10 @@ func New(ctx context.Context, s Settings) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load aws configuration: %w", err)
 	}
-	sess := &Session{base: cfg, calls: calls, roles: map[string]aws.CredentialsProvider{}}
+	sess := &Session{base: cfg, calls: calls, roles: map[string]aws.CredentialsProvider{}, account: credentialsAccount(cfg.Credentials)}
 	if s.AssumeRole.RoleARN != "" {
-		sess.base.Credentials = sess.assume(cfg, s.AssumeRole)
+		sess.base.Credentials = sess.assume(cfg, sess.account, s.AssumeRole)
+		sess.account = roleAccount(s.AssumeRole.RoleARN)
 	}
 	return sess, nil
 }
@@ -144,6 +154,7 @@ func (s *Session) Region() string { return s.base.Region }
 func (s *Session) Source(region string) aws.Config {
 	cfg := s.base.Copy()
 	cfg.Region = region
+	cfg.APIOptions = append(slices.Clip(cfg.APIOptions), paceAs(s.account))
 	return cfg
 }
 
@@ -154,22 +165,25 @@ func (s *Session) Role(roleARN, externalID, region string) aws.Config {
 	s.mu.Lock()
 	creds, ok := s.roles[cache]
 	if !ok {
-		creds = s.assume(s.base, AssumeRole{RoleARN: roleARN, ExternalID: externalID})
+		creds = s.assume(s.base, s.account, AssumeRole{RoleARN: roleARN, ExternalID: externalID})
 		s.roles[cache] = creds
 	}
 	s.mu.Unlock()
 	cfg := s.base.Copy()
 	cfg.Region = region
 	cfg.Credentials = creds
+	cfg.APIOptions = append(slices.Clip(cfg.APIOptions), paceAs(roleAccount(roleARN)))
 	return cfg
 }
 
-// assume returns cached credentials of role, assumed with from's.
-func (s *Session) assume(from aws.Config, role AssumeRole) aws.CredentialsProvider {
+// assume returns cached credentials of role, assumed with from's, whose
+// calls count against fromAccount's quotas.
+func (s *Session) assume(from aws.Config, fromAccount func(context.Context) string, role AssumeRole) aws.CredentialsProvider {
 	stsCfg := from.Copy()
 	if stsCfg.Region == "" {
 		stsCfg.Region = "us-east-1"
 	}
+	stsCfg.APIOptions = append(slices.Clip(stsCfg.APIOptions), paceAs(fromAccount))
 	provider := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(stsCfg), role.RoleARN, func(o *stscreds.AssumeRoleOptions) {
 		o.RoleSessionName = role.SessionName
 		if o.RoleSessionName == "" {
@@ -183,6 +197,37 @@ func (s *Session) assume(from aws.Config, role AssumeRole) aws.CredentialsProvid
 		}
 	})
 	return aws.NewCredentialsCache(provider)
+}
+
+// roleAccount is the account of a role ARN (arn:PARTITION:iam::ACCOUNT:role/...),
+// or the ARN itself when it has none.
+func roleAccount(roleARN string) func(context.Context) string {
+	account := roleARN
+	if parts := strings.SplitN(roleARN, ":", 6); len(parts) == 6 && parts[4] != "" {
+		account = parts[4]
+	}
+	return func(context.Context) string { return account }
+}
+
+// credentialsAccount is the account of credentials when the provider
+// knows it (AWS_ACCOUNT_ID, aws_account_id, SSO, an assumed role), else
+// their access key id, which stands for the account: a process runs as one
+// source principal. (Pacing runs after the SDK resolved the credentials,
+// so Retrieve answers from the cache.)
+func credentialsAccount(creds aws.CredentialsProvider) func(context.Context) string {
+	return func(ctx context.Context) string {
+		if creds == nil {
+			return "anonymous"
+		}
+		c, err := creds.Retrieve(ctx)
+		switch {
+		case err != nil:
+			return "source"
+		case c.AccountID != "":
+			return c.AccountID
+		}
+		return "key " + c.AccessKeyID
+	}
 }
 
 // Calls returns how many calls were made, by "service:Action"
@@ -201,7 +246,9 @@ type callCounter struct {
 
 // middleware counts each attempt when it is sent, and holds it while
 // MaxConcurrency others to the same service and region are in flight,
-// whichever part of the run makes them.
+// whichever part of the run makes them. It comes before pacing (which
+// waits right before signing), so that a call that got its token is sent
+// at once rather than queued behind the in-flight bound.
 func (c *callCounter) middleware(stack *middleware.Stack) error {
 	// A call with DryRun set changes nothing; it is counted apart.
 	if err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("amigateNoteDryRun",
@@ -213,7 +260,7 @@ func (c *callCounter) middleware(stack *middleware.Stack) error {
 		}), middleware.Before); err != nil {
 		return err
 	}
-	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("amigateCountCalls",
+	count := middleware.FinalizeMiddlewareFunc("amigateCountCalls",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 			service := strings.ToLower(strings.ReplaceAll(awsmiddleware.GetServiceID(ctx), " ", ""))
 			name := service + ":" + awsmiddleware.GetOperationName(ctx)
@@ -235,7 +282,11 @@ func (c *callCounter) middleware(stack *middleware.Stack) error {
 			}
 			defer func() { <-slots }()
 			return next.HandleFinalize(ctx, in)
-		}), middleware.After)
+		})
+	if _, ok := stack.Finalize.Get("Signing"); ok {
+		return stack.Finalize.Insert(count, "Signing", middleware.Before)
+	}
+	return stack.Finalize.Add(count, middleware.After)
 }
 
 type dryRunKey struct{}

@@ -3,6 +3,7 @@ package awsapi
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -162,5 +163,59 @@ func TestRetries(t *testing.T) {
 				t.Fatalf("after %d attempts: %v; want ok=%v after %d", f.attempts, err, tc.wantOK, tc.attempts)
 			}
 		})
+	}
+}
+
+// The gate's calls in flight to one host — every service and region, when
+// an endpoint override or the simulator answers them all — keep their
+// connections: a second wave opens none.
+func TestConnectionsAreReused(t *testing.T) {
+	sim := awsim.New()
+	// Every call is in flight while the others start, in both waves.
+	sim.SetFaults(awsim.Faults{LatencyMS: 300})
+	srv := httptest.NewUnstartedServer(sim)
+	var mu sync.Mutex
+	opened := 0
+	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			mu.Lock()
+			opened++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "config"))
+	sess, err := New(context.Background(), Settings{Region: "us-east-1", AccessKey: "SIM444455556666", SecretKey: "x", Endpoint: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	regions := []string{"us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2"}
+	wave := func() {
+		var wg sync.WaitGroup
+		for _, region := range regions {
+			c := kms.NewFromConfig(sess.Source(region))
+			for range MaxConcurrency {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := c.ListAliases(context.Background(), &kms.ListAliasesInput{}); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+	}
+	wave()
+	mu.Lock()
+	first := opened
+	mu.Unlock()
+	wave()
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d calls in flight: %d connections opened, then %d more", len(regions)*MaxConcurrency, first, opened-first)
+	if opened != first {
+		t.Fatalf("the second wave opened %d connections", opened-first)
 	}
 }

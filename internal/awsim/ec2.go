@@ -88,6 +88,9 @@ func (s *Server) serveEC2(w http.ResponseWriter, action string, form url.Values,
 		writeEC2Error(w, e)
 		return
 	}
+	if s.throttle(w, c, "ec2", action, form) {
+		return
+	}
 	s.mu.Lock()
 	out, err := op.handle(s, c, form)
 	s.mu.Unlock()

@@ -55,6 +55,9 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request, c caller) {
 		writeJSONError(w, e)
 		return
 	}
+	if s.throttle(w, c, service, action, nil) {
+		return
+	}
 	s.mu.Lock()
 	out, err := op.handle(s, c, in)
 	s.mu.Unlock()

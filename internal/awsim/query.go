@@ -66,6 +66,9 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, c caller) {
 		writeQueryError(w, c.service, e)
 		return
 	}
+	if s.throttle(w, c, c.service, action, r.Form) {
+		return
+	}
 	s.mu.Lock()
 	out, err := op.handle(s, c, r.Form)
 	s.mu.Unlock()

@@ -37,8 +37,10 @@ type Server struct {
 	clockOffset atomic.Int64
 
 	faults map[string]Faults
-	// lookups holds, per account, the times of recent LookupEvents calls,
-	// which CloudTrail throttles at 2 per second.
+	// quotas are AWS's request quotas, when switched on (quotas.go).
+	quotas quotaState
+	// lookups holds, per account and region, the times of recent
+	// LookupEvents calls, which CloudTrail throttles at 2 per second.
 	lookups map[string][]time.Time
 
 	// retryBackoff is how long Auto Scaling waits before it launches again
@@ -141,6 +143,7 @@ func (s *Server) Reset() {
 	s.calls = nil
 	s.faults = nil
 	s.lookups = nil
+	s.SetQuotas(QuotaSettings{})
 }
 
 // caller is who makes a request: an account's root, or an assumed role.
@@ -267,6 +270,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	case r.URL.Path == "/_sim/faults" && r.Method == http.MethodPost:
 		s.serveFaults(w, r)
+	case r.URL.Path == "/_sim/quotas" && (r.Method == http.MethodPost || r.Method == http.MethodGet):
+		s.serveQuotas(w, r)
 	case r.URL.Path == "/_sim/clock" && r.Method == http.MethodPost:
 		var req struct {
 			AdvanceSeconds float64 `json:"advance_seconds"`

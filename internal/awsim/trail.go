@@ -67,17 +67,19 @@ func (s *Server) cloudTrailLookupEvents(c caller, in map[string]json.RawMessage)
 		s.lookups = map[string][]time.Time{}
 	}
 	now := s.now()
-	recent := s.lookups[c.account][:0]
-	for _, t := range s.lookups[c.account] {
+	// Two per second per account and Region.
+	who := c.account + "/" + c.region
+	recent := s.lookups[who][:0]
+	for _, t := range s.lookups[who] {
 		if now.Sub(t) < time.Second {
 			recent = append(recent, t)
 		}
 	}
 	if len(recent) >= 2 {
-		s.lookups[c.account] = recent
+		s.lookups[who] = recent
 		return nil, errorf(http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
 	}
-	s.lookups[c.account] = append(recent, now)
+	s.lookups[who] = append(recent, now)
 	var attrs []struct{ AttributeKey, AttributeValue string }
 	if raw, ok := in["LookupAttributes"]; ok {
 		if err := json.Unmarshal(raw, &attrs); err != nil {
