@@ -167,29 +167,33 @@ func (l *Locker) Acquire(ctx context.Context) (*Lock, error) {
 	var lastOwner string
 	var lastSince time.Time
 	tookOver := false
-	for {
-		asked := time.Now()
-		err := l.create(ctx, l.name())
-		if err == nil {
-			lk := &Lock{l: l, asked: asked, askedWall: asked.Round(0), Waited: time.Since(start), TookOver: tookOver, recorded: make(chan struct{})}
-			// The holder is named while the caller starts its work.
-			go lk.recordOwner(ctx)
-			if ctx.Err() != nil { // stopped while the lock was being taken
-				return nil, errors.Join(fmt.Errorf("take the key policy lock %s: %w", l.name(), ctx.Err()), lk.Release(ctx))
+	// A waiting run polls with ListAliases (500 a second per account and
+	// Region) and tries CreateAlias (5 a second) only when the lock is
+	// gone, so runs that wait do not spend the quota the next holder's
+	// CreateAlias needs.
+	for tryCreate := true; ; {
+		if tryCreate {
+			asked := time.Now()
+			err := l.create(ctx, l.name())
+			if err == nil {
+				lk := &Lock{l: l, asked: asked, askedWall: asked.Round(0), Waited: time.Since(start), TookOver: tookOver, recorded: make(chan struct{})}
+				// The holder is named while the caller starts its work.
+				go lk.recordOwner(ctx)
+				if ctx.Err() != nil { // stopped while the lock was being taken
+					return nil, errors.Join(fmt.Errorf("take the key policy lock %s: %w", l.name(), ctx.Err()), lk.Release(ctx))
+				}
+				return lk, nil
 			}
-			return lk, nil
-		}
-		if !isCode(err, "AlreadyExistsException") {
-			return nil, fmt.Errorf("take the key policy lock %s: %w", l.name(), err)
+			if !isCode(err, "AlreadyExistsException") {
+				return nil, fmt.Errorf("take the key policy lock %s: %w", l.name(), err)
+			}
 		}
 		st, err := l.read(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if st.lock == nil { // released since: try again soon
-			if err := sleep(ctx, jitter(or(l.minBackoff, 200*time.Millisecond))); err != nil {
-				return nil, fmt.Errorf("wait for the key policy lock %s: %w", l.name(), err)
-			}
+		if st.lock == nil { // released since: try again
+			tryCreate = true
 			continue
 		}
 		if st.age() >= l.leaseTime() {
@@ -198,7 +202,7 @@ func (l *Locker) Acquire(ctx context.Context) (*Lock, error) {
 				return nil, err
 			}
 			if took {
-				tookOver = true
+				tookOver, tryCreate = true, true
 				continue
 			}
 		}
@@ -216,6 +220,7 @@ func (l *Locker) Acquire(ctx context.Context) (*Lock, error) {
 			return nil, fmt.Errorf("wait for the key policy lock %s: %w", l.name(), err)
 		}
 		backoff = min(2*backoff, or(l.maxBackoff, 2*time.Second))
+		tryCreate = false
 	}
 }
 
