@@ -96,14 +96,41 @@ func IsAutoScalingServiceLinkedRole(arn string) bool {
 // grantFor returns a grant that allows the request, or nil.
 func (k *Key) grantFor(c caller, action string, ctx map[string][]string, identityAllows bool) *Grant {
 	op := strings.TrimPrefix(action, "kms:")
-	for i := range k.Grants {
-		g := &k.Grants[i]
-		if !g.hasOperation(op) || !g.grantee(c, identityAllows) || !g.constraintsHold(ctx) {
-			continue
+	try := func(g *Grant) bool {
+		return g.hasOperation(op) && g.grantee(c, identityAllows) && g.constraintsHold(ctx)
+	}
+	if k.grantsByAccount != nil { // only a grant in the caller's account can name it
+		for _, i := range k.grantsByAccount[c.account] {
+			if try(&k.Grants[i]) {
+				return &k.Grants[i]
+			}
 		}
-		return g
+		return nil
+	}
+	for i := range k.Grants {
+		if try(&k.Grants[i]) {
+			return &k.Grants[i]
+		}
 	}
 	return nil
+}
+
+// arnAccount is the account field of an ARN (the fifth, between the
+// fourth and fifth colons), without allocating; "" when s has fewer.
+func arnAccount(s string) string {
+	start := 0
+	for field := 0; field < 4; field++ {
+		i := strings.IndexByte(s[start:], ':')
+		if i < 0 {
+			return ""
+		}
+		start += i + 1
+	}
+	end := strings.IndexByte(s[start:], ':')
+	if end < 0 {
+		return ""
+	}
+	return s[start : start+end]
 }
 
 func (g *Grant) hasOperation(op string) bool {
@@ -125,7 +152,7 @@ func (g *Grant) grantee(c caller, identityAllows bool) bool {
 	// Cheap filters before parsing: the grantee is in the caller's
 	// account; a role grantee ends with the caller's role name, an account
 	// grantee with ":root".
-	if c.account == "" || !strings.Contains(g.GranteePrincipal, ":"+c.account+":") {
+	if c.account == "" || arnAccount(g.GranteePrincipal) != c.account {
 		return false
 	}
 	if !strings.HasSuffix(g.GranteePrincipal, ":root") && (c.roleName == "" || !strings.HasSuffix(g.GranteePrincipal, "/"+c.roleName)) {

@@ -160,6 +160,7 @@ func PlanPatch(key Key, targets []Target, opts PlanOptions) (*Plan, error) {
 	if key.Policy == nil {
 		return nil, fmt.Errorf("plan key policy: %w", errNoPolicy)
 	}
+	key.indexGrants()
 	plan := &Plan{Before: key.Policy.raw, After: key.Policy.raw, Mode: PlanModeAccounts, Added: map[string][]string{}, OrgAccounts: map[string][]string{}}
 	pl := &planner{key: &key, keyARN: keyARN, opts: opts, plan: plan,
 		need:     map[string]map[string]bool{SidUseKey: {}, SidEC2Grants: {}, SidAutoScalingGrants: {}},

@@ -150,6 +150,7 @@ var networkKeys = map[string]bool{
 // Check gives the verdict: can every target launch, on each of its paths,
 // an image whose snapshots are encrypted with key?
 func Check(key Key, targets []Target) Verdict {
+	key.indexGrants()
 	v := Verdict{
 		OK:       true,
 		Key:      KeyInfo{ARN: key.ARN, Manager: key.Manager, State: key.State},

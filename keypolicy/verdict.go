@@ -73,6 +73,23 @@ type Key struct {
 	Usage   string // "ENCRYPT_DECRYPT", ...
 	Policy  *Policy
 	Grants  []Grant
+
+	// grantsByAccount indexes Grants by their grantee's account, built by
+	// Check and PlanPatch on their copy of the key: a key may hold a grant
+	// for each of hundreds of targets.
+	grantsByAccount map[string][]int
+}
+
+// indexGrants builds grantsByAccount.
+func (k *Key) indexGrants() {
+	if len(k.Grants) < 16 {
+		return // a scan is as quick
+	}
+	k.grantsByAccount = make(map[string][]int, len(k.Grants))
+	for i := range k.Grants {
+		a := arnAccount(k.Grants[i].GranteePrincipal)
+		k.grantsByAccount[a] = append(k.grantsByAccount[a], i)
+	}
 }
 
 // Grant is a KMS grant on the key, as ListGrants returns it.

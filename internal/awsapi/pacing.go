@@ -26,10 +26,12 @@ import (
 // caller's: AWS counts every request against the account of the
 // credentials that signed it, KMS's cross-account requests included.
 //
-// The client keeps to Headroom of AWS's rates and to buckets no larger
-// than that fraction of AWS's, so that what arrives at AWS stays inside
-// AWS's bucket even when the network bunches requests up; a run of few
-// calls is not slowed, its calls fit in the bucket. Throttles that other
+// The client keeps to AWS's rates, with buckets smaller than AWS's by what
+// ArrivalJitter can bunch up: requests sent within the client's bucket
+// reach AWS at most ArrivalJitter earlier or later than their neighbours,
+// so they stay within AWS's bucket; a run of few calls is not slowed, its
+// calls fit in the bucket, and a long run goes at the binding quota's rate
+// (slower would idle, faster would be throttled). Throttles that other
 // processes' calls cause in the same account are left to the retryer.
 //
 // The SDK's adaptive retry mode (retry.NewAdaptiveMode) does not replace
@@ -42,9 +44,11 @@ import (
 // from the simulator's (internal/awsim), so that a test can hold one
 // against the other.
 
-// Headroom is the fraction of AWS's request rates and bucket sizes the
-// client keeps to.
-const Headroom = 0.9
+// ArrivalJitter bounds how much earlier or later than its neighbours a
+// request can reach AWS than it was sent: two requests sent T apart arrive
+// at least T - 2×ArrivalJitter apart, so the client's bucket leaves
+// 2 × ArrivalJitter × rate tokens of AWS's free.
+const ArrivalJitter = 25 * time.Millisecond
 
 // pace is one of AWS's request quotas as the client reads it: its bucket,
 // refill rate per second and the bucket's size.
@@ -228,7 +232,8 @@ func parseScale(v string) (float64, error) {
 }
 
 // SetPacing scales every rate and bucket the client keeps to (AWS's
-// figures × scale × Headroom, buckets at least one token), for the whole
+// rates × scale, buckets × scale less the ArrivalJitter margin, at least
+// one token), for the whole
 // process, and starts every bucket afresh; 0 turns pacing off. The
 // default is PacingScaleEnv's value, else 1: AWS's published figures.
 // Against the simulator with scaled quotas (awsim's QuotaSettings.Scale),
@@ -260,7 +265,9 @@ func Pacing(service, operation, variant string) (group string, perSecond float64
 
 // scaled is the client's rate and bucket for AWS's quota p.
 func scaled(p pace, scale float64) (float64, int) {
-	return p.rate * scale * Headroom, int(math.Max(1, math.Floor(p.burst*scale*Headroom)))
+	r := p.rate * scale
+	margin := math.Ceil(2 * ArrivalJitter.Seconds() * r)
+	return r, int(math.Max(1, math.Floor(p.burst*scale)-margin))
 }
 
 // wait blocks until the bucket of k holds n tokens and takes them, or

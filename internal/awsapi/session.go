@@ -58,7 +58,7 @@ type AssumeRole struct {
 
 // MaxConcurrency is the most calls amigate has in flight to one service in
 // one region.
-const MaxConcurrency = 64
+const MaxConcurrency = 256
 
 // DefaultMaxRetries is how many times a call is retried when AWS throttles
 // it or fails inside (5xx, connection reset). The SDK's standard retryer

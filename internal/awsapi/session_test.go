@@ -215,7 +215,10 @@ func TestConnectionsAreReused(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	t.Logf("%d calls in flight: %d connections opened, then %d more", len(regions)*MaxConcurrency, first, opened-first)
-	if opened != first {
-		t.Fatalf("the second wave opened %d connections", opened-first)
+	// The second wave may open what the first did not need (a call of it
+	// that finished early left its connection to another), never more:
+	// with too small an idle pool, connections are closed and opened again.
+	if inFlight := len(regions) * MaxConcurrency; opened > inFlight {
+		t.Fatalf("%d connections opened for %d calls in flight at most", opened, inFlight)
 	}
 }

@@ -54,15 +54,7 @@ func (r *runState) apply(ctx context.Context) error {
 			})
 		}
 	}
-	units := len(jobs)
-	for _, region := range r.regions {
-		for _, ks := range r.images[region].keys {
-			if r.opts.CreateGrants && ks.plan != nil {
-				units += len(ks.plan.Grants)
-			}
-		}
-	}
-	r.track.start("apply", units)
+	r.track.start("apply", len(jobs)) // grantKey adds its grants
 	return forEach(ctx, len(jobs), r.parallelism, func(ctx context.Context, i int) error { return jobs[i](ctx) })
 }
 
@@ -374,11 +366,14 @@ func (r *runState) grantKey(ctx context.Context, ks *keyState) error {
 		return nil
 	}
 	var grants []keypolicy.Grant
+	r.mu.Lock()
 	for _, g := range ks.plan.Grants {
 		if !r.missingRoles[g.GranteePrincipal] { // no grant can name a role that does not exist
 			grants = append(grants, g)
 		}
 	}
+	r.mu.Unlock()
+	r.track.add(len(grants))
 	return forEach(ctx, len(grants), r.parallelism, func(ctx context.Context, i int) error {
 		defer r.track.done()
 		return r.createGrant(ctx, ks, grants[i])
@@ -456,6 +451,8 @@ func grantFix(ks *keyState, role, account string, fromTarget bool) string {
 }
 
 func (r *runState) target(account string) (Target, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, t := range r.opts.Targets {
 		if t.AccountID == account {
 			return t, true

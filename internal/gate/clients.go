@@ -160,42 +160,84 @@ func (c *clients) KMS(who principal, region string) kmsAPI {
 // forEach runs fn for each of n items, at most limit at once, and returns
 // the first error; the context given to fn is cancelled on the first error.
 func forEach(ctx context.Context, n, limit int, fn func(ctx context.Context, i int) error) error {
+	p := newPool(ctx, limit)
+	for i := 0; i < n && p.ctx.Err() == nil; i++ {
+		p.goBlocking(func(ctx context.Context) error { return fn(ctx, i) })
+	}
+	return p.Wait()
+}
+
+// pool runs jobs, also jobs added while others run, at most limit at once.
+// The first error cancels the others' context and is Wait's answer; a
+// panic in a job becomes that error, so that the run's deferred cleanup
+// still deletes what it created.
+type pool struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
+	first  error
+}
+
+func newPool(ctx context.Context, limit int) *pool {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, max(limit, 1))
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
-	for i := 0; i < n; i++ {
+	return &pool{ctx: ctx, cancel: cancel, sem: make(chan struct{}, max(limit, 1))}
+}
+
+// Go runs fn in the pool; it returns at once, fn waiting for a free slot.
+func (p *pool) Go(fn func(context.Context) error) {
+	p.wg.Add(1)
+	go func() {
 		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+		case p.sem <- struct{}{}:
+		case <-p.ctx.Done():
+			p.wg.Done()
+			return
 		}
-		if ctx.Err() != nil {
-			break
+		p.run(fn)
+	}()
+}
+
+// goBlocking waits for a free slot, then runs fn in the pool: a caller
+// adding many jobs starts no more goroutines than there are slots.
+func (p *pool) goBlocking(fn func(context.Context) error) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-p.ctx.Done():
+		return
+	}
+	p.wg.Add(1)
+	go p.run(fn)
+}
+
+// run runs fn holding a slot.
+func (p *pool) run(fn func(context.Context) error) {
+	defer p.wg.Done()
+	defer func() { <-p.sem }()
+	defer func() {
+		if v := recover(); v != nil {
+			p.fail(fmt.Errorf("internal error: %v\n%s", v, debug.Stack()))
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			fail := func(err error) { once.Do(func() { first = err; cancel() }) }
-			defer func() {
-				// A panic must not take the process down before the
-				// run's deferred cleanup deletes what it created.
-				if p := recover(); p != nil {
-					fail(fmt.Errorf("internal error: %v\n%s", p, debug.Stack()))
-				}
-			}()
-			if err := fn(ctx, i); err != nil {
-				fail(err)
-			}
-		}()
+	}()
+	if p.ctx.Err() != nil {
+		return
 	}
-	wg.Wait()
-	if first != nil {
-		return first
+	if err := fn(p.ctx); err != nil {
+		p.fail(err)
 	}
-	return ctx.Err()
+}
+
+func (p *pool) fail(err error) {
+	p.once.Do(func() { p.first = err; p.cancel() })
+}
+
+// Wait waits for every job and returns the first error, or the context's.
+func (p *pool) Wait() error {
+	p.wg.Wait()
+	defer p.cancel()
+	if p.first != nil {
+		return p.first
+	}
+	return p.ctx.Err()
 }

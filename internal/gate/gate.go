@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -35,7 +36,7 @@ func (e InputErrors) Error() string {
 }
 
 // DefaultParallelism bounds the API calls in flight at once.
-const DefaultParallelism = 64
+const DefaultParallelism = 256
 
 // Run runs the gate: inspect every AMI, check its keys, then share, patch
 // and grant as configured, and re-evaluate every target's paths. A report
@@ -77,6 +78,9 @@ type runState struct {
 	// findings, to put on the paths again when the paths are verified
 	// again.
 	failedLaunches []failedLaunch
+	// explicit are the target blocks (the targets found in the target
+	// organizations come after them in opts.Targets).
+	explicit []Target
 	// track counts the units of work done and the targets failing, for
 	// opts.OnStatus.
 	track tracker
@@ -163,8 +167,7 @@ func (r *runState) run(ctx context.Context) (rep *Report, err error) {
 		name string
 		fn   func(context.Context) error
 	}{
-		{"organizations", r.resolveOrganizations},
-		{"inspect", r.inspect},
+		{"inspect", r.discover},
 		{"check keys", r.checkKeys},
 		{"apply", r.apply},
 		{"verify", r.verify},
@@ -237,6 +240,8 @@ func (r *runState) targetRegions(t Target) []string {
 }
 
 func (r *runState) targetsIn(region string) []Target {
+	r.mu.Lock() // the walk of the target organizations adds targets
+	defer r.mu.Unlock()
 	var out []Target
 	for _, t := range r.opts.Targets {
 		for _, tr := range r.targetRegions(t) {
@@ -265,24 +270,7 @@ func (t Target) principal() principal { return principal{roleARN: t.RoleARN, ext
 // checkKeys applies the key checks of DESIGN §1.1 and stops the run before
 // any change when one fails.
 func (r *runState) checkKeys(ctx context.Context) error {
-	var findings []keypolicy.Finding
-	for _, region := range r.regions {
-		im := r.images[region]
-		for _, sn := range im.snapshots {
-			if !sn.encrypted {
-				sev := keypolicy.SeverityError
-				if r.opts.AllowUnencrypted {
-					sev = keypolicy.SeverityWarning
-				}
-				findings = append(findings, keypolicy.Finding{Code: keypolicy.CodeUnencryptedSnapshot, Severity: sev, Actions: []string{},
-					Message: fmt.Sprintf("snapshot %s (%s) of %s in %s is not encrypted", sn.id, sn.device, im.id, region),
-					Fix:     "bake the image encrypted with a customer managed key (encrypt_boot = true and kms_key_id in the amazon builder), or set allow_unencrypted = true"})
-			}
-		}
-		for _, ks := range im.keys {
-			findings = append(findings, keypolicy.CheckKeyMetadata(ks.key)...)
-		}
-	}
+	findings := r.keyFindings()
 	r.report.Findings = append(r.report.Findings, findings...)
 	for _, f := range findings {
 		if f.Severity == keypolicy.SeverityError {
@@ -305,7 +293,11 @@ func (r *runState) checkKeys(ctx context.Context) error {
 	var keys []*keyState
 	for _, region := range r.regions {
 		for _, ks := range r.images[region].keys {
-			ks.targets, ks.planning = r.keyTargets(region), r.planning()
+			ks.targets = r.keyTargets(region)
+			ks.planning = r.planning()
+			if ks.orgEarly { // decided while the organization was walked
+				ks.planning.auto = false
+			}
 			keys = append(keys, ks)
 		}
 	}
@@ -315,20 +307,56 @@ func (r *runState) checkKeys(ctx context.Context) error {
 	})
 }
 
+// keyFindings are the key checks' findings (DESIGN §1.1): unencrypted
+// snapshots, and keys that are AWS managed, not enabled or not symmetric.
+func (r *runState) keyFindings() []keypolicy.Finding {
+	var findings []keypolicy.Finding
+	for _, region := range r.regions {
+		im := r.images[region]
+		for _, sn := range im.snapshots {
+			if !sn.encrypted {
+				sev := keypolicy.SeverityError
+				if r.opts.AllowUnencrypted {
+					sev = keypolicy.SeverityWarning
+				}
+				findings = append(findings, keypolicy.Finding{Code: keypolicy.CodeUnencryptedSnapshot, Severity: sev, Actions: []string{},
+					Message: fmt.Sprintf("snapshot %s (%s) of %s in %s is not encrypted", sn.id, sn.device, im.id, region),
+					Fix:     "bake the image encrypted with a customer managed key (encrypt_boot = true and kms_key_id in the amazon builder), or set allow_unencrypted = true"})
+			}
+		}
+		for _, ks := range im.keys {
+			findings = append(findings, keypolicy.CheckKeyMetadata(ks.key)...)
+		}
+	}
+	return findings
+}
+
 // keyTargets are the targets of a region, as keypolicy sees them.
 func (r *runState) keyTargets(region string) []keypolicy.Target {
 	var out []keypolicy.Target
 	for _, t := range r.targetsIn(region) {
-		roles := append([]string(nil), r.asgRoles[t.AccountID][region]...)
-		for _, arn := range append(t.ServiceLinkedRoleARNs, r.discoveredRoles[t.AccountID]...) {
-			if !contains(roles, arn) {
-				roles = append(roles, arn)
-			}
-		}
-		out = append(out, keypolicy.Target{Account: t.AccountID, ASGRoles: roles, Paths: t.Paths, GrantFromSource: r.grantFrom(t) == GrantFromSource,
-			OrgPath: r.orgPath(t.AccountID)})
+		out = append(out, r.keyTarget(t, region))
 	}
 	return out
+}
+
+// keyTarget is a target in a region, as keypolicy sees it.
+func (r *runState) keyTarget(t Target, region string) keypolicy.Target {
+	path := r.orgPath(t.AccountID)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	roles := append([]string(nil), r.asgRoles[t.AccountID][region]...)
+	for _, arn := range append(t.ServiceLinkedRoleARNs, r.discoveredRoles[t.AccountID]...) {
+		if !contains(roles, arn) {
+			roles = append(roles, arn)
+		}
+	}
+	return keypolicy.Target{Account: t.AccountID, ASGRoles: roles, Paths: t.Paths, GrantFromSource: r.grantFrom(t) == GrantFromSource, OrgPath: path}
+}
+
+// inRegion reports whether a target launches in region.
+func (r *runState) inRegion(t Target, region string) bool {
+	return slices.Contains(r.targetRegions(t), region)
 }
 
 func contains(list []string, s string) bool {

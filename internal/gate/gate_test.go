@@ -80,7 +80,7 @@ func (s *sim) runInstance(t *testing.T, account, region, ami string) (bool, stri
 	return inst.State.Name == ec2types.InstanceStateNameRunning || inst.State.Name == ec2types.InstanceStateNamePending, reason
 }
 
-func (s *sim) keyPolicy(t *testing.T, region string) string {
+func (s *sim) keyPolicy(t testing.TB, region string) string {
 	t.Helper()
 	out, err := kms.NewFromConfig(s.config(owner, region)).GetKeyPolicy(context.Background(), &kms.GetKeyPolicyInput{KeyId: aws.String("alias/golden-ami"), PolicyName: aws.String("default")})
 	if err != nil {

@@ -49,6 +49,9 @@ type keyState struct {
 	planning planning
 	plan     *keypolicy.Plan
 	planErr  error
+	// orgEarly is set when the stream decided, while the organization was
+	// walked, that the key's policy names the organization.
+	orgEarly bool
 	// grantFailures are findings from grants that could not be created, by
 	// grantee; unverified, what a dry run could not check about a grant.
 	grantFailures, unverified map[string]keypolicy.Finding
@@ -85,71 +88,6 @@ func (ks *keyState) replan(p *keypolicy.Policy) error {
 	return nil
 }
 
-// inspect reads every AMI, its snapshots, their keys and the launch
-// permissions, and each target's Auto Scaling groups, concurrently.
-func (r *runState) inspect(ctx context.Context) error {
-	for _, region := range r.regions {
-		r.images[region] = &imageState{region: region, id: r.opts.AMIs[region]}
-	}
-	jobs := []func(context.Context) error{}
-	for _, region := range r.regions {
-		im := r.images[region]
-		jobs = append(jobs, func(ctx context.Context) error { return r.inspectImage(ctx, im) })
-	}
-	var (
-		asgResults []asgResult
-		asgJobs    []func(context.Context) error
-	)
-	for ti, t := range r.opts.Targets {
-		if t.RoleARN == "" {
-			continue
-		}
-		if len(t.AutoScalingGroups) == 0 && len(t.ServiceLinkedRoleARNs) == 0 && hasASGPath(t) {
-			// The grant will name the account's default Auto Scaling role,
-			// which exists only once Auto Scaling made it. Asking IAM also
-			// assumes the role now, while the images are read, rather
-			// than on the critical path of the grants.
-			region := r.targetRegions(t)[0]
-			jobs = append(jobs, func(ctx context.Context) error { return r.checkDefaultRole(ctx, t, region) })
-		}
-		if r.opts.Audit && hasASGPath(t) {
-			jobs = append(jobs, func(ctx context.Context) error { return r.discoverAutoScalingRoles(ctx, t, r.targetRegions(t)[0]) })
-		}
-		for _, region := range r.targetRegions(t) {
-			if len(t.AutoScalingGroups) == 0 {
-				continue
-			}
-			i := len(asgResults)
-			asgResults = append(asgResults, asgResult{target: ti, region: region})
-			asgJobs = append(asgJobs, func(ctx context.Context) error { return r.readGroups(ctx, t, region, &asgResults[i]) })
-		}
-	}
-	jobs = append(jobs, asgJobs...)
-	r.track.start("inspect", len(jobs))
-	if err := forEach(ctx, len(jobs), r.parallelism, func(ctx context.Context, i int) error {
-		defer r.track.done()
-		return jobs[i](ctx)
-	}); err != nil {
-		return err
-	}
-	if errs := r.collectGroups(asgResults); len(errs) > 0 {
-		return InputErrors(errs)
-	}
-	for _, region := range r.regions {
-		im := r.images[region]
-		info := ImageInfo{Region: region, ID: im.id, Name: im.name, Snapshots: []SnapshotInfo{}}
-		for _, sn := range im.snapshots {
-			info.Snapshots = append(info.Snapshots, SnapshotInfo{ID: sn.id, Device: sn.device, Encrypted: sn.encrypted, Key: sn.key})
-		}
-		r.report.Images = append(r.report.Images, info)
-		for _, ks := range im.keys {
-			r.report.Keys = append(r.report.Keys, KeyInfo{KeyInfo: keypolicy.KeyInfo{ARN: ks.key.ARN, Manager: ks.key.Manager, State: ks.key.State}, Region: region})
-		}
-		r.say(fmt.Sprintf("inspected %s in %s: %d snapshot(s), %d key(s)", im.id, region, len(im.snapshots), len(im.keys)))
-	}
-	return nil
-}
-
 // inspectImage reads one AMI: DescribeImages, then its snapshots and keys
 // and its launch permissions side by side.
 func (r *runState) inspectImage(ctx context.Context, im *imageState) error {
@@ -163,7 +101,7 @@ func (r *runState) inspectImage(ctx context.Context, im *imageState) error {
 	}
 	img := out.Images[0]
 	var errs InputErrors
-	for i, t := range r.opts.Targets {
+	for i, t := range r.explicit {
 		if t.AccountID == aws.ToString(img.OwnerId) {
 			errs = append(errs, FieldError{Field: fmt.Sprintf("target[%d].account_id", i), Value: t.AccountID, Problem: "owns " + im.id + ": the source account is not a target"})
 		}
@@ -409,7 +347,6 @@ func (r *runState) discoverAutoScalingRoles(ctx context.Context, t Target, regio
 
 // asgResult is what one DescribeAutoScalingGroups in a target found.
 type asgResult struct {
-	target int
 	region string
 	found  map[string]string // group name → service-linked role ARN
 }
@@ -436,47 +373,50 @@ func (r *runState) readGroups(ctx context.Context, t Target, region string, res 
 	return nil
 }
 
-// collectGroups records each target's service-linked roles by region and
-// reports the groups found in none of the target's regions.
-func (r *runState) collectGroups(results []asgResult) []FieldError {
-	found := map[int]map[string]bool{}
+// recordGroups records the service-linked roles of a target's groups, by
+// region, as they were found.
+func (r *runState) recordGroups(t Target, results []asgResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, res := range results {
-		t := r.opts.Targets[res.target]
-		if found[res.target] == nil {
-			found[res.target] = map[string]bool{}
-		}
 		if r.asgRoles[t.AccountID] == nil {
 			r.asgRoles[t.AccountID] = map[string][]string{}
 		}
-		names := make([]string, 0, len(res.found))
-		for name := range res.found {
-			names = append(names, name)
-		}
-		sort.Strings(names)
 		where := t.AccountID + "/" + res.region
 		if r.groupsFound[where] == nil {
 			r.groupsFound[where] = map[string]bool{}
 		}
-		for _, name := range names {
-			found[res.target][name] = true
+		for _, name := range sortedKeys(res.found) {
 			r.groupsFound[where][name] = true
 			if role := res.found[name]; !contains(r.asgRoles[t.AccountID][res.region], role) {
 				r.asgRoles[t.AccountID][res.region] = append(r.asgRoles[t.AccountID][res.region], role)
 			}
 		}
 	}
+}
+
+// missingGroups reports the groups of the target blocks found in none of
+// their regions. organization_targets names the groups of every account,
+// and an account may have none of them: that is only said.
+func (r *runState) missingGroups(targets []Target, first int) []FieldError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var errs []FieldError
-	for ti := range found {
-		t := r.opts.Targets[ti]
+	for i, t := range targets {
+		if t.RoleARN == "" {
+			continue
+		}
 		for _, name := range t.AutoScalingGroups {
-			if !found[ti][name] && t.member {
-				// organization_targets names the groups of every account;
-				// an account may have none of them.
-				r.say(fmt.Sprintf("! %s has no Auto Scaling group %s in %v", t.AccountID, name, r.targetRegions(t)))
-				continue
+			found := false
+			for _, region := range r.targetRegions(t) {
+				found = found || r.groupsFound[t.AccountID+"/"+region][name]
 			}
-			if !found[ti][name] {
-				errs = append(errs, FieldError{Field: fmt.Sprintf("target[%d].autoscaling_groups", ti), Value: name,
+			switch {
+			case found:
+			case t.member:
+				r.say(fmt.Sprintf("! %s has no Auto Scaling group %s in %v", t.AccountID, name, r.targetRegions(t)))
+			default:
+				errs = append(errs, FieldError{Field: fmt.Sprintf("target[%d].autoscaling_groups", first+i), Value: name,
 					Problem: fmt.Sprintf("no such Auto Scaling group in account %s in %v", t.AccountID, r.targetRegions(t))})
 			}
 		}

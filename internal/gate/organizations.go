@@ -83,17 +83,36 @@ func (r *runState) orgRegion() string {
 // path for the verdict (aws:PrincipalOrgPaths), skips and reports accounts
 // that are not active, leaves out the excluded ones and the source account,
 // and adds a target for each other account, as organization_targets says,
-// unless it has a target block of its own.
-func (r *runState) resolveOrganizations(ctx context.Context) error {
-	if len(r.opts.TargetOrganizations)+len(r.opts.TargetOrganizationalUnits) == 0 {
-		return nil
-	}
+// unless it has a target block of its own. It calls scoped once the
+// organization and its target OUs are known to exist (r.org is set), and
+// found with each target as the page that holds it arrives, so the run
+// works on the first accounts while it still lists the others.
+func (r *runState) resolveOrganizations(ctx context.Context, scoped func(), found func(Target)) error {
 	who := source
 	if r.opts.OrganizationsRoleARN != "" {
 		who = principal{roleARN: r.opts.OrganizationsRoleARN}
 	}
 	oc := r.cl.Organizations(who, r.orgRegion())
-	out, err := oc.DescribeOrganization(ctx, &organizations.DescribeOrganizationInput{})
+	// Who the source is, the organization and its roots, side by side.
+	var (
+		out                    *organizations.DescribeOrganizationOutput
+		roots                  []string
+		src                    caller
+		err, rootsErr, callErr error
+	)
+	_ = forEach(ctx, 3, 3, func(ctx context.Context, i int) error {
+		switch i {
+		case 0:
+			out, err = oc.DescribeOrganization(ctx, &organizations.DescribeOrganizationInput{})
+		case 1:
+			if len(r.opts.TargetOrganizations) > 0 {
+				roots, rootsErr = listRoots(ctx, oc)
+			}
+		case 2:
+			src, callErr = r.sourceCaller(ctx, r.regions[0])
+		}
+		return nil
+	})
 	if err != nil {
 		if isCode(err, "AWSOrganizationsNotInUseException") {
 			return fmt.Errorf("describe the target organization: the account of amigate's credentials belongs to no organization: %w", err)
@@ -112,9 +131,8 @@ func (r *runState) resolveOrganizations(ctx context.Context) error {
 		}
 		org.whole = true
 	}
-	roots, err := listRoots(ctx, oc)
-	if err != nil {
-		return orgAccessError(err, org, r.opts.OrganizationsRoleARN)
+	if rootsErr != nil {
+		return orgAccessError(rootsErr, org, r.opts.OrganizationsRoleARN)
 	}
 	var starts []orgParent
 	if org.whole {
@@ -122,40 +140,55 @@ func (r *runState) resolveOrganizations(ctx context.Context) error {
 			starts = append(starts, orgParent{id: root, path: org.id + "/" + root + "/"})
 		}
 	}
-	for _, v := range r.opts.TargetOrganizationalUnits {
+	// Each OU's path, read up to the root, all OUs at once.
+	ous := r.opts.TargetOrganizationalUnits
+	paths, pathErrs := make([]string, len(ous)), make([]error, len(ous))
+	_ = forEach(ctx, len(ous), r.parallelism, func(ctx context.Context, i int) error {
+		id, _ := OrganizationalUnitID(ous[i])
+		if !strings.HasPrefix(ous[i], "arn:") || strings.Contains(ous[i], ":ou/"+org.id+"/") {
+			paths[i], pathErrs[i] = ouPath(ctx, oc, org.id, id)
+		}
+		return nil
+	})
+	for i, v := range ous {
 		id, _ := OrganizationalUnitID(v)
-		if strings.HasPrefix(v, "arn:") && !strings.Contains(v, ":ou/"+org.id+"/") {
+		switch err := pathErrs[i]; {
+		case strings.HasPrefix(v, "arn:") && !strings.Contains(v, ":ou/"+org.id+"/"):
 			errs = append(errs, FieldError{Field: "target_organizational_units", Value: v, Problem: "is not in organization " + org.id + ", the one amigate's credentials list"})
 			continue
-		}
-		path, err := ouPath(ctx, oc, org.id, id)
-		if isCode(err, "ChildNotFoundException", "OrganizationalUnitNotFoundException", "InvalidInputException") {
+		case isCode(err, "ChildNotFoundException", "OrganizationalUnitNotFoundException", "InvalidInputException"):
 			errs = append(errs, FieldError{Field: "target_organizational_units", Value: v, Problem: "no such organizational unit in organization " + org.id})
 			continue
-		}
-		if err != nil {
+		case err != nil:
 			return orgAccessError(err, org, r.opts.OrganizationsRoleARN)
 		}
-		org.units[id] = orgUnit{arn: "arn:" + partitionOf(org.arn) + ":organizations::" + org.management + ":ou/" + org.id + "/" + id, path: path}
+		org.units[id] = orgUnit{arn: "arn:" + partitionOf(org.arn) + ":organizations::" + org.management + ":ou/" + org.id + "/" + id, path: paths[i]}
 		if !org.whole {
-			starts = append(starts, orgParent{id: id, path: path})
+			starts = append(starts, orgParent{id: id, path: paths[i]})
 		}
 	}
 	if len(errs) > 0 {
 		return InputErrors(errs)
 	}
-	found, err := r.walkOrganization(ctx, oc, coveringParents(starts))
-	if err != nil {
-		return orgAccessError(err, org, r.opts.OrganizationsRoleARN)
-	}
 	// The source account owns the AMI (sharing needs it to): it is not a
 	// target even where its organization is.
-	c, err := r.sourceCaller(ctx, r.regions[0])
-	if err != nil {
-		return err
+	if callErr != nil {
+		return callErr
 	}
-	a, _ := keypolicy.ParseARN(c.arn)
-	r.adoptOrganizationTargets(org, found, a.Account)
+	a, _ := keypolicy.ParseARN(src.arn)
+	adopt := r.newOrgAdoption(org, a.Account)
+	r.mu.Lock()
+	r.org, r.report.Organization = org, adopt.info
+	r.mu.Unlock()
+	scoped()
+	if err := r.walkOrganization(ctx, oc, coveringParents(starts), func(page []orgAccount) {
+		for _, t := range adopt.add(page) {
+			found(t)
+		}
+	}); err != nil {
+		return orgAccessError(err, org, r.opts.OrganizationsRoleARN)
+	}
+	adopt.finish()
 	return nil
 }
 
@@ -185,37 +218,35 @@ func coveringParents(ps []orgParent) []orgParent {
 }
 
 // walkOrganization lists, level by level and every parent of a level at
-// once, the accounts and OUs under the starting parents.
-func (r *runState) walkOrganization(ctx context.Context, oc organizationsAPI, level []orgParent) ([]orgAccount, error) {
-	var (
-		mu       sync.Mutex
-		accounts []orgAccount
-	)
+// once, the accounts and OUs under the starting parents, handing each page
+// of accounts to page as it arrives (calls to it are serialised).
+func (r *runState) walkOrganization(ctx context.Context, oc organizationsAPI, level []orgParent, page func([]orgAccount)) error {
+	var mu sync.Mutex
 	for len(level) > 0 {
 		var next []orgParent
-		err := forEach(ctx, len(level), r.parallelism, func(ctx context.Context, i int) error {
-			p := level[i]
-			accts, err := listAccounts(ctx, oc, p)
-			if err != nil {
+		// A parent's OUs and accounts side by side: they are paced by
+		// buckets of their own.
+		err := forEach(ctx, 2*len(level), r.parallelism, func(ctx context.Context, i int) error {
+			p := level[i/2]
+			if i%2 == 0 {
+				units, err := listUnits(ctx, oc, p)
+				mu.Lock()
+				next = append(next, units...)
+				mu.Unlock()
 				return err
 			}
-			units, err := listUnits(ctx, oc, p)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			accounts = append(accounts, accts...)
-			next = append(next, units...)
-			return nil
+			return listAccounts(ctx, oc, p, func(accts []orgAccount) {
+				mu.Lock()
+				defer mu.Unlock()
+				page(accts)
+			})
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		level = next
 	}
-	sort.Slice(accounts, func(i, j int) bool { return accounts[i].id < accounts[j].id })
-	return accounts, nil
+	return nil
 }
 
 func listRoots(ctx context.Context, oc organizationsAPI) ([]string, error) {
@@ -233,19 +264,21 @@ func listRoots(ctx context.Context, oc organizationsAPI) ([]string, error) {
 	return roots, nil
 }
 
-func listAccounts(ctx context.Context, oc organizationsAPI, parent orgParent) ([]orgAccount, error) {
-	var out []orgAccount
+// listAccounts lists the accounts of a parent, handing each page on.
+func listAccounts(ctx context.Context, oc organizationsAPI, parent orgParent, page func([]orgAccount)) error {
 	p := organizations.NewListAccountsForParentPaginator(oc, &organizations.ListAccountsForParentInput{ParentId: aws.String(parent.id)})
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+		out, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("list the accounts of %s: %w", parent.id, err)
+			return fmt.Errorf("list the accounts of %s: %w", parent.id, err)
 		}
-		for _, a := range page.Accounts {
-			out = append(out, orgAccount{id: aws.ToString(a.Id), name: aws.ToString(a.Name), state: accountState(a), path: parent.path})
+		accts := make([]orgAccount, 0, len(out.Accounts))
+		for _, a := range out.Accounts {
+			accts = append(accts, orgAccount{id: aws.ToString(a.Id), name: aws.ToString(a.Name), state: accountState(a), path: parent.path})
 		}
+		page(accts)
 	}
-	return out, nil
+	return nil
 }
 
 // accountState is the account's State, or its Status where State is not
@@ -303,53 +336,79 @@ func ouPath(ctx context.Context, oc organizationsAPI, orgID, ou string) (string,
 	return b.String(), nil
 }
 
-// adoptOrganizationTargets makes the accounts found targets.
-func (r *runState) adoptOrganizationTargets(org *orgState, found []orgAccount, sourceAccount string) {
-	excluded := map[string]bool{}
-	for _, a := range r.opts.ExcludeAccounts {
-		excluded[a] = true
+// orgAdoption makes the accounts of the organization targets targets, a
+// page at a time.
+type orgAdoption struct {
+	r        *runState
+	org      *orgState
+	info     *OrganizationInfo
+	source   string
+	excluded map[string]bool
+	explicit map[string]bool
+}
+
+func (r *runState) newOrgAdoption(org *orgState, source string) *orgAdoption {
+	a := &orgAdoption{r: r, org: org, source: source, excluded: map[string]bool{}, explicit: map[string]bool{},
+		info: &OrganizationInfo{ID: org.id, ManagementAccount: org.management, Whole: org.whole, Units: sortedKeys(org.units),
+			Excluded: append([]string{}, r.opts.ExcludeAccounts...), Skipped: []SkippedAccount{}}}
+	for _, x := range r.opts.ExcludeAccounts {
+		a.excluded[x] = true
 	}
-	explicit := map[string]int{}
-	for i, t := range r.opts.Targets {
-		explicit[t.AccountID] = i
+	for _, t := range r.opts.Targets {
+		a.explicit[t.AccountID] = true
 	}
-	info := &OrganizationInfo{ID: org.id, ManagementAccount: org.management, Whole: org.whole, Units: sortedKeys(org.units),
-		Excluded: append([]string{}, r.opts.ExcludeAccounts...), Skipped: []SkippedAccount{}}
-	m := r.opts.OrganizationTargets
-	for _, a := range found {
-		org.paths[a.id] = a.path
+	return a
+}
+
+// add records a page of accounts, and returns the new targets among them,
+// as organization_targets describes them.
+func (a *orgAdoption) add(page []orgAccount) []Target {
+	r, m := a.r, a.r.opts.OrganizationTargets
+	var out []Target
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, acct := range page {
+		a.org.paths[acct.id] = acct.path
 		switch {
-		case excluded[a.id]:
+		case a.excluded[acct.id]:
 			continue
-		case a.state != string(orgtypes.AccountStateActive):
-			info.Skipped = append(info.Skipped, SkippedAccount{Account: a.id, Name: a.name, State: a.state, Path: a.path,
+		case acct.state != string(orgtypes.AccountStateActive):
+			a.info.Skipped = append(a.info.Skipped, SkippedAccount{Account: acct.id, Name: acct.name, State: acct.state, Path: acct.path,
 				Reason: "not active: nothing can launch in it"})
 			continue
-		case a.id == sourceAccount:
+		case acct.id == a.source:
 			continue // the AMI's owner launches its own image
 		}
-		org.members[a.id] = true
-		info.Accounts++
-		if _, ok := explicit[a.id]; ok {
+		a.org.members[acct.id] = true
+		a.info.Accounts++
+		if a.explicit[acct.id] {
 			continue
 		}
-		t := Target{AccountID: a.id, Regions: m.Regions, ExternalID: m.ExternalID, AutoScalingGroups: m.AutoScalingGroups, Paths: m.Paths, member: true}
+		t := Target{AccountID: acct.id, Regions: m.Regions, ExternalID: m.ExternalID, AutoScalingGroups: m.AutoScalingGroups, Paths: m.Paths, member: true}
 		if m.RoleName != "" {
-			t.RoleARN = "arn:" + partitionOf(org.arn) + ":iam::" + a.id + ":role/" + m.RoleName
+			t.RoleARN = "arn:" + partitionOf(a.org.arn) + ":iam::" + acct.id + ":role/" + m.RoleName
 		}
 		r.opts.Targets = append(r.opts.Targets, t)
+		out = append(out, t)
 	}
-	r.org = org
-	r.report.Organization = info
+	return out
+}
+
+// finish reports what the walk found.
+func (a *orgAdoption) finish() {
+	r, info := a.r, a.info
+	sort.Slice(info.Skipped, func(i, j int) bool { return info.Skipped[i].Account < info.Skipped[j].Account })
 	for _, s := range info.Skipped {
 		r.say(fmt.Sprintf("! %s (%s) in %s is %s: skipped", s.Account, s.Name, s.Path, s.State))
 	}
-	r.say(fmt.Sprintf("organization %s: %d account(s) to gate, %d excluded, %d skipped", org.id, info.Accounts, len(info.Excluded), len(info.Skipped)))
+	r.say(fmt.Sprintf("organization %s: %d account(s) to gate, %d excluded, %d skipped", a.org.id, info.Accounts, len(info.Excluded), len(info.Skipped)))
 }
 
-// orgTarget reports whether the organization targets cover an account,
-// and its organization path when the run found it.
+// orgPath is an account's organization path (aws:PrincipalOrgPaths), when
+// the run found it in the target organizations.
 func (r *runState) orgPath(account string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.org == nil {
 		return ""
 	}

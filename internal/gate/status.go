@@ -41,6 +41,14 @@ func (t *tracker) start(step string, total int) {
 	t.emit()
 }
 
+// add grows the current step by n units, found as it goes.
+func (t *tracker) add(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.st.Total += n
+	t.emit()
+}
+
 // done ends one unit of the current step.
 func (t *tracker) done() {
 	t.mu.Lock()
