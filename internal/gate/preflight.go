@@ -20,6 +20,15 @@ type PreflightOptions struct {
 	KeyID string
 	// Targets, when given, are checked for what no key-policy patch can fix.
 	Targets []Target
+	// The accounts of target organizations and OUs, found through AWS
+	// Organizations, are checked too (Options has the same fields).
+	TargetOrganizations       []string
+	TargetOrganizationalUnits []string
+	ExcludeAccounts           []string
+	OrganizationsRoleARN      string
+	KeyPolicyPrincipals       string
+	// MemberPaths are the launch paths of those accounts.
+	MemberPaths []keypolicy.Path
 }
 
 // PreflightReport is the outcome of the early checks.
@@ -32,6 +41,8 @@ type PreflightReport struct {
 	// statement Sid, and Grants the grants it will create.
 	Planned map[string][]string `json:"planned"`
 	Grants  []string            `json:"grants"`
+	// Organization is where the organization targets were found.
+	Organization *OrganizationInfo `json:"organization,omitempty"`
 }
 
 // Preflight checks the key a build will encrypt with (DESIGN §1.1), and,
@@ -57,10 +68,27 @@ func Preflight(ctx context.Context, opts PreflightOptions, sessions Sessions, pr
 			errs = append(errs, FieldError{Field: fmt.Sprintf("target[%d].account_id", i), Value: t.AccountID, Problem: "not a 12-digit AWS account id"})
 		}
 	}
+	ro := Options{Targets: opts.Targets, TargetOrganizations: opts.TargetOrganizations, TargetOrganizationalUnits: opts.TargetOrganizationalUnits,
+		ExcludeAccounts: opts.ExcludeAccounts, OrganizationsRoleARN: opts.OrganizationsRoleARN, KeyPolicyPrincipals: opts.KeyPolicyPrincipals,
+		OrganizationTargets: MemberTargets{Paths: opts.MemberPaths}}
+	explicit := map[string]bool{}
+	for _, t := range opts.Targets {
+		explicit[t.AccountID] = true
+	}
+	errs = append(errs, ro.validateOrganizations(explicit)...)
+	if ro.KeyPolicyPrincipals != "" {
+		oneOf(&errs, "key_policy_principals", ro.KeyPolicyPrincipals, PrincipalsAuto, PrincipalsAccounts, PrincipalsOrganization)
+	}
 	if len(errs) > 0 {
 		return nil, InputErrors(errs)
 	}
-	r := newRun(Options{Targets: opts.Targets}, sessions, progress)
+	r := newRun(ro, sessions, progress)
+	r.regions, r.explicit = []string{opts.Region}, opts.Targets
+	if len(ro.TargetOrganizations)+len(ro.TargetOrganizationalUnits) > 0 {
+		if err := r.resolveOrganizations(ctx, func() {}, func(Target) {}); err != nil {
+			return nil, err
+		}
+	}
 	kc := r.cl.KMS(source, opts.Region)
 	out, err := kc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(opts.KeyID)})
 	if isCode(err, "NotFoundException", "InvalidArnException") {
@@ -74,9 +102,8 @@ func Preflight(ctx context.Context, opts PreflightOptions, sessions Sessions, pr
 		return nil, err
 	}
 	rep := &PreflightReport{OK: true, Key: keypolicy.KeyInfo{ARN: ks.key.ARN, Manager: ks.key.Manager, State: ks.key.State},
-		Findings: keypolicy.CheckKeyMetadata(ks.key), Planned: map[string][]string{}, Grants: []string{}}
-	if len(rep.Findings) == 0 && len(opts.Targets) > 0 {
-		r.regions = []string{opts.Region}
+		Findings: keypolicy.CheckKeyMetadata(ks.key), Planned: map[string][]string{}, Grants: []string{}, Organization: r.report.Organization}
+	if len(rep.Findings) == 0 && len(r.opts.Targets) > 0 {
 		ks.targets = r.keyTargets(opts.Region)
 		ks.planning = r.planning()
 		plan, err := ks.planning.plan(ks.key, ks.targets)

@@ -54,3 +54,36 @@ func TestPreflight(t *testing.T) {
 		t.Fatalf("unknown key: %v", err)
 	}
 }
+
+// Before the bake, the accounts of a target OU are checked like target
+// blocks: a Deny that no patch can lift for one of them fails the build in
+// seconds, the suspended account is reported, and an OU that does not
+// exist is bad input.
+func TestPreflightChecksTheAccountsOfAnOU(t *testing.T) {
+	ctx := context.Background()
+	deny := strings.Replace(defaultPolicy, "\n  ]", `,
+    {"Sid": "not this one", "Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalAccount": "`+webAcct+`"}}}
+  ]`, 1)
+	s := startWorld(t, testWorld{policy: deny, targets: []string{target, target2, webAcct, devAcct}, organizations: orgWorld(owner)})
+	opts := PreflightOptions{Region: "us-east-1", KeyID: "alias/golden-ami", TargetOrganizations: []string{orgID}}
+	rep, err := Preflight(ctx, opts, s.sessions(t), nil)
+	if err != nil || rep.OK || len(rep.Findings) == 0 || !strings.Contains(rep.Findings[0].Message, "not this one") {
+		t.Fatalf("a Deny on an account of the organization: %v %+v", err, rep)
+	}
+	if o := rep.Organization; o == nil || o.Accounts != 3 || len(o.Skipped) != 1 || o.Skipped[0].Account != devAcct {
+		t.Fatalf("organization: %+v", rep.Organization)
+	}
+	if m := s.mutations(); len(m) != 0 {
+		t.Fatalf("preflight changed %v", m)
+	}
+	opts.ExcludeAccounts = []string{webAcct}
+	if rep, err := Preflight(ctx, opts, s.sessions(t), nil); err != nil || !rep.OK {
+		t.Fatalf("with the denied account excluded: %v %+v", err, rep)
+	}
+	opts.TargetOrganizations, opts.TargetOrganizationalUnits = nil, []string{"ou-ex12-nosuch01"}
+	_, err = Preflight(ctx, opts, s.sessions(t), nil)
+	var ie InputErrors
+	if !errors.As(err, &ie) || ie[0].Field != "target_organizational_units" {
+		t.Fatalf("unknown OU: %v", err)
+	}
+}

@@ -1,4 +1,4 @@
-//go:generate packer-sdc mapstructure-to-hcl2 -type Config,TargetConfig
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,TargetConfig,OrganizationTargetsConfig
 //go:generate packer-sdc struct-markdown
 
 package preflight
@@ -28,6 +28,14 @@ type TargetConfig struct {
 	ServiceLinkedRoleARNs []string `mapstructure:"service_linked_role_arns" required:"false"`
 }
 
+// OrganizationTargetsConfig is how the accounts of the target
+// organizations and OUs launch the image.
+type OrganizationTargetsConfig struct {
+	// How the accounts launch the image: `asg`, `instance` and/or `copy`.
+	// Defaults to `["asg", "instance"]`.
+	Paths []string `mapstructure:"paths" required:"false"`
+}
+
 // Config is the provisioner's configuration.
 type Config struct {
 	common.PackerConfig `mapstructure:",squash"`
@@ -41,6 +49,25 @@ type Config struct {
 	// what the amigate post-processor could not patch (an explicit Deny, a
 	// network condition on a Deny, a policy that cannot grow). Optional.
 	Targets []TargetConfig `mapstructure:"target" required:"false"`
+	// Organizations (`o-...` or the organization's ARN) whose every active
+	// account will launch the image, found through AWS Organizations, as in
+	// the post-processor.
+	TargetOrganizations []string `mapstructure:"target_organizations" required:"false"`
+	// Organizational units (`ou-...` or the OU's ARN) whose every active
+	// account, in nested OUs too, will launch the image.
+	TargetOrganizationalUnits []string `mapstructure:"target_organizational_units" required:"false"`
+	// Accounts of the target organizations and OUs that are not targets.
+	ExcludeAccounts []string `mapstructure:"exclude_accounts" required:"false"`
+	// How the accounts of the target organizations and OUs launch the image.
+	OrganizationTargets OrganizationTargetsConfig `mapstructure:"organization_targets" required:"false"`
+	// A role in the organization's management account (or a delegated
+	// administrator) that may list its accounts. Defaults to the build's
+	// credentials.
+	OrganizationsRoleARN string `mapstructure:"organizations_role_arn" required:"false"`
+	// Who the key-policy statements the post-processor adds will name:
+	// `accounts`, `organization` or `auto`, as in the post-processor.
+	// Defaults to `auto`.
+	KeyPolicyPrincipals string `mapstructure:"key_policy_principals" required:"false"`
 
 	ctx interpolate.Context
 }
@@ -59,7 +86,17 @@ func (p *Provisioner) Prepare(raws ...interface{}) error {
 	if c.KMSKeyID == "" {
 		errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: "kms_key_id", Problem: "is required: the key the builder encrypts with"})
 	}
-	p.opts = gate.PreflightOptions{Region: c.Region, KeyID: c.KMSKeyID}
+	p.opts = gate.PreflightOptions{Region: c.Region, KeyID: c.KMSKeyID,
+		TargetOrganizations: c.TargetOrganizations, TargetOrganizationalUnits: c.TargetOrganizationalUnits,
+		ExcludeAccounts: c.ExcludeAccounts, OrganizationsRoleARN: c.OrganizationsRoleARN, KeyPolicyPrincipals: c.KeyPolicyPrincipals}
+	for _, s := range c.OrganizationTargets.Paths {
+		path, err := keypolicy.ParsePath(s)
+		if err != nil {
+			errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: "organization_targets.paths", Value: s, Problem: "must be one of asg, instance, copy"})
+			continue
+		}
+		p.opts.MemberPaths = append(p.opts.MemberPaths, path)
+	}
 	for i, t := range c.Targets {
 		gt := gate.Target{AccountID: t.AccountID, ServiceLinkedRoleARNs: t.ServiceLinkedRoleARNs}
 		if !keypolicy.ValidAccountID(t.AccountID) {

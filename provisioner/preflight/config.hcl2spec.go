@@ -11,24 +11,30 @@ import (
 // FlatConfig is an auto-generated flat version of Config.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatConfig struct {
-	PackerBuildName       *string                         `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
-	PackerBuilderType     *string                         `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
-	PackerCoreVersion     *string                         `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
-	PackerDebug           *bool                           `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
-	PackerForce           *bool                           `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
-	PackerOnError         *string                         `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
-	PackerUserVars        map[string]string               `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
-	PackerSensitiveVars   []string                        `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
-	Region                *string                         `mapstructure:"region" required:"false" cty:"region" hcl:"region"`
-	Profile               *string                         `mapstructure:"profile" required:"false" cty:"profile" hcl:"profile"`
-	AccessKey             *string                         `mapstructure:"access_key" required:"false" cty:"access_key" hcl:"access_key"`
-	SecretKey             *string                         `mapstructure:"secret_key" required:"false" cty:"secret_key" hcl:"secret_key"`
-	Token                 *string                         `mapstructure:"token" required:"false" cty:"token" hcl:"token"`
-	SharedCredentialsFile *string                         `mapstructure:"shared_credentials_file" required:"false" cty:"shared_credentials_file" hcl:"shared_credentials_file"`
-	AssumeRole            *awsaccess.FlatAssumeRoleConfig `mapstructure:"assume_role" required:"false" cty:"assume_role" hcl:"assume_role"`
-	MaxRetries            *int                            `mapstructure:"max_retries" required:"false" cty:"max_retries" hcl:"max_retries"`
-	KMSKeyID              *string                         `mapstructure:"kms_key_id" required:"true" cty:"kms_key_id" hcl:"kms_key_id"`
-	Targets               []FlatTargetConfig              `mapstructure:"target" required:"false" cty:"target" hcl:"target"`
+	PackerBuildName           *string                         `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
+	PackerBuilderType         *string                         `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
+	PackerCoreVersion         *string                         `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
+	PackerDebug               *bool                           `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
+	PackerForce               *bool                           `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
+	PackerOnError             *string                         `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
+	PackerUserVars            map[string]string               `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
+	PackerSensitiveVars       []string                        `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
+	Region                    *string                         `mapstructure:"region" required:"false" cty:"region" hcl:"region"`
+	Profile                   *string                         `mapstructure:"profile" required:"false" cty:"profile" hcl:"profile"`
+	AccessKey                 *string                         `mapstructure:"access_key" required:"false" cty:"access_key" hcl:"access_key"`
+	SecretKey                 *string                         `mapstructure:"secret_key" required:"false" cty:"secret_key" hcl:"secret_key"`
+	Token                     *string                         `mapstructure:"token" required:"false" cty:"token" hcl:"token"`
+	SharedCredentialsFile     *string                         `mapstructure:"shared_credentials_file" required:"false" cty:"shared_credentials_file" hcl:"shared_credentials_file"`
+	AssumeRole                *awsaccess.FlatAssumeRoleConfig `mapstructure:"assume_role" required:"false" cty:"assume_role" hcl:"assume_role"`
+	MaxRetries                *int                            `mapstructure:"max_retries" required:"false" cty:"max_retries" hcl:"max_retries"`
+	KMSKeyID                  *string                         `mapstructure:"kms_key_id" required:"true" cty:"kms_key_id" hcl:"kms_key_id"`
+	Targets                   []FlatTargetConfig              `mapstructure:"target" required:"false" cty:"target" hcl:"target"`
+	TargetOrganizations       []string                        `mapstructure:"target_organizations" required:"false" cty:"target_organizations" hcl:"target_organizations"`
+	TargetOrganizationalUnits []string                        `mapstructure:"target_organizational_units" required:"false" cty:"target_organizational_units" hcl:"target_organizational_units"`
+	ExcludeAccounts           []string                        `mapstructure:"exclude_accounts" required:"false" cty:"exclude_accounts" hcl:"exclude_accounts"`
+	OrganizationTargets       *FlatOrganizationTargetsConfig  `mapstructure:"organization_targets" required:"false" cty:"organization_targets" hcl:"organization_targets"`
+	OrganizationsRoleARN      *string                         `mapstructure:"organizations_role_arn" required:"false" cty:"organizations_role_arn" hcl:"organizations_role_arn"`
+	KeyPolicyPrincipals       *string                         `mapstructure:"key_policy_principals" required:"false" cty:"key_policy_principals" hcl:"key_policy_principals"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -43,24 +49,53 @@ func (*Config) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec }
 // The decoded values from this spec will then be applied to a FlatConfig.
 func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 	s := map[string]hcldec.Spec{
-		"packer_build_name":          &hcldec.AttrSpec{Name: "packer_build_name", Type: cty.String, Required: false},
-		"packer_builder_type":        &hcldec.AttrSpec{Name: "packer_builder_type", Type: cty.String, Required: false},
-		"packer_core_version":        &hcldec.AttrSpec{Name: "packer_core_version", Type: cty.String, Required: false},
-		"packer_debug":               &hcldec.AttrSpec{Name: "packer_debug", Type: cty.Bool, Required: false},
-		"packer_force":               &hcldec.AttrSpec{Name: "packer_force", Type: cty.Bool, Required: false},
-		"packer_on_error":            &hcldec.AttrSpec{Name: "packer_on_error", Type: cty.String, Required: false},
-		"packer_user_variables":      &hcldec.AttrSpec{Name: "packer_user_variables", Type: cty.Map(cty.String), Required: false},
-		"packer_sensitive_variables": &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String), Required: false},
-		"region":                     &hcldec.AttrSpec{Name: "region", Type: cty.String, Required: false},
-		"profile":                    &hcldec.AttrSpec{Name: "profile", Type: cty.String, Required: false},
-		"access_key":                 &hcldec.AttrSpec{Name: "access_key", Type: cty.String, Required: false},
-		"secret_key":                 &hcldec.AttrSpec{Name: "secret_key", Type: cty.String, Required: false},
-		"token":                      &hcldec.AttrSpec{Name: "token", Type: cty.String, Required: false},
-		"shared_credentials_file":    &hcldec.AttrSpec{Name: "shared_credentials_file", Type: cty.String, Required: false},
-		"assume_role":                &hcldec.BlockSpec{TypeName: "assume_role", Nested: hcldec.ObjectSpec((*awsaccess.FlatAssumeRoleConfig)(nil).HCL2Spec())},
-		"max_retries":                &hcldec.AttrSpec{Name: "max_retries", Type: cty.Number, Required: false},
-		"kms_key_id":                 &hcldec.AttrSpec{Name: "kms_key_id", Type: cty.String, Required: false},
-		"target":                     &hcldec.BlockListSpec{TypeName: "target", Nested: hcldec.ObjectSpec((*FlatTargetConfig)(nil).HCL2Spec())},
+		"packer_build_name":           &hcldec.AttrSpec{Name: "packer_build_name", Type: cty.String, Required: false},
+		"packer_builder_type":         &hcldec.AttrSpec{Name: "packer_builder_type", Type: cty.String, Required: false},
+		"packer_core_version":         &hcldec.AttrSpec{Name: "packer_core_version", Type: cty.String, Required: false},
+		"packer_debug":                &hcldec.AttrSpec{Name: "packer_debug", Type: cty.Bool, Required: false},
+		"packer_force":                &hcldec.AttrSpec{Name: "packer_force", Type: cty.Bool, Required: false},
+		"packer_on_error":             &hcldec.AttrSpec{Name: "packer_on_error", Type: cty.String, Required: false},
+		"packer_user_variables":       &hcldec.AttrSpec{Name: "packer_user_variables", Type: cty.Map(cty.String), Required: false},
+		"packer_sensitive_variables":  &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String), Required: false},
+		"region":                      &hcldec.AttrSpec{Name: "region", Type: cty.String, Required: false},
+		"profile":                     &hcldec.AttrSpec{Name: "profile", Type: cty.String, Required: false},
+		"access_key":                  &hcldec.AttrSpec{Name: "access_key", Type: cty.String, Required: false},
+		"secret_key":                  &hcldec.AttrSpec{Name: "secret_key", Type: cty.String, Required: false},
+		"token":                       &hcldec.AttrSpec{Name: "token", Type: cty.String, Required: false},
+		"shared_credentials_file":     &hcldec.AttrSpec{Name: "shared_credentials_file", Type: cty.String, Required: false},
+		"assume_role":                 &hcldec.BlockSpec{TypeName: "assume_role", Nested: hcldec.ObjectSpec((*awsaccess.FlatAssumeRoleConfig)(nil).HCL2Spec())},
+		"max_retries":                 &hcldec.AttrSpec{Name: "max_retries", Type: cty.Number, Required: false},
+		"kms_key_id":                  &hcldec.AttrSpec{Name: "kms_key_id", Type: cty.String, Required: false},
+		"target":                      &hcldec.BlockListSpec{TypeName: "target", Nested: hcldec.ObjectSpec((*FlatTargetConfig)(nil).HCL2Spec())},
+		"target_organizations":        &hcldec.AttrSpec{Name: "target_organizations", Type: cty.List(cty.String), Required: false},
+		"target_organizational_units": &hcldec.AttrSpec{Name: "target_organizational_units", Type: cty.List(cty.String), Required: false},
+		"exclude_accounts":            &hcldec.AttrSpec{Name: "exclude_accounts", Type: cty.List(cty.String), Required: false},
+		"organization_targets":        &hcldec.BlockSpec{TypeName: "organization_targets", Nested: hcldec.ObjectSpec((*FlatOrganizationTargetsConfig)(nil).HCL2Spec())},
+		"organizations_role_arn":      &hcldec.AttrSpec{Name: "organizations_role_arn", Type: cty.String, Required: false},
+		"key_policy_principals":       &hcldec.AttrSpec{Name: "key_policy_principals", Type: cty.String, Required: false},
+	}
+	return s
+}
+
+// FlatOrganizationTargetsConfig is an auto-generated flat version of OrganizationTargetsConfig.
+// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
+type FlatOrganizationTargetsConfig struct {
+	Paths []string `mapstructure:"paths" required:"false" cty:"paths" hcl:"paths"`
+}
+
+// FlatMapstructure returns a new FlatOrganizationTargetsConfig.
+// FlatOrganizationTargetsConfig is an auto-generated flat version of OrganizationTargetsConfig.
+// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
+func (*OrganizationTargetsConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
+	return new(FlatOrganizationTargetsConfig)
+}
+
+// HCL2Spec returns the hcl spec of a OrganizationTargetsConfig.
+// This spec is used by HCL to read the fields of OrganizationTargetsConfig.
+// The decoded values from this spec will then be applied to a FlatOrganizationTargetsConfig.
+func (*FlatOrganizationTargetsConfig) HCL2Spec() map[string]hcldec.Spec {
+	s := map[string]hcldec.Spec{
+		"paths": &hcldec.AttrSpec{Name: "paths", Type: cty.List(cty.String), Required: false},
 	}
 	return s
 }
