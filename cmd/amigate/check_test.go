@@ -28,6 +28,13 @@ import (
 func simEnv(t *testing.T) (*awsim.Server, string) {
 	t.Helper()
 	s := simtest.ExampleWorld(t)
+	return s, serveEnv(t, s)
+}
+
+// serveEnv serves s and points the SDK's usual environment at it, as the
+// source account; it returns the source's golden AMI.
+func serveEnv(t *testing.T, s *awsim.Server) string {
+	t.Helper()
 	url := simtest.Serve(t, s)
 	dir := t.TempDir()
 	for k, v := range map[string]string{
@@ -42,7 +49,7 @@ func simEnv(t *testing.T) (*awsim.Server, string) {
 	if err != nil || len(out.Images) != 1 {
 		t.Fatalf("golden image: %v", err)
 	}
-	return s, aws.ToString(out.Images[0].ImageId)
+	return aws.ToString(out.Images[0].ImageId)
 }
 
 func mutating(s *awsim.Server) int {

@@ -2,19 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-
 	examples "github.com/amigate/packer-plugin-amigate/example"
 	"github.com/amigate/packer-plugin-amigate/internal/awsim"
-	"github.com/amigate/packer-plugin-amigate/internal/awsim/simtest"
 	"github.com/amigate/packer-plugin-amigate/internal/gate"
 )
 
@@ -26,21 +19,7 @@ func orgEnv(t *testing.T) (*awsim.Server, string) {
 	if err := s.LoadWorld(bytes.NewReader(examples.SimWorldOrg)); err != nil {
 		t.Fatal(err)
 	}
-	url := simtest.Serve(t, s)
-	dir := t.TempDir()
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "SIM444455556666", "AWS_SECRET_ACCESS_KEY": "any", "AWS_REGION": "us-east-1",
-		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
-		"AWS_PROFILE": "", "AWS_SESSION_TOKEN": "", "AWS_EC2_METADATA_DISABLED": "true",
-	} {
-		t.Setenv(k, v)
-	}
-	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(url), Credentials: credentials.NewStaticCredentialsProvider("SIM444455556666", "x", "")}
-	out, err := ec2.NewFromConfig(cfg).DescribeImages(context.Background(), &ec2.DescribeImagesInput{Owners: []string{"self"}})
-	if err != nil || len(out.Images) != 1 {
-		t.Fatalf("golden image: %v", err)
-	}
-	return s, aws.ToString(out.Images[0].ImageId)
+	return s, serveEnv(t, s)
 }
 
 // `amigate check --target-ou` gates every active account of the OU and the

@@ -28,10 +28,7 @@ const criticalPath = 7
 // PutKeyPolicy per key and one ModifyImageAttribute per AMI, and a second
 // run changes nothing.
 func BenchmarkGate50Targets3Regions(b *testing.B) {
-	latency := 50 * time.Millisecond
-	if v := os.Getenv("AMIGATE_BENCH_LATENCY"); v != "" {
-		latency, _ = time.ParseDuration(v)
-	}
+	latency := benchLatency()
 	regions := []string{"us-east-1", "eu-west-1", "ap-southeast-2"}
 	var accounts []string
 	for i := 0; i < 50; i++ {
@@ -84,6 +81,15 @@ func BenchmarkGate50Targets3Regions(b *testing.B) {
 	b.ReportMetric(float64(total)/float64(b.N)/float64(lower), "x-lowerbound")
 }
 
+// benchLatency is the latency of every simulated call: 50 ms, or
+// AMIGATE_BENCH_LATENCY.
+func benchLatency() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("AMIGATE_BENCH_LATENCY")); err == nil {
+		return d
+	}
+	return 50 * time.Millisecond
+}
+
 // quotaBound is the least time the calls of a run need under AWS's request
 // quotas as the simulator enforces them: for each bucket (service, quota
 // group, calling account, region), the calls beyond its burst at its
@@ -126,10 +132,7 @@ func quotaBound(calls []awsim.Call) (bound time.Duration, bucket string, n int) 
 // latency, if longer), and fails unless no call was throttled, the run is
 // green, each key got one PutKeyPolicy and its policy is under 32 KiB.
 func BenchmarkGate500Accounts4Regions(b *testing.B) {
-	latency := 50 * time.Millisecond
-	if v := os.Getenv("AMIGATE_BENCH_LATENCY"); v != "" {
-		latency, _ = time.ParseDuration(v)
-	}
+	latency := benchLatency()
 	regions := []string{"us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2"}
 	var accounts, units []string
 	for u := range 10 {
