@@ -19,6 +19,9 @@ import (
 // WriteSummary writes a gate run's final table for people: one row per
 // target, region and path, then what changed and the outcome.
 func WriteSummary(w io.Writer, r *gate.Report) {
+	if line := organizationLine(r); line != "" {
+		fmt.Fprintln(w, line)
+	}
 	for _, f := range r.Findings {
 		writeFinding(w, "", f)
 	}
@@ -65,6 +68,27 @@ func WriteSummary(w io.Writer, r *gate.Report) {
 	default:
 		fmt.Fprintf(w, "%s %d of %d paths fail\n", markFail, failed, total)
 	}
+}
+
+// organizationLine says how many accounts the organization targets gave,
+// and names those left out; "" without organization targets.
+func organizationLine(r *gate.Report) string {
+	o := r.Organization
+	if o == nil {
+		return ""
+	}
+	line := fmt.Sprintf("organization %s: %d account(s) gated", o.ID, o.Accounts)
+	if len(o.Excluded) > 0 {
+		line += ", excluded " + strings.Join(o.Excluded, ", ")
+	}
+	var skipped []string
+	for _, s := range o.Skipped {
+		skipped = append(skipped, s.Account+" ("+s.State+")")
+	}
+	if len(skipped) > 0 {
+		line += ", skipped " + strings.Join(skipped, ", ")
+	}
+	return line
 }
 
 func mark(ok bool) string {
@@ -257,6 +281,10 @@ func WriteMarkdown(w io.Writer, r *gate.Report) {
 	}
 	if r.DryRun {
 		fmt.Fprintln(w, "_Dry run: the changes below were computed, not made._")
+		fmt.Fprintln(w)
+	}
+	if line := organizationLine(r); line != "" {
+		fmt.Fprintln(w, line)
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, "| image | region | key |")
