@@ -113,3 +113,17 @@ func TestSummaryOfAFailureOutsideThePaths(t *testing.T) {
 		t.Fatalf("summary:\n%s", text.String())
 	}
 }
+
+// The summary and the Markdown name the organization's accounts left out,
+// which the verdict table does not list.
+func TestSummaryNamesTheAccountsLeftOut(t *testing.T) {
+	rep := &gate.Report{OK: true, Organization: &gate.OrganizationInfo{ID: "o-exampleorg1", Accounts: 2, Excluded: []string{"777788889999"},
+		Skipped: []gate.SkippedAccount{{Account: "333344445555", State: "SUSPENDED"}}}}
+	want := "organization o-exampleorg1: 2 account(s) gated, excluded 777788889999, skipped 333344445555 (SUSPENDED)"
+	var text, md strings.Builder
+	WriteSummary(&text, rep)
+	WriteMarkdown(&md, rep)
+	if !strings.Contains(text.String(), want) || !strings.Contains(md.String(), want) {
+		t.Fatalf("summary:\n%s\nmarkdown:\n%s", text.String(), md.String())
+	}
+}
