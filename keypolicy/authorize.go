@@ -46,10 +46,10 @@ func Authorize(key *Key, req Request, identity *Policy) Authorization {
 		keyAccount = a.Account
 	}
 	auth := Authorization{CrossAccount: c.account != keyAccount}
-	auth.KeyPolicy = key.Policy.evaluate(req.Principal, action, req.Resource, ctx, keyPolicy)
+	auth.KeyPolicy = key.Policy.evaluate(req.Principal, action, req.Resource, ctx, req.Undecidable, keyPolicy)
 	auth.IdentityAllows = identityAllows(c, identity)
 	if identity != nil {
-		r := identity.evaluate(req.Principal, action, req.Resource, ctx, identityPolicy)
+		r := identity.evaluate(req.Principal, action, req.Resource, ctx, req.Undecidable, identityPolicy)
 		auth.Identity = &r
 		auth.IdentityAllows = r.Decision == Allowed
 		if r.Decision == ExplicitDeny {

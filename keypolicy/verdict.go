@@ -71,8 +71,12 @@ type Key struct {
 	State   string // "Enabled", "Disabled", "PendingDeletion", ...
 	Spec    string // "SYMMETRIC_DEFAULT", ...
 	Usage   string // "ENCRYPT_DECRYPT", ...
-	Policy  *Policy
-	Grants  []Grant
+	// Origin is where the key material comes from ("AWS_KMS", "EXTERNAL",
+	// "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"): kms:KeyOrigin. Empty means not
+	// known, and a condition on kms:KeyOrigin is undecidable.
+	Origin string
+	Policy *Policy
+	Grants []Grant
 }
 
 // Grant is a KMS grant on the key, as ListGrants returns it.
