@@ -39,7 +39,7 @@ type Authorization struct {
 // managed policy grants no KMS permission.
 func Authorize(key *Key, req Request, identity *Policy) Authorization {
 	action := strings.ToLower(req.Action)
-	ctx := lowerKeys(req.Context)
+	ctx := req.context()
 	c := parseCaller(req.Principal)
 	keyAccount := ""
 	if a, err := ParseARN(key.ARN); err == nil {

@@ -22,6 +22,18 @@ type Request struct {
 	// statement whose match depends on it may or may not apply: a Deny is
 	// counted as applying, an Allow is not (Result.Undecided).
 	Undecidable Undecidable
+
+	// lowerCase: Context's keys are lower-case already (the requests a
+	// verdict builds), so evaluating needs no pass over them.
+	lowerCase bool
+}
+
+// context is the request context with lower-cased keys.
+func (r *Request) context() map[string][]string {
+	if r.lowerCase {
+		return r.Context
+	}
+	return lowerKeys(r.Context)
 }
 
 // Undecidable tells which condition keys of a request carry values AWS
@@ -145,14 +157,14 @@ func (r *Result) UndecidedKey(i int) string {
 // resource-based policy): a matching Deny wins, else a matching Allow
 // allows, else the request is implicitly denied.
 func (p *Policy) Evaluate(req Request) Result {
-	return p.evaluate(req.Principal, strings.ToLower(req.Action), req.Resource, lowerKeys(req.Context), req.Undecidable, keyPolicy)
+	return p.evaluate(req.Principal, strings.ToLower(req.Action), req.Resource, req.context(), req.Undecidable, keyPolicy)
 }
 
 // EvaluateIdentity decides the request against this policy as the caller's
 // identity-based policy, whose statements name no principal: each applies
 // to the identity the policy is attached to.
 func (p *Policy) EvaluateIdentity(req Request) Result {
-	return p.evaluate(req.Principal, strings.ToLower(req.Action), req.Resource, lowerKeys(req.Context), req.Undecidable, identityPolicy)
+	return p.evaluate(req.Principal, strings.ToLower(req.Action), req.Resource, req.context(), req.Undecidable, identityPolicy)
 }
 
 // policyKind says where a policy is attached, which decides what a

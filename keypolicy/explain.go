@@ -184,7 +184,7 @@ func notPrincipalFix(statement, condition string) string {
 // roleARNOf is the role behind the request's session: its aws:PrincipalArn
 // when known, else the principal the verdict names.
 func roleARNOf(req Request, principal string) string {
-	if arns := lowerKeys(req.Context)["aws:principalarn"]; len(arns) == 1 {
+	if arns := req.context()["aws:principalarn"]; len(arns) == 1 {
 		return arns[0]
 	}
 	return principal
@@ -369,7 +369,7 @@ func nearMiss(p *Policy, req Request) (nearMissInfo, bool) {
 		return nearMissInfo{}, false
 	}
 	c := parseCaller(req.Principal)
-	ctx := lowerKeys(req.Context)
+	ctx := req.context()
 	action := strings.ToLower(req.Action)
 	sc := p.scope(keyPolicy, req.Undecidable)
 	for i := range p.Statements {
@@ -411,7 +411,7 @@ func literalVariable(p *Policy, req Request) (Finding, bool) {
 		return Finding{}, false
 	}
 	c := parseCaller(req.Principal)
-	ctx := lowerKeys(req.Context)
+	ctx := req.context()
 	sc := p.scope(keyPolicy, req.Undecidable)
 	action := strings.ToLower(req.Action)
 	for i := range p.Statements {
@@ -475,7 +475,7 @@ func variableIn(s string) string {
 // missingOrgKey returns an organization key (as written) that one of the
 // statement's conditions tests and the request lacks, or "".
 func missingOrgKey(s *Statement, req Request) string {
-	ctx := lowerKeys(req.Context)
+	ctx := req.context()
 	for _, c := range s.Conditions {
 		if _, present := ctx[c.key]; orgKeys[c.key] && !present {
 			return c.Key

@@ -107,6 +107,7 @@ type actor struct {
 	env       *requestEnv
 	principal string
 	caller    string
+	resource  string
 	who       whoKind
 	via       viaKind
 	account   string
@@ -137,7 +138,7 @@ const (
 // principal itself, with no service in between.
 func (e *requestEnv) newActor(principal string, p Path, org *orgContext, direct bool) *actor {
 	c := parseCaller(principal)
-	a := &actor{env: e, principal: principal, caller: principal, account: c.account, roleName: c.roleName, org: org, partition: e.keyARN.Partition}
+	a := &actor{env: e, principal: principal, caller: principal, resource: e.keyARN.String(), account: c.account, roleName: c.roleName, org: org, partition: e.keyARN.Partition}
 	if pa, err := ParseARN(principal); err == nil {
 		a.partition = pa.Partition
 	}
@@ -202,7 +203,7 @@ func (a *actor) request(pa pathAction) Request {
 	if shape == shapeCrypto && strings.HasPrefix(pa.action, "kms:ReEncrypt") {
 		unk = shapeReEncrypt
 	}
-	return Request{Principal: a.caller, Action: pa.action, Resource: a.env.keyARN.String(), Context: ctx, Undecidable: &a.unknowns[unk]}
+	return Request{Principal: a.caller, Action: pa.action, Resource: a.resource, Context: ctx, Undecidable: &a.unknowns[unk], lowerCase: true}
 }
 
 // context is the request context of a's requests of one shape: the keys
