@@ -39,17 +39,17 @@ type Authorization struct {
 // managed policy grants no KMS permission.
 func Authorize(key *Key, req Request, identity *Policy) Authorization {
 	action := strings.ToLower(req.Action)
-	ctx := lowerKeys(req.Context)
+	ctx := req.context()
 	c := parseCaller(req.Principal)
 	keyAccount := ""
 	if a, err := ParseARN(key.ARN); err == nil {
 		keyAccount = a.Account
 	}
 	auth := Authorization{CrossAccount: c.account != keyAccount}
-	auth.KeyPolicy = key.Policy.evaluate(req.Principal, action, req.Resource, ctx, keyPolicy)
+	auth.KeyPolicy = key.Policy.evaluate(req.Principal, action, req.Resource, ctx, req.Undecidable, keyPolicy)
 	auth.IdentityAllows = identityAllows(c, identity)
 	if identity != nil {
-		r := identity.evaluate(req.Principal, action, req.Resource, ctx, identityPolicy)
+		r := identity.evaluate(req.Principal, action, req.Resource, ctx, req.Undecidable, identityPolicy)
 		auth.Identity = &r
 		auth.IdentityAllows = r.Decision == Allowed
 		if r.Decision == ExplicitDeny {

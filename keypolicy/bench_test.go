@@ -39,7 +39,8 @@ func hundredTargets() []Target {
 }
 
 // BenchmarkCheck100Targets: both default paths (asg, instance) for 100
-// targets against a ~30 KiB key policy with the targets' grants.
+// targets against a ~30 KiB key policy with the targets' grants, at a
+// given time, as the gate checks.
 func BenchmarkCheck100Targets(b *testing.B) {
 	targets := hundredTargets()
 	p := bigPolicy(b, 24*1024, targets)
@@ -49,7 +50,7 @@ func BenchmarkCheck100Targets(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if v := Check(key, targets); !v.OK {
+		if v := CheckWith(key, targets, CheckOptions{Now: testNow}); !v.OK {
 			b.Fatalf("verdict not ok: %+v", v.Targets[0])
 		}
 	}
@@ -59,7 +60,7 @@ func BenchmarkCheck100Targets(b *testing.B) {
 // BenchmarkEvaluate: one request against a ~30 KiB policy.
 func BenchmarkEvaluate(b *testing.B) {
 	p := bigPolicy(b, 30*1024, nil)
-	req := serviceRequest(ARN{Partition: "aws", Service: "kms", Region: "us-east-1", Account: "444455556666", Resource: "key/1234abcd-12ab-34cd-56ef-1234567890ab"}, "arn:aws:iam::111122223333:root", pathAction{action: "kms:Decrypt", withContext: true}, nil)
+	req := testEnv(ARN{Partition: "aws", Service: "kms", Region: "us-east-1", Account: "444455556666", Resource: "key/1234abcd-12ab-34cd-56ef-1234567890ab"}).serviceRequest("arn:aws:iam::111122223333:root", PathInstance, pathAction{action: "kms:Decrypt", withContext: true}, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		p.Evaluate(req)

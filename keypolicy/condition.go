@@ -150,91 +150,197 @@ type conditionResult int
 const (
 	condFalse conditionResult = iota
 	condTrue
-	// condUnknown: a policy variable could not be resolved from the request.
-	condUnknown
+	// condUndecided: the outcome depends on a value the request's
+	// Undecidable names, directly or through a policy variable.
+	condUndecided
+)
+
+func (r conditionResult) not() conditionResult {
+	switch r {
+	case condTrue:
+		return condFalse
+	case condFalse:
+		return condTrue
+	}
+	return r
+}
+
+// Sentinels a policy value is replaced with once its policy variables are
+// resolved: nullValue for a variable the request does not carry, which
+// matches nothing; undecidedValue for one whose key is undecidable, which
+// may match or not.
+const (
+	nullValue      = "\uE003"
+	undecidedValue = "\uE004"
 )
 
 // eval evaluates the condition against the request context (keys
 // lower-cased). Missing keys follow AWS: false, except for ...IfExists,
-// ForAllValues: and negated operators, which are true. variables tells
-// whether the policy's version substitutes policy variables.
-func (c *Condition) eval(ctx map[string][]string, variables bool) (conditionResult, string) {
-	vals, present := ctx[c.key]
+// ForAllValues: and negated operators, which are true; an empty set of
+// values is no value (IAM User Guide, "Single-valued vs. multivalued
+// context keys": ForAllValues: true, ForAnyValue: false). A key the
+// request's Undecidable names is evaluated for every value it may take.
+// Variables the request does not carry are added to r.Unknown (r may be
+// nil).
+func (c *Condition) eval(ctx map[string][]string, sc *scope, r *Result) conditionResult {
+	if sc.und != nil {
+		if vals, ok := sc.und.Values(c.key); ok {
+			return c.evalUndecidable(vals, ctx, sc, r)
+		}
+	}
+	vals := ctx[c.key]
+	return c.evalValues(vals, len(vals) > 0, false, ctx, sc, r)
+}
+
+// evalUndecidable evaluates the condition on an undecidable key that may
+// take any of vals (nil: any value, or none): decided only when it comes
+// out the same for each.
+func (c *Condition) evalUndecidable(vals []string, ctx map[string][]string, sc *scope, r *Result) conditionResult {
+	if vals == nil {
+		return condUndecided
+	}
 	if c.op.kind == opNull {
-		absent := !present || len(vals) == 0
+		return c.evalValues(nil, true, false, ctx, sc, r) // present
+	}
+	res := condUndecided
+	for i := range vals {
+		got := c.evalValues(vals[i:i+1], true, strings.Contains(vals[i], "*"), ctx, sc, r)
+		switch {
+		case got == condUndecided:
+			return condUndecided
+		case i == 0:
+			res = got
+		case got != res:
+			return condUndecided
+		}
+	}
+	return res
+}
+
+// evalValues evaluates the condition on the request's values for its key;
+// pattern says they are patterns in which '*' stands for any text (the
+// values an undecidable key may take).
+func (c *Condition) evalValues(vals []string, present, pattern bool, ctx map[string][]string, sc *scope, r *Result) conditionResult {
+	if c.op.kind == opNull {
+		res := condFalse
 		for _, want := range c.Values.Items {
-			if strings.EqualFold(want, "true") == absent {
-				return condTrue, ""
+			if strings.EqualFold(want, "true") == !present {
+				if !lowerBool(want) {
+					res = condUndecided
+					continue
+				}
+				return condTrue
 			}
 		}
-		return condFalse, ""
+		return res
 	}
 	if !present {
 		// ForAnyValue: over no values is false even with ...IfExists: AWS
 		// applies IfExists to each value inside the set test.
 		if c.set == setAnyValue {
-			return condFalse, ""
+			return condFalse
 		}
 		if c.ifExists || c.set == setAllValues || (c.op.negated && c.set == setNone) {
-			return condTrue, ""
+			return condTrue
 		}
-		return condFalse, ""
+		return condFalse
 	}
 	// A multivalued key needs ForAnyValue: or ForAllValues:; without one
 	// the condition does not match, negated or not (see multiValuedKeys).
 	if c.set == setNone && c.multiValued {
-		return condFalse, ""
+		return condFalse
 	}
-	policy, unknown := c.Values.Items, ""
-	if variables {
-		policy, unknown = c.resolve(ctx)
+	policy := c.Values.Items
+	if sc.variables {
+		policy = c.resolve(ctx, sc, r)
 	}
-	if unknown != "" {
-		return condUnknown, unknown
-	}
-	matchOne := func(rv string) bool {
-		for _, pv := range policy {
-			if compare(c.op.kind, rv, pv) {
-				return true
-			}
-		}
-		return false
-	}
-	// For a negated operator a request value "satisfies" it when it matches
-	// none of the policy values.
-	sat := func(rv string) bool { return matchOne(rv) != c.op.negated }
 	switch c.set {
 	case setAllValues:
+		res := condTrue
 		for _, rv := range vals {
-			if !sat(rv) {
-				return condFalse, ""
+			switch c.satisfied(rv, pattern, policy) {
+			case condFalse:
+				return condFalse
+			case condUndecided:
+				res = condUndecided
 			}
 		}
-		return condTrue, ""
+		return res
 	case setAnyValue:
+		res := condFalse
 		for _, rv := range vals {
-			if sat(rv) {
-				return condTrue, ""
+			switch c.satisfied(rv, pattern, policy) {
+			case condTrue:
+				return condTrue
+			case condUndecided:
+				res = condUndecided
 			}
 		}
-		return condFalse, ""
+		return res
 	default:
 		// Several values for a key AWS documents as single-valued (no
 		// request carries them): the operator matches when any value
 		// matches, its negation when none does.
-		any := false
+		res := condFalse
 		for _, rv := range vals {
-			if matchOne(rv) {
-				any = true
+			if m := c.matchOne(rv, pattern, policy); m == condTrue {
+				res = condTrue
 				break
+			} else if m == condUndecided {
+				res = condUndecided
 			}
 		}
-		if any != c.op.negated {
-			return condTrue, ""
+		if c.op.negated {
+			return res.not()
 		}
-		return condFalse, ""
+		return res
 	}
 }
+
+// satisfied reports whether one request value satisfies the operator: for
+// a negated operator, when it matches none of the policy values.
+func (c *Condition) satisfied(rv string, pattern bool, policy []string) conditionResult {
+	m := c.matchOne(rv, pattern, policy)
+	if c.op.negated {
+		return m.not()
+	}
+	return m
+}
+
+// matchOne reports whether a request value matches any of the policy
+// values under the operator's positive form.
+func (c *Condition) matchOne(rv string, pattern bool, policy []string) conditionResult {
+	res := condFalse
+	for _, pv := range policy {
+		var m conditionResult
+		switch {
+		case pv == undecidedValue:
+			m = condUndecided
+		case pattern:
+			m = comparePattern(c.op.kind, rv, pv)
+		case compare(c.op.kind, rv, pv):
+			m = condTrue
+			if c.op.kind == opBool && !lowerBool(pv) {
+				m = condUndecided
+			}
+		}
+		if m == condTrue {
+			return condTrue
+		}
+		if m == condUndecided {
+			res = condUndecided
+		}
+	}
+	return res
+}
+
+// lowerBool reports whether a Bool or Null value is written "true" or
+// "false". AWS writes the values it compares in lower case and does not
+// say whether Bool (or Null) ignores case (IAM User Guide, "IAM JSON
+// policy elements: Condition operators", Boolean condition operators), so
+// a value such as "True" that matches only when case is ignored leaves
+// the condition undecided.
+func lowerBool(v string) bool { return v == "true" || v == "false" }
 
 // multiValuedKeys are the condition keys whose request value is a set
 // (IAM User Guide, "AWS global condition context keys", Value type
@@ -258,12 +364,14 @@ var multiValuedKeys = map[string]bool{
 }
 
 // resolve substitutes policy variables in the condition's values; only the
-// string and ARN operators take variables.
-func (c *Condition) resolve(ctx map[string][]string) ([]string, string) {
+// string and ARN operators take variables. A value whose variable the
+// request does not carry becomes nullValue (and the variable goes to
+// r.Unknown), one whose variable is undecidable undecidedValue.
+func (c *Condition) resolve(ctx map[string][]string, sc *scope, r *Result) []string {
 	switch c.op.kind {
 	case opStringEquals, opStringEqualsIgnoreCase, opStringLike, opArnLike:
 	default:
-		return c.Values.Items, ""
+		return c.Values.Items
 	}
 	var out []string
 	for i, v := range c.Values.Items {
@@ -273,16 +381,97 @@ func (c *Condition) resolve(ctx map[string][]string) ([]string, string) {
 		if out == nil {
 			out = append([]string(nil), c.Values.Items...)
 		}
-		r, unknown := substitute(v, ctx, c.op.kind == opStringLike || c.op.kind == opArnLike)
-		if unknown != "" {
-			return nil, unknown
+		sub, missing, undecided := substitute(v, ctx, sc.und, c.op.kind == opStringLike || c.op.kind == opArnLike)
+		switch {
+		case undecided != "":
+			out[i] = undecidedValue
+		case missing != "":
+			out[i] = nullValue
+			r.addUnknown(missing)
+		default:
+			out[i] = sub
 		}
-		out[i] = r
 	}
 	if out == nil {
-		return c.Values.Items, ""
+		return c.Values.Items
 	}
-	return out, ""
+	return out
+}
+
+// undecidedName names what makes the condition undecided: its key, or
+// the undecidable variable in its values.
+func (c *Condition) undecidedName(ctx map[string][]string, sc *scope) string {
+	if sc.und != nil {
+		if _, ok := sc.und.Values(c.key); ok {
+			return c.Key
+		}
+		if sc.variables {
+			for _, v := range c.Values.Items {
+				if !hasVariable(v) {
+					continue
+				}
+				if _, _, undecided := substitute(v, ctx, sc.und, false); undecided != "" {
+					return "${" + undecided + "}"
+				}
+			}
+		}
+	}
+	return c.Key
+}
+
+// comparePattern compares a request value given as a pattern q, in which
+// '*' stands for any text, with a policy value: condTrue when every value
+// q stands for matches, condFalse when none does, else condUndecided.
+func comparePattern(kind opKind, q, pv string) conditionResult {
+	if pv == nullValue {
+		return condFalse
+	}
+	switch kind {
+	case opStringEquals:
+		if wildcardMatch(q, pv) {
+			return condUndecided
+		}
+		return condFalse
+	case opStringEqualsIgnoreCase:
+		if wildcardMatch(strings.ToLower(q), strings.ToLower(pv)) {
+			return condUndecided
+		}
+		return condFalse
+	case opStringLike:
+		return globRelation(pv, q)
+	case opArnLike:
+		pp := strings.SplitN(pv, ":", 6)
+		qp := strings.SplitN(q, ":", 6)
+		if len(pp) != 6 || len(qp) != 6 {
+			if pv == "*" {
+				return condTrue
+			}
+			return condUndecided
+		}
+		res := condTrue
+		for i := range pp {
+			switch globRelation(pp[i], qp[i]) {
+			case condFalse:
+				return condFalse
+			case condUndecided:
+				res = condUndecided
+			}
+		}
+		return res
+	}
+	return condUndecided
+}
+
+// globRelation relates a policy pattern p to a value pattern q: condTrue
+// when p matches every value q stands for, condFalse when it matches none.
+func globRelation(p, q string) conditionResult {
+	switch {
+	case globCovers(p, q):
+		return condTrue
+	case !globsMeet(p, q):
+		return condFalse
+	}
+	return condUndecided
 }
 
 func compare(kind opKind, request, policy string) bool {

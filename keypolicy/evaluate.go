@@ -14,8 +14,79 @@ type Request struct {
 	// Resource is the key ARN.
 	Resource string
 	// Context holds the request's condition keys (any case) and values.
+	// A key it lacks is absent from the request, unless Undecidable names
+	// it.
 	Context map[string][]string
+	// Undecidable names what AWS sends with the request that the caller
+	// cannot know (nil: nothing; Context is the whole request context). A
+	// statement whose match depends on it may or may not apply: a Deny is
+	// counted as applying, an Allow is not (Result.Undecided).
+	Undecidable Undecidable
+
+	// lowerCase: Context's keys are lower-case already (the requests a
+	// verdict builds), so evaluating needs no pass over them.
+	lowerCase bool
 }
+
+// context is the request context with lower-cased keys.
+func (r *Request) context() map[string][]string {
+	if r.lowerCase {
+		return r.Context
+	}
+	return lowerKeys(r.Context)
+}
+
+// Undecidable tells which condition keys of a request carry values AWS
+// sends, or may send, that the evaluator cannot know: the tags of the
+// principal, the ARN of "any role of the account", the time when none is
+// given. A condition on such a key is decided only when it comes out the
+// same for every value the key may take.
+type Undecidable interface {
+	// Values reports whether key (lower-cased) is undecidable and what is
+	// known of it: nil when nothing is (the key may also be absent), else
+	// the values it may take, in each of which '*' stands for any text
+	// ("arn:aws:iam::111122223333:role/*": some role of the account); the
+	// key is then present.
+	Values(key string) (values []string, undecidable bool)
+	// StrictNotPrincipal reports whether a Deny's NotPrincipal exempts the
+	// caller only when that is certain: AWS may check the caller's account
+	// and, for a role session, its role against NotPrincipal before the
+	// caller itself, and it denies a principal that has a permissions
+	// boundary whatever NotPrincipal lists (IAM User Guide, "AWS JSON
+	// policy elements: NotPrincipal"). The exemption is then certain only
+	// when NotPrincipal lists the caller, its account and, for a session,
+	// its role, and the caller cannot have a permissions boundary (the root
+	// user, a service-linked role); otherwise the Deny may apply.
+	StrictNotPrincipal() bool
+}
+
+// UndecidableKeys is an Undecidable given as a table.
+type UndecidableKeys struct {
+	// Keys maps lower-cased condition keys to the values they may take,
+	// as Undecidable.Values returns them (nil: nothing is known).
+	Keys map[string][]string
+	// Prefixes are lower-cased key prefixes, such as "aws:principaltag/":
+	// nothing is known of any key under them.
+	Prefixes []string
+	// NotPrincipal is StrictNotPrincipal.
+	NotPrincipal bool
+}
+
+// Values implements Undecidable.
+func (u *UndecidableKeys) Values(key string) ([]string, bool) {
+	if v, ok := u.Keys[key]; ok {
+		return v, true
+	}
+	for _, p := range u.Prefixes {
+		if strings.HasPrefix(key, p) {
+			return nil, true
+		}
+	}
+	return nil, false
+}
+
+// StrictNotPrincipal implements Undecidable.
+func (u *UndecidableKeys) StrictNotPrincipal() bool { return u.NotPrincipal }
 
 // Decision is the outcome of an evaluation.
 type Decision int
@@ -42,29 +113,58 @@ func (d Decision) String() string {
 type Result struct {
 	Decision Decision
 	// Deciding holds the indexes of the statements that decided: the
-	// matching Deny statements, else the matching Allow statements.
+	// matching Deny statements (those that may apply among them), else the
+	// matching Allow statements.
 	Deciding []int
 	// Direct is true when an Allow statement names the caller itself (or
 	// "*"), not only its account: within the key's account, an allow for
 	// the account delegates to IAM instead.
 	Direct bool
-	// Unknown lists policy variables the request did not supply; statements
-	// using them were not matched.
+	// Unknown lists the policy variables the request does not carry. AWS
+	// reads each as no value: it matches nothing, so a condition with a
+	// positive operator fails on it and a negated one holds, and a
+	// Resource or NotResource entry with it names no resource (IAM User
+	// Guide, "IAM policy elements: Variables and tags", policy variables
+	// with no value).
 	Unknown []string
+	// Undecided lists the statements that apply or not depending on what
+	// Request.Undecidable names. An undecided Deny is counted as applying
+	// (it is in Deciding when the decision is ExplicitDeny); an undecided
+	// Allow is not counted.
+	Undecided []Undecided
+}
+
+// Undecided is a statement whose match could not be decided.
+type Undecided struct {
+	// Statement is the statement's index.
+	Statement int
+	// Key is what could not be decided: a condition key as the statement
+	// writes it, a policy variable as "${key}", or "NotPrincipal".
+	Key string
+}
+
+// UndecidedKey returns what kept statement i from being decided, or "".
+func (r *Result) UndecidedKey(i int) string {
+	for _, u := range r.Undecided {
+		if u.Statement == i {
+			return u.Key
+		}
+	}
+	return ""
 }
 
 // Evaluate decides the request against this policy as a key policy (a
 // resource-based policy): a matching Deny wins, else a matching Allow
 // allows, else the request is implicitly denied.
 func (p *Policy) Evaluate(req Request) Result {
-	return p.evaluate(req.Principal, strings.ToLower(req.Action), req.Resource, lowerKeys(req.Context), keyPolicy)
+	return p.evaluate(req.Principal, strings.ToLower(req.Action), req.Resource, req.context(), req.Undecidable, keyPolicy)
 }
 
 // EvaluateIdentity decides the request against this policy as the caller's
 // identity-based policy, whose statements name no principal: each applies
 // to the identity the policy is attached to.
 func (p *Policy) EvaluateIdentity(req Request) Result {
-	return p.evaluate(req.Principal, strings.ToLower(req.Action), req.Resource, lowerKeys(req.Context), identityPolicy)
+	return p.evaluate(req.Principal, strings.ToLower(req.Action), req.Resource, req.context(), req.Undecidable, identityPolicy)
 }
 
 // policyKind says where a policy is attached, which decides what a
@@ -91,27 +191,34 @@ type scope struct {
 	// without Version also means, ${...} is literal text (IAM User Guide,
 	// "IAM JSON policy elements: Version").
 	variables bool
+	// und is the request's Undecidable, or nil.
+	und Undecidable
 }
 
-func (p *Policy) scope(kind policyKind) scope {
-	return scope{kind: kind, variables: p.Version == VersionCurrent}
+func (p *Policy) scope(kind policyKind, und Undecidable) scope {
+	return scope{kind: kind, variables: p.Version == VersionCurrent, und: und}
 }
 
-func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]string, kind policyKind) Result {
+func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]string, und Undecidable, kind policyKind) Result {
 	var r Result
 	if p == nil {
 		return r
 	}
 	c := parseCaller(principal)
-	sc := p.scope(kind)
+	sc := p.scope(kind, und)
 	var allows, denies []int
 	for i := range p.Statements {
 		s := &p.Statements[i]
-		m, unknown := s.match(&c, action, resource, ctx, sc)
-		if unknown != "" {
-			r.Unknown = appendUnique(r.Unknown, unknown)
-		}
+		m, undecided := s.match(&c, action, resource, ctx, &sc, &r)
 		if m == noMatch {
+			continue
+		}
+		if undecided != "" {
+			// It may apply: a Deny counts, an Allow does not.
+			r.Undecided = append(r.Undecided, Undecided{Statement: i, Key: undecided})
+			if s.Effect == Deny {
+				denies = append(denies, i)
+			}
 			continue
 		}
 		if s.Effect == Deny {
@@ -133,43 +240,57 @@ func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]s
 }
 
 // match reports how the statement applies to the request (noMatch when it
-// does not), and the first policy variable it could not resolve.
-func (s *Statement) match(c *caller, action, resource string, ctx map[string][]string, sc scope) (principalMatch, string) {
-	pm := s.matchPrincipal(c, sc.kind)
+// does not), and, when that depends on what the request's Undecidable
+// names, what could not be decided. Policy variables the request does not
+// carry are added to r.Unknown.
+func (s *Statement) match(c *caller, action, resource string, ctx map[string][]string, sc *scope, r *Result) (principalMatch, string) {
+	pm, undecided := s.matchPrincipal(c, ctx, sc)
 	if pm == noMatch || !s.matchAction(action) {
 		return noMatch, ""
 	}
-	ok, unknown := s.matchResource(resource, ctx, sc.variables)
-	if !ok {
-		return noMatch, unknown
-	}
-	for i := range s.Conditions {
-		switch res, unknown := s.Conditions[i].eval(ctx, sc.variables); res {
-		case condFalse:
-			return noMatch, ""
-		case condUnknown:
-			return noMatch, unknown
+	switch res, key := s.matchResource(resource, ctx, sc, r); res {
+	case condFalse:
+		return noMatch, ""
+	case condUndecided:
+		if undecided == "" {
+			undecided = "${" + key + "}"
 		}
 	}
-	return pm, ""
+	for i := range s.Conditions {
+		cond := &s.Conditions[i]
+		switch res := cond.eval(ctx, sc, r); res {
+		case condFalse:
+			return noMatch, ""
+		case condUndecided:
+			if undecided == "" {
+				undecided = cond.undecidedName(ctx, sc)
+			}
+		}
+	}
+	return pm, undecided
 }
 
 // matchPrincipal evaluates Principal or NotPrincipal. A statement with
 // neither applies to its principal in an identity policy, and to no one in
-// a key policy, where KMS would have refused it.
-func (s *Statement) matchPrincipal(c *caller, kind policyKind) principalMatch {
+// a key policy, where KMS would have refused it. The string is
+// "NotPrincipal" when a Deny's NotPrincipal exempts the caller but not for
+// certain (Undecidable.StrictNotPrincipal).
+func (s *Statement) matchPrincipal(c *caller, ctx map[string][]string, sc *scope) (principalMatch, string) {
 	switch {
 	case s.Principal != nil:
-		return s.Principal.match(c, false)
+		return s.Principal.match(c, false), ""
 	case s.NotPrincipal != nil:
-		if s.NotPrincipal.match(c, true) != noMatch {
-			return noMatch
+		if s.NotPrincipal.match(c, true) == noMatch {
+			return matchDirect, ""
 		}
-		return matchDirect
-	case kind == identityPolicy:
-		return matchDirect
+		if sc.und != nil && sc.und.StrictNotPrincipal() && !s.NotPrincipal.surelyExempts(c, ctx) {
+			return matchDirect, "NotPrincipal"
+		}
+		return noMatch, ""
+	case sc.kind == identityPolicy:
+		return matchDirect, ""
 	}
-	return noMatch
+	return noMatch, ""
 }
 
 func (s *Statement) matchAction(action string) bool {
@@ -183,40 +304,67 @@ func (s *Statement) matchAction(action string) bool {
 	return found != s.NotAction
 }
 
-func (s *Statement) matchResource(resource string, ctx map[string][]string, variables bool) (bool, string) {
-	found := false
-	for _, r := range s.Resource.Items {
-		if variables && hasVariable(r) {
-			sub, unknown := substitute(r, ctx, true)
-			if unknown != "" {
-				return false, unknown
+// matchResource matches Resource or NotResource. An entry whose policy
+// variable has no value names no resource; one whose variable is
+// undecidable may name the key or not (condUndecided, and the variable).
+func (s *Statement) matchResource(resource string, ctx map[string][]string, sc *scope, r *Result) (conditionResult, string) {
+	found, undecided := false, ""
+	for _, pattern := range s.Resource.Items {
+		if sc.variables && hasVariable(pattern) {
+			sub, missing, und := substitute(pattern, ctx, sc.und, true)
+			switch {
+			case und != "":
+				undecided = und
+				continue
+			case missing != "":
+				r.addUnknown(missing)
+				continue
 			}
-			r = sub
+			pattern = sub
 		}
-		if wildcardMatch(r, resource) {
+		if wildcardMatch(pattern, resource) {
 			found = true
 			break
 		}
 	}
-	return found != s.NotResource, ""
+	switch {
+	case !found && undecided != "":
+		return condUndecided, undecided
+	case found != s.NotResource:
+		return condTrue, ""
+	}
+	return condFalse, ""
+}
+
+func (r *Result) addUnknown(variable string) {
+	if r != nil {
+		r.Unknown = appendUnique(r.Unknown, variable)
+	}
 }
 
 // failedConditions lists the conditions that keep a statement, which
-// otherwise applies to the request, from matching. It explains near misses.
-func (s *Statement) failedConditions(c *caller, action, resource string, ctx map[string][]string, sc scope) ([]*Condition, bool) {
-	if s.matchPrincipal(c, sc.kind) == noMatch || !s.matchAction(action) {
+// otherwise applies to the request, from matching, each with its result
+// (condFalse, or condUndecided when it depends on what the request's
+// Undecidable names). It explains near misses.
+func (s *Statement) failedConditions(c *caller, action, resource string, ctx map[string][]string, sc *scope) ([]failedCondition, bool) {
+	if pm, _ := s.matchPrincipal(c, ctx, sc); pm == noMatch || !s.matchAction(action) {
 		return nil, false
 	}
-	if ok, _ := s.matchResource(resource, ctx, sc.variables); !ok {
+	if res, _ := s.matchResource(resource, ctx, sc, nil); res == condFalse {
 		return nil, false
 	}
-	var failed []*Condition
+	var failed []failedCondition
 	for i := range s.Conditions {
-		if res, _ := s.Conditions[i].eval(ctx, sc.variables); res != condTrue {
-			failed = append(failed, &s.Conditions[i])
+		if res := s.Conditions[i].eval(ctx, sc, nil); res != condTrue {
+			failed = append(failed, failedCondition{&s.Conditions[i], res})
 		}
 	}
 	return failed, true
+}
+
+type failedCondition struct {
+	*Condition
+	result conditionResult
 }
 
 func lowerKeys(ctx map[string][]string) map[string][]string {

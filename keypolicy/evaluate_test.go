@@ -186,7 +186,8 @@ func TestExplicitDenyWins(t *testing.T) {
 }
 
 // NotPrincipal with Deny: naming an account's root exempts only the root
-// user, not the account's roles (IAM User Guide, NotPrincipal).
+// user, not the account's roles; naming a role exempts none of its
+// sessions (IAM User Guide, NotPrincipal).
 func TestNotPrincipal(t *testing.T) {
 	p := mustPolicy(t, `{"Version":"2012-10-17","Statement":[
 	  {"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"},
@@ -194,7 +195,7 @@ func TestNotPrincipal(t *testing.T) {
 	for principal, want := range map[string]Decision{
 		"arn:aws:iam::111122223333:root":                    Allowed,
 		"arn:aws:iam::111122223333:role/Keep":               Allowed,
-		"arn:aws:sts::111122223333:assumed-role/Keep/s":     Allowed,
+		"arn:aws:sts::111122223333:assumed-role/Keep/s":     ExplicitDeny,
 		"arn:aws:iam::111122223333:role/Other":              ExplicitDeny,
 		"arn:aws:iam::444455556666:role/Keep":               ExplicitDeny,
 		"arn:aws:sts::111122223333:assumed-role/Other/sess": ExplicitDeny,

@@ -64,7 +64,13 @@ func FuzzEvaluate(f *testing.F) {
 			}
 		}
 		key := Key{ARN: testKey, Policy: p}
-		Check(key, []Target{{Account: "111122223333", Paths: []Path{PathASG, PathInstance, PathCopy}}})
+		all := []Path{PathASG, PathInstance, PathCopy}
+		Check(key, []Target{{Account: "111122223333", Paths: all}})
+		CheckWith(key, []Target{
+			{Account: "111122223333", Paths: all, Principal: "arn:aws:sts::111122223333:assumed-role/R/s", OrgPath: "o-abcdefghij/r-ab12/"},
+			{Account: "111122223333", Paths: all, Principal: "arn:aws:iam::111122223333:user/u"},
+			{Account: "444455556666", Paths: all, Principal: "arn:aws:iam::444455556666:role/R"},
+		}, CheckOptions{Now: testNow})
 		if plan, err := PlanPatch(key, []Target{{Account: "111122223333"}}, PlanOptions{}); err == nil && plan.Changed {
 			if _, err := Parse(plan.After); err != nil {
 				t.Fatalf("patched policy does not parse: %v", err)

@@ -53,21 +53,22 @@ func wildcardMatch(pattern, s string) bool {
 func hasVariable(s string) bool { return strings.Contains(s, "${") }
 
 // substitute replaces the policy variables in s with values from the
-// request context. It returns the name of the first variable the request
-// does not supply (and has no default), so the caller can report it instead
-// of matching silently.
-func substitute(s string, ctx map[string][]string, wildcard bool) (string, string) {
+// request context. It returns the first variable the request does not
+// carry and that has no default (AWS reads it as no value), or the first
+// whose key und names as undecidable; the caller decides what the text
+// then matches.
+func substitute(s string, ctx map[string][]string, und Undecidable, wildcard bool) (out, missing, undecided string) {
 	var b strings.Builder
 	for {
 		i := strings.Index(s, "${")
 		if i < 0 {
 			b.WriteString(s)
-			return b.String(), ""
+			return b.String(), "", ""
 		}
 		j := strings.IndexByte(s[i:], '}')
 		if j < 0 {
 			b.WriteString(s)
-			return b.String(), ""
+			return b.String(), "", ""
 		}
 		b.WriteString(s[:i])
 		expr := s[i+2 : i+j]
@@ -85,6 +86,15 @@ func substitute(s string, ctx map[string][]string, wildcard bool) (string, strin
 		}
 		key, def, hasDef := strings.Cut(expr, ",")
 		key = strings.ToLower(strings.TrimSpace(key))
+		if und != nil {
+			if vals, ok := und.Values(key); ok {
+				if len(vals) != 1 || strings.Contains(vals[0], "*") {
+					return "", "", key
+				}
+				b.WriteString(vals[0])
+				continue
+			}
+		}
 		if vals, ok := ctx[key]; ok && len(vals) == 1 {
 			b.WriteString(vals[0])
 			continue
@@ -93,8 +103,80 @@ func substitute(s string, ctx map[string][]string, wildcard bool) (string, strin
 			b.WriteString(strings.Trim(strings.TrimSpace(def), "'"))
 			continue
 		}
-		return "", key
+		return "", key, ""
 	}
+}
+
+// globCovers reports whether the policy pattern p matches every value the
+// pattern q stands for, where '*' in q is any text and q has no other
+// wildcard. It is a sufficient test: each '*' of q is matched as a
+// character only a '*' of p can absorb, and that '*' of p absorbs any text
+// in its place just as well.
+func globCovers(p, q string) bool {
+	pr, qr := []rune(p), []rune(q)
+	prev := make([]bool, len(qr)+1) // prev[j]: p[:i] matches q[:j]
+	cur := make([]bool, len(qr)+1)
+	prev[0] = true
+	for i := range pr {
+		for j := 0; j <= len(qr); j++ {
+			switch {
+			case pr[i] == '*':
+				cur[j] = prev[j] || (j > 0 && cur[j-1])
+			case j > 0 && qr[j-1] != '*':
+				cur[j] = prev[j-1] && runeMatches(pr[i], qr[j-1])
+			default:
+				cur[j] = false
+			}
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(qr)]
+}
+
+// globsMeet reports whether some value the pattern q stands for ('*' any
+// text) matches the policy pattern p.
+func globsMeet(p, q string) bool {
+	pr, qr := []rune(p), []rune(q)
+	n, m := len(pr), len(qr)
+	reach := make([]bool, (n+1)*(m+1)) // reach[i*(m+1)+j]: p[:i] and q[:j] can spell the same text
+	reach[0] = true
+	for i := 0; i <= n; i++ {
+		for j := 0; j <= m; j++ {
+			if !reach[i*(m+1)+j] {
+				continue
+			}
+			pStar, qStar := i < n && pr[i] == '*', j < m && qr[j] == '*'
+			if pStar {
+				reach[(i+1)*(m+1)+j] = true // the star spells nothing more
+				if j < m {
+					reach[i*(m+1)+j+1] = true // the star spells q[j]
+				}
+			}
+			if qStar {
+				reach[i*(m+1)+j+1] = true
+				if i < n {
+					reach[(i+1)*(m+1)+j] = true
+				}
+			}
+			if i < n && j < m && !pStar && !qStar && runeMatches(pr[i], qr[j]) {
+				reach[(i+1)*(m+1)+j+1] = true
+			}
+		}
+	}
+	return reach[n*(m+1)+m]
+}
+
+// runeMatches reports whether a pattern rune (not '*') matches a character.
+func runeMatches(p, s rune) bool {
+	switch p {
+	case '?':
+		return true
+	case literalStar:
+		return s == '*'
+	case literalQuest:
+		return s == '?'
+	}
+	return p == s
 }
 
 func pick(cond bool, a, b rune) rune {
@@ -291,7 +373,7 @@ func (p *Principal) compile() {
 
 // match evaluates a Principal element. In a NotPrincipal element (negate),
 // an account's root ARN exempts only the root user, as AWS documents, not
-// every principal of the account.
+// every principal of the account, and a role's ARN none of its sessions.
 func (p *Principal) match(c *caller, negate bool) principalMatch {
 	if p.Any {
 		return matchDirect
@@ -326,6 +408,51 @@ func (p *Principal) namesAccount(account string) bool {
 	return false
 }
 
+// surelyExempts reports whether a NotPrincipal that matches the caller
+// exempts it for certain (Undecidable.StrictNotPrincipal): the caller
+// cannot have a permissions boundary (the root user, or a service-linked
+// role or its session, which AWS does not let anyone give one: IAM API
+// Reference, PutRolePermissionsBoundary), and the element lists the
+// caller's account and, for a session, its role as well.
+func (p *Principal) surelyExempts(c *caller, ctx map[string][]string) bool {
+	switch c.kind {
+	case callerRoot, callerService:
+		return true
+	case callerRole, callerSession:
+		role := c.arn
+		if c.kind == callerSession {
+			arns := ctx["aws:principalarn"]
+			if len(arns) != 1 {
+				return false
+			}
+			role = arns[0]
+		}
+		if !strings.Contains(role, ":role/aws-service-role/") || !p.namesAccount(c.account) {
+			return false
+		}
+		if c.kind == callerRole {
+			return true
+		}
+		for i := range p.aws {
+			if e := &p.aws[i]; e.kind == awsRole && e.account == c.account && e.roleName == c.roleName {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// namesRole reports whether the element lists the role (by name) of the
+// account.
+func (p *Principal) namesRole(account, roleName string) bool {
+	for i := range p.aws {
+		if e := &p.aws[i]; e.kind == awsRole && e.account == account && e.roleName == roleName {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *awsPrincipal) match(c *caller, negate bool) principalMatch {
 	switch {
 	case e.raw == c.arn:
@@ -336,7 +463,11 @@ func (e *awsPrincipal) match(c *caller, negate bool) principalMatch {
 		}
 		return matchDirect
 	case e.kind == awsRole:
-		if e.account == c.account && e.roleName == c.roleName && (c.kind == callerSession || c.kind == callerRole) {
+		// A role ARN names the role's sessions in Principal; in NotPrincipal
+		// it exempts none of them: a session is exempted only by its own
+		// ARN (IAM User Guide, "AWS JSON policy elements: NotPrincipal":
+		// principals must always name a specific session).
+		if e.account == c.account && e.roleName == c.roleName && (c.kind == callerRole || (c.kind == callerSession && !negate)) {
 			return matchDirect
 		}
 	case e.kind == awsAccount && e.account == c.account:

@@ -60,8 +60,8 @@ type orgContext struct {
 }
 
 // orgFor is the organization context of principal's requests: nil when
-// the target's organization path is not known (or not valid), or when the
-// principal is not of the target's account.
+// the target's organization path is not known (or not valid: the keys are
+// then undecidable), or when the principal is not of the target's account.
 func (t Target) orgFor(principal string) *orgContext {
 	if t.OrgPath == "" {
 		return nil

@@ -47,11 +47,11 @@ func requestsOf(t *testing.T, keyARN ARN, account, grantee string) []Request {
 		org := tg.orgFor(principal)
 		for _, p := range []Path{PathInstance, PathASG, PathCopy} {
 			for _, pa := range pathActions[p] {
-				out = append(out, serviceRequest(keyARN, principal, pa, org))
+				out = append(out, testEnv(keyARN).serviceRequest(principal, p, pa, org))
 			}
 		}
-		out = append(out, directGrantRequest(keyARN, principal, grantee, org))
-		direct := directGrantRequest(keyARN, principal, grantee, org)
+		out = append(out, testEnv(keyARN).directGrantRequest(principal, grantee, org))
+		direct := testEnv(keyARN).directGrantRequest(principal, grantee, org)
 		direct.Action = "kms:Decrypt"
 		out = append(out, direct)
 	}
@@ -77,7 +77,7 @@ func grantGains(t *testing.T, before, after Key, account, grantee string) []stri
 	t.Helper()
 	var out []string
 	for _, req := range requestsOf(t, mustKeyARN(t, before.ARN), account, grantee) {
-		if req.Context["kms:granteeprincipal"] == nil || req.Action != "kms:CreateGrant" || IsAutoScalingServiceLinkedRole(req.Principal) {
+		if req.Context["kms:granteeprincipal"] == nil || req.Action != "kms:CreateGrant" || strings.Contains(req.Principal, ":assumed-role/AWSServiceRoleForAutoScaling") {
 			continue
 		}
 		if Authorize(&before, req, nil).Decision != Allowed && Authorize(&after, req, nil).Decision == Allowed {
@@ -250,12 +250,12 @@ func TestPlanOrganizationNeverWidensBeyondTheScope(t *testing.T) {
 		"arn:aws:iam::" + memberA + ":role/Launcher":                     ImplicitDeny,
 		"arn:aws:iam::" + memberA + ":role/AWSServiceRoleForAutoScaling": ImplicitDeny,
 	} {
-		if got := Authorize(&after, directGrantRequest(keyARN, caller, grantee, org), nil).Decision; got != want {
+		if got := Authorize(&after, testEnv(keyARN).directGrantRequest(caller, grantee, org), nil).Decision; got != want {
 			t.Errorf("%s creating a grant for %s: %v, want %v", memberA, grantee, got, want)
 		}
 	}
 	// Not through EC2, the key is not usable.
-	direct := directGrantRequest(keyARN, caller, "", org)
+	direct := testEnv(keyARN).directGrantRequest(caller, "", org)
 	direct.Action = "kms:Decrypt"
 	if got := Authorize(&after, direct, nil).Decision; got != ImplicitDeny {
 		t.Errorf("direct Decrypt by a member: %v", got)
@@ -278,7 +278,7 @@ func TestPlanOrganizationExcludesTheKeyOwnersAccount(t *testing.T) {
 	owner := Target{Account: "444455556666", OrgPath: ou3}
 	role := "arn:aws:iam::444455556666:role/App"
 	for _, pa := range pathActions[PathInstance] {
-		if a := Authorize(&after, serviceRequest(mustKeyARN(t, writeup1Key), role, pa, owner.orgFor(role)), noKMS); a.Decision == Allowed {
+		if a := Authorize(&after, testEnv(mustKeyARN(t, writeup1Key)).serviceRequest(role, PathInstance, pa, owner.orgFor(role)), noKMS); a.Decision == Allowed {
 			t.Errorf("a role of the key owner's account, whose IAM policy allows no KMS, may %s", pa.action)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The statements amigate owns in a key policy: one per purpose (DESIGN
@@ -108,6 +109,9 @@ type PlanOptions struct {
 	// it also lets in accounts that join the scope later: PlanPatchAuto
 	// uses it only when the accounts do not fit.
 	Organization *OrgScope
+	// Now is when the launches happen, as CheckOptions.Now: the zero time
+	// leaves conditions on aws:CurrentTime and aws:EpochTime undecidable.
+	Now time.Time
 }
 
 // The modes a plan names its targets in (Plan.Mode).
@@ -162,7 +166,7 @@ func PlanPatch(key Key, targets []Target, opts PlanOptions) (*Plan, error) {
 	}
 	key.indexGrants()
 	plan := &Plan{Before: key.Policy.raw, After: key.Policy.raw, Mode: PlanModeAccounts, Added: map[string][]string{}, OrgAccounts: map[string][]string{}}
-	pl := &planner{key: &key, keyARN: keyARN, opts: opts, plan: plan,
+	pl := &planner{key: &key, keyARN: keyARN, env: newRequestEnv(&key, keyARN, opts.Now), opts: opts, plan: plan,
 		need:     map[string]map[string]bool{SidUseKey: {}, SidEC2Grants: {}, SidAutoScalingGrants: {}},
 		grantees: map[string]bool{},
 		orgNeed:  map[string]map[string]bool{}, orgAccounts: map[string]map[string]bool{},
@@ -229,6 +233,7 @@ func PlanPatchAuto(key Key, targets []Target, opts PlanOptions) (*Plan, error) {
 type planner struct {
 	key    *Key
 	keyARN ARN
+	env    *requestEnv
 	opts   PlanOptions
 	plan   *Plan
 	scope  *orgScope
@@ -263,13 +268,13 @@ func (pl *planner) require(purpose string, t Target, covered []string) {
 
 // path records what the target needs on one path.
 func (pl *planner) path(t Target, p Path, principal string, covered []string) {
-	key, keyARN, plan := pl.key, pl.keyARN, pl.plan
+	key, env, keyARN, plan := pl.key, pl.env, pl.keyARN, pl.plan
 	if p == PathASG {
-		if blocked := firstRefusal(key, keyARN, t, p, principal, nil, ExplicitDeny); blocked != nil {
+		if blocked := firstRefusal(key, env, t, p, principal, nil, ExplicitDeny); blocked != nil {
 			plan.Blocked = append(plan.Blocked, *blocked)
 			return
 		}
-		if !refused(key, keyARN, p, principal, t.orgFor(principal)) {
+		if !refused(key, env, p, principal, t.orgFor(principal)) {
 			return // a grant (or, same account, a statement) covers it
 		}
 		plan.Grants = appendGrant(plan.Grants, Grant{
@@ -282,10 +287,10 @@ func (pl *planner) path(t Target, p Path, principal string, covered []string) {
 		// The target creates the grant through one of its roles, never as
 		// its root user.
 		caller := AnyPrincipal(keyARN.Partition, t.Account)
-		req := directGrantRequest(keyARN, caller, principal, t.orgFor(caller))
-		switch Authorize(key, req, nil).Decision {
+		req := env.directGrantRequest(caller, principal, t.orgFor(caller))
+		switch auth := Authorize(key, req, nil); auth.Decision {
 		case ExplicitDeny:
-			f := explain(key, keyARN, t, PathInstance, caller, req, Authorize(key, req, nil))
+			f := explain(key, env, t, PathInstance, caller, req, auth)
 			f.Message = "the target cannot create the Auto Scaling grant itself: " + f.Message
 			plan.Blocked = append(plan.Blocked, f)
 		case ImplicitDeny:
@@ -293,14 +298,14 @@ func (pl *planner) path(t Target, p Path, principal string, covered []string) {
 		}
 		return
 	}
-	org := t.orgFor(principal)
+	a := env.newActor(principal, p, t.orgFor(principal), false)
 	for _, pa := range pathActions[p] {
-		req := serviceRequest(keyARN, principal, pa, org)
+		req := a.request(pa)
 		auth := Authorize(key, req, t.Identity)
 		switch {
 		case auth.Decision == Allowed:
 		case auth.Decision == ExplicitDeny || (auth.KeyPolicy.Decision == Allowed && !auth.IdentityAllows):
-			plan.Blocked = append(plan.Blocked, explain(key, keyARN, t, p, principal, req, auth))
+			plan.Blocked = append(plan.Blocked, explain(key, env, t, p, principal, req, auth))
 			return
 		case pa.createsGrant:
 			pl.require(SidEC2Grants, t, covered)
@@ -392,12 +397,12 @@ func addedScopeValues(st Statement, added []string) []string {
 
 // firstRefusal returns the finding for the first action of the path that is
 // refused with the given decision, or nil.
-func firstRefusal(key *Key, keyARN ARN, t Target, p Path, principal string, identity *Policy, want Decision) *Finding {
-	org := t.orgFor(principal)
+func firstRefusal(key *Key, env *requestEnv, t Target, p Path, principal string, identity *Policy, want Decision) *Finding {
+	a := env.newActor(principal, p, t.orgFor(principal), false)
 	for _, pa := range pathActions[p] {
-		req := serviceRequest(keyARN, principal, pa, org)
+		req := a.request(pa)
 		if auth := Authorize(key, req, identity); auth.Decision != Allowed && (want == ImplicitDeny || auth.Decision == want) {
-			f := explain(key, keyARN, t, p, principal, req, auth)
+			f := explain(key, env, t, p, principal, req, auth)
 			return &f
 		}
 	}
@@ -405,36 +410,14 @@ func firstRefusal(key *Key, keyARN ARN, t Target, p Path, principal string, iden
 }
 
 // refused reports whether any action of the path is refused to principal.
-func refused(key *Key, keyARN ARN, p Path, principal string, org *orgContext) bool {
+func refused(key *Key, env *requestEnv, p Path, principal string, org *orgContext) bool {
+	a := env.newActor(principal, p, org, false)
 	for _, pa := range pathActions[p] {
-		if Authorize(key, serviceRequest(keyARN, principal, pa, org), nil).Decision != Allowed {
+		if Authorize(key, a.request(pa), nil).Decision != Allowed {
 			return true
 		}
 	}
 	return false
-}
-
-// directGrantRequest is the CreateGrant a target makes itself, by key ARN,
-// for its Auto Scaling role: no service is in between. org is the caller's
-// organization context, nil when not known.
-func directGrantRequest(keyARN ARN, caller, grantee string, org *orgContext) Request {
-	c := parseCaller(caller)
-	req := Request{Principal: caller, Action: "kms:CreateGrant", Resource: keyARN.String(), Context: map[string][]string{
-		"kms:calleraccount":         {c.account},
-		"aws:principalaccount":      {c.account},
-		"aws:principalarn":          {caller},
-		"aws:principaltype":         {principalType(c)},
-		"aws:viaawsservice":         {"false"},
-		"aws:principalisawsservice": {"false"},
-		"aws:securetransport":       {"true"},
-		"aws:requestedregion":       {keyARN.Region},
-		"kms:multiregion":           multiRegion(keyARN),
-		"kms:granteeprincipal":      {grantee},
-		"kms:grantoperations":       AutoScalingGrantOperations,
-		"kms:grantisforawsresource": {"false"},
-	}}
-	org.add(req.Context)
-	return req
 }
 
 func appendGrant(list []Grant, g Grant) []Grant {

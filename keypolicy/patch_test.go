@@ -67,8 +67,8 @@ func checkPlanProperties(t *testing.T, key Key, targets []Target, opts PlanOptio
 	for _, o := range outsiders {
 		for _, act := range []string{"kms:Decrypt", "kms:CreateGrant", "kms:DescribeKey", "kms:ReEncryptFrom", "kms:GenerateDataKeyWithoutPlaintext", "kms:PutKeyPolicy"} {
 			for _, req := range []Request{
-				serviceRequest(mustKeyARN(t, key.ARN), o, pathAction{action: act, createsGrant: act == "kms:CreateGrant", withContext: true}, nil),
-				directGrantRequest(mustKeyARN(t, key.ARN), o, DefaultAutoScalingRole("aws", "999988887777"), nil),
+				testEnv(mustKeyARN(t, key.ARN)).serviceRequest(o, PathInstance, pathAction{action: act, createsGrant: act == "kms:CreateGrant", withContext: true}, nil),
+				testEnv(mustKeyARN(t, key.ARN)).directGrantRequest(o, DefaultAutoScalingRole("aws", "999988887777"), nil),
 			} {
 				req.Action = act
 				b, a := Authorize(&key, req, nil).Decision, Authorize(&after, req, nil).Decision
@@ -222,7 +222,7 @@ func TestPlanCustomSuffixRole(t *testing.T) {
 		t.Fatalf("grants = %+v", plan.Grants)
 	}
 	after := applyPlan(t, key, plan)
-	if a := Authorize(&after, directGrantRequest(mustKeyARN(t, writeup1Key), "arn:aws:iam::111122223333:root", role, nil), nil); a.Decision != Allowed {
+	if a := Authorize(&after, testEnv(mustKeyARN(t, writeup1Key)).directGrantRequest("arn:aws:iam::111122223333:root", role, nil), nil); a.Decision != Allowed {
 		t.Errorf("target cannot create the grant for its custom-suffix role: %+v", a)
 	}
 }

@@ -3,6 +3,7 @@ package keypolicy
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ParsePath reads a path name.
@@ -75,49 +76,6 @@ var pathActions = map[Path][]pathAction{
 // to an existing volume's encryption context cannot serve it.
 const newVolumeID = "vol-0a1b2c3d4e5f60000"
 
-// serviceRequest is the request EC2 (or Auto Scaling through EC2) makes to
-// KMS on the caller's behalf: it carries kms:ViaService, kms:CallerAccount,
-// kms:GrantIsForAWSResource for its grants, the principal's organization
-// keys when org is known, and no aws:SourceIp or VPC keys of the user's
-// (the call comes from AWS's own addresses).
-func serviceRequest(key ARN, principal string, pa pathAction, org *orgContext) Request {
-	c := parseCaller(principal)
-	// Sized for every key below, so that it is built without growing (two
-	// more for the organization keys); the constant values are shared
-	// (nothing writes a request's context).
-	size := 13
-	if org != nil {
-		size += 2
-	}
-	ctx := make(map[string][]string, size)
-	org.add(ctx)
-	ctx["kms:viaservice"] = []string{"ec2." + key.Region + ".amazonaws.com"}
-	ctx["kms:calleraccount"] = []string{c.account}
-	ctx["aws:principalaccount"] = ctx["kms:calleraccount"]
-	ctx["aws:principalarn"] = []string{principal}
-	ctx["aws:viaawsservice"] = valueTrue
-	// present in every signed request; false here, since the user's
-	// principal, not an AWS service principal, is the caller
-	ctx["aws:principalisawsservice"] = valueFalse
-	ctx["aws:principaltype"] = []string{principalType(c)}
-	ctx["aws:securetransport"] = valueTrue
-	ctx["aws:requestedregion"] = []string{key.Region}
-	ctx["kms:multiregion"] = multiRegion(key)
-	if pa.createsGrant {
-		ctx["kms:grantisforawsresource"] = valueTrue
-	}
-	if pa.withContext {
-		ctx["kms:encryptioncontext:aws:ebs:id"] = []string{newVolumeID}
-		ctx["kms:encryptioncontextkeys"] = []string{"aws:ebs:id"}
-	}
-	return Request{Principal: principal, Action: pa.action, Resource: key.String(), Context: ctx}
-}
-
-var (
-	valueTrue  = []string{"true"}
-	valueFalse = []string{"false"}
-)
-
 // multiRegion is kms:MultiRegion, which KMS supplies for every operation on
 // a key (AWS KMS Developer Guide, "AWS KMS condition keys"): multi-Region
 // keys, primary and replicas, have ids that start with "mrk-" (AWS KMS
@@ -129,27 +87,30 @@ func multiRegion(key ARN) []string {
 	return valueFalse
 }
 
-func principalType(c caller) string {
-	switch c.kind {
-	case callerRoot:
-		return "Account"
-	case callerRole, callerSession:
-		return "AssumedRole"
-	case callerService:
-		return "Service"
-	}
-	return "User"
-}
-
 // networkKeys are condition keys about where a request comes from; calls
 // EC2 makes for the user do not come from the user's network.
 var networkKeys = map[string]bool{
 	"aws:sourceip": true, "aws:vpcsourceip": true, "aws:sourcevpc": true, "aws:sourcevpce": true,
 }
 
-// Check gives the verdict: can every target launch, on each of its paths,
-// an image whose snapshots are encrypted with key?
+// CheckOptions are what a verdict needs beyond the key and the targets.
+type CheckOptions struct {
+	// Now is when the launches happen: the requests' aws:CurrentTime and
+	// aws:EpochTime, which AWS always sends (IAM User Guide, "AWS global
+	// condition context keys"). The zero time means not known: a
+	// condition on either key is then undecidable (a Deny counts, an
+	// Allow does not). The gate and lint pass the current time.
+	Now time.Time
+}
+
+// Check gives the verdict with no time given (see CheckWith).
 func Check(key Key, targets []Target) Verdict {
+	return CheckWith(key, targets, CheckOptions{})
+}
+
+// CheckWith gives the verdict: can every target launch, on each of its
+// paths, an image whose snapshots are encrypted with key?
+func CheckWith(key Key, targets []Target, opts CheckOptions) Verdict {
 	key.indexGrants()
 	v := Verdict{
 		OK:       true,
@@ -168,11 +129,12 @@ func Check(key Key, targets []Target) Verdict {
 			Message: fmt.Sprintf("cannot evaluate the key policy: %v", err), Fix: "give the key's full ARN"})
 		return v
 	}
+	env := newRequestEnv(&key, keyARN, opts.Now)
 	for _, t := range targets {
 		tv := TargetVerdict{Account: t.Account, OK: true}
 		for _, p := range t.paths() {
 			for _, principal := range t.principals(keyARN.Partition, p) {
-				pv := checkPath(&key, keyARN, t, p, principal)
+				pv := checkPath(&key, env, t, p, principal)
 				tv.OK = tv.OK && pv.OK
 				tv.Paths = append(tv.Paths, pv)
 			}
@@ -243,16 +205,16 @@ func (t Target) principals(partition string, p Path) []string {
 }
 
 // checkPath evaluates every action the path needs and explains failures.
-func checkPath(key *Key, keyARN ARN, t Target, p Path, principal string) PathVerdict {
+func checkPath(key *Key, env *requestEnv, t Target, p Path, principal string) PathVerdict {
 	pv := PathVerdict{Path: p, Principal: principal, OK: true, Findings: []Finding{}}
 	identity := t.Identity
 	if p == PathASG {
 		identity = nil // the service-linked role's policy is AWS's, known to have no KMS permission
 	}
 	var unknown []string
-	org := t.orgFor(principal)
+	a := env.newActor(principal, p, t.orgFor(principal), false)
 	for _, pa := range pathActions[p] {
-		req := serviceRequest(keyARN, principal, pa, org)
+		req := a.request(pa)
 		auth := Authorize(key, req, identity)
 		for _, u := range auth.KeyPolicy.Unknown {
 			unknown = appendUnique(unknown, u)
@@ -261,17 +223,17 @@ func checkPath(key *Key, keyARN ARN, t Target, p Path, principal string) PathVer
 			continue
 		}
 		pv.OK = false
-		pv.Findings = mergeFinding(pv.Findings, explain(key, keyARN, t, p, principal, req, auth))
+		pv.Findings = mergeFinding(pv.Findings, explain(key, env, t, p, principal, req, auth))
 		// Across accounts the asg path needs a grant whatever the key
 		// policy says: a statement there explains nothing.
-		if f, ok := literalVariable(key.Policy, principal, req); ok && (p != PathASG || !auth.CrossAccount) {
+		if f, ok := literalVariable(key.Policy, req); ok && (p != PathASG || !auth.CrossAccount) {
 			pv.Findings = mergeFinding(pv.Findings, f)
 		}
 	}
 	for _, u := range unknown {
 		pv.Findings = append(pv.Findings, Finding{Code: CodeUnknownVariable, Severity: SeverityWarning, Actions: []string{},
-			Message: fmt.Sprintf("a statement uses the policy variable ${%s}, which a launch request may not carry; the statement was not counted", u),
-			Fix:     "check the statement by hand, or replace the variable with literal values"})
+			Message: fmt.Sprintf("a statement uses the policy variable ${%s}, which the launch requests do not carry: AWS reads it as no value, which matches nothing (a positive operator fails on it, a negated one holds, and a Resource with it names no key)", u),
+			Fix:     "check that the statement does what was meant without the variable, or replace it with literal values"})
 	}
 	return pv
 }

@@ -3,6 +3,7 @@ package keypolicy
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // Each test here states one rule of AWS's policy language, named after it,
@@ -13,6 +14,13 @@ const (
 	targetRole    = "arn:aws:iam::111122223333:role/Launcher"
 	targetSession = "arn:aws:sts::111122223333:assumed-role/Launcher/build-7"
 )
+
+// testEnv is the request environment of a verdict about keyARN at
+// testNow.
+func testEnv(keyARN ARN) *requestEnv { return newRequestEnv(nil, keyARN, testNow) }
+
+// testNow is the time the tests' launches happen.
+var testNow = time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
 
 func decide(t *testing.T, doc string, req Request) Result {
 	t.Helper()
@@ -181,10 +189,10 @@ func TestDenyNotPrincipalAccountRootExemptsOnlyTheRootUser(t *testing.T) {
 }
 
 // NotPrincipal exempts exactly what it lists (IAM User Guide, "AWS JSON
-// policy elements: NotPrincipal"): a role ARN exempts the role's sessions,
-// a session ARN that session only, a user ARN that user, a service-linked
-// role ARN that role; an account id is the account's root user, as its root
-// ARN is.
+// policy elements: NotPrincipal"): a session ARN that session only, a user
+// ARN that user, a role ARN (a service-linked role's too) the role itself
+// but none of its sessions, since "principals must always name a specific
+// session"; an account id is the account's root user, as its root ARN is.
 func TestDenyNotPrincipalExemptsWhatItLists(t *testing.T) {
 	slr := DefaultAutoScalingRole("aws", targetAccount)
 	slrSession := "arn:aws:sts::111122223333:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling"
@@ -193,7 +201,7 @@ func TestDenyNotPrincipalExemptsWhatItLists(t *testing.T) {
 		principal string
 		exempt    bool
 	}{
-		{targetRole, targetSession, true},
+		{targetRole, targetSession, false},
 		{targetRole, targetRole, true},
 		{targetRole, "arn:aws:iam::111122223333:role/Other", false},
 		{targetRole, "arn:aws:iam::999988887777:role/Launcher", false},
@@ -202,7 +210,8 @@ func TestDenyNotPrincipalExemptsWhatItLists(t *testing.T) {
 		{"arn:aws:iam::111122223333:user/alice", "arn:aws:iam::111122223333:user/alice", true},
 		{"arn:aws:iam::111122223333:user/alice", "arn:aws:iam::111122223333:user/bob", false},
 		{slr, slr, true},
-		{slr, slrSession, true},
+		{slr, slrSession, false},
+		{slrSession, slrSession, true},
 		{slr, targetRole, false},
 		{targetAccount, "arn:aws:iam::111122223333:root", true},
 		{targetAccount, targetSession, false},
@@ -559,7 +568,7 @@ func TestServiceLinkedRoleRequestsCarryTheAccountsOrgKeys(t *testing.T) {
 	caller := AnyPrincipal("aws", targetAccount)
 	target := Target{Account: targetAccount, OrgPath: testOrgPath}
 	key := Key{ARN: testKey, Policy: mustPolicy(t, useByCondition(`{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}}`))}
-	if a := Authorize(&key, directGrantRequest(keyARN, caller, grant.GranteePrincipal, target.orgFor(caller)), nil); a.Decision != Allowed {
+	if a := Authorize(&key, testEnv(keyARN).directGrantRequest(caller, grant.GranteePrincipal, target.orgFor(caller)), nil); a.Decision != Allowed {
 		t.Errorf("the target's own CreateGrant: %v", a.Decision)
 	}
 }
@@ -604,6 +613,404 @@ func TestParseOrgPath(t *testing.T) {
 	} {
 		if _, _, err := ParseOrgPath(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseOrgPath(%q): %v, want %q", in, err, want)
+		}
+	}
+}
+
+// launchVerdict checks one path of target against doc at now (the zero
+// time: not known), with the grants.
+func launchVerdict(t *testing.T, doc string, target Target, p Path, now time.Time, grants ...Grant) PathVerdict {
+	t.Helper()
+	if target.Account == "" {
+		target.Account = targetAccount
+	}
+	target.Paths = []Path{p}
+	key := Key{ARN: testKey, Policy: mustPolicy(t, doc), Grants: grants}
+	return pathVerdict(t, CheckWith(key, []Target{target}, CheckOptions{Now: now}), target.Account, p)
+}
+
+// withUse is a key policy that lets the target's account use the key for
+// a launch, plus the given statements.
+func withUse(statements ...string) string {
+	return `{"Version":"2012-10-17","Statement":[
+	  {"Sid":"Owner","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"},
+	  {"Sid":"Use","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":["kms:Decrypt","kms:DescribeKey","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant"],"Resource":"*"}` +
+		strings.Join(append([]string{""}, statements...), ",\n") + `]}`
+}
+
+// allowByCondition lets the target's account use the key only under cond.
+func allowByCondition(cond string) string {
+	return `{"Version":"2012-10-17","Statement":[
+	  {"Sid":"Owner","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"},
+	  {"Sid":"Limited","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":["kms:Decrypt","kms:DescribeKey","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant"],"Resource":"*","Condition":` + cond + `}]}`
+}
+
+// denyByCondition is withUse plus a Deny of every KMS action under cond.
+func denyByCondition(cond string) string {
+	return withUse(`{"Sid":"Guard","Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":` + cond + `}`)
+}
+
+func wantFinding(t *testing.T, pv PathVerdict, code, statement string, texts ...string) {
+	t.Helper()
+	f, ok := findingFor(pv, code)
+	if pv.OK || !ok || f.Statement != statement {
+		t.Fatalf("verdict %+v, want %s on %q", pv, code, statement)
+	}
+	for _, s := range texts {
+		if !strings.Contains(f.Message+"\n"+f.Fix, s) {
+			t.Errorf("%s finding lacks %q:\n%s\nfix: %s", code, s, f.Message, f.Fix)
+		}
+	}
+}
+
+// IAM User Guide, "AWS global condition context keys", aws:PrincipalArn:
+// every signed request carries the ARN of the role (or user) that makes
+// it. The verdict about "any role or user of the target" cannot know that
+// ARN, so a condition on it is decided only when it holds, or fails, for
+// every role and user of the account: otherwise an Allow is not counted
+// and a Deny is. StringEquals compares exactly ("IAM JSON policy
+// elements: Condition operators"), so "role/*" written with it is no
+// role's ARN. A named launching role is evaluated as itself.
+func TestPrincipalArnOfAnUnnamedLaunchingPrincipalIsUndecided(t *testing.T) {
+	any := Target{}
+	for _, tc := range []struct {
+		name, doc string
+		target    Target
+		ok        bool
+		code      string
+		texts     []string
+	}{
+		{"Allow with StringEquals on role/* (a slip for ArnLike)", allowByCondition(`{"StringEquals":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/*"}}`), any, false,
+			CodeKeyPolicyMissing, []string{"aws:PrincipalArn", "compares the text exactly", "--principal 111122223333=ARN", "ArnLike"}},
+		{"Allow with ArnLike on the account's roles only", allowByCondition(`{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/*"}}`), any, false,
+			CodeKeyPolicyMissing, []string{"any role or user of account 111122223333"}},
+		{"Allow with ArnLike on its roles and users", allowByCondition(`{"ArnLike":{"aws:PrincipalArn":["arn:aws:iam::111122223333:role/*","arn:aws:iam::111122223333:user/*"]}}`), any, true, "", nil},
+		{"Allow with ArnLike on the whole account", allowByCondition(`{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:*"}}`), any, true, "", nil},
+		{"Allow with StringLike on another account", allowByCondition(`{"StringLike":{"aws:PrincipalArn":"arn:aws:iam::999988887777:*"}}`), any, false, CodeKeyPolicyMissing, nil},
+		{"Deny StringLike on some of its roles", denyByCondition(`{"StringLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/app-*"}}`), any, false,
+			CodeKeyPolicyDenies, []string{"may deny", "aws:PrincipalArn", "name the launching role"}},
+		{"Deny ArnNotLike outside the two accounts (a perimeter)", denyByCondition(`{"ArnNotLike":{"aws:PrincipalArn":["arn:aws:iam::444455556666:*","arn:aws:iam::111122223333:*"]}}`), any, true, "", nil},
+		{"Deny ArnLike on another account's roles", denyByCondition(`{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::999988887777:role/*"}}`), any, true, "", nil},
+		{"Deny the root user by aws:PrincipalType", denyByCondition(`{"StringEquals":{"aws:PrincipalType":"Account"}}`), any, true, "", nil},
+		{"Deny roles by aws:PrincipalType", denyByCondition(`{"StringEquals":{"aws:PrincipalType":"AssumedRole"}}`), any, false, CodeKeyPolicyDenies, []string{"aws:PrincipalType"}},
+		{"Deny by aws:userid", denyByCondition(`{"StringLike":{"aws:userid":"AROA*"}}`), any, false, CodeKeyPolicyDenies, []string{"aws:userid"}},
+		{"Deny by aws:username", denyByCondition(`{"StringEquals":{"aws:username":"alice"}}`), any, false, CodeKeyPolicyDenies, []string{"aws:username"}},
+		// The launching role named: decided.
+		{"named role app-x under the Deny on app-*", denyByCondition(`{"StringLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/app-*"}}`),
+			Target{Principal: "arn:aws:iam::111122223333:role/app-x"}, false, CodeKeyPolicyDenies, []string{"explicitly denies"}},
+		{"named role ci under the Deny on app-*", denyByCondition(`{"StringLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/app-*"}}`),
+			Target{Principal: "arn:aws:iam::111122223333:role/ci"}, true, "", nil},
+		{"named role ci, allowed by its ARN", allowByCondition(`{"ArnEquals":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/ci"}}`),
+			Target{Principal: "arn:aws:iam::111122223333:role/ci"}, true, "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pv := launchVerdict(t, tc.doc, tc.target, PathInstance, testNow)
+			if tc.ok {
+				if !pv.OK {
+					t.Fatalf("red: %+v", pv.Findings)
+				}
+				return
+			}
+			statement := "Limited"
+			if tc.code == CodeKeyPolicyDenies {
+				statement = "Guard"
+			}
+			if tc.name == "Allow with StringLike on another account" {
+				statement = ""
+			}
+			wantFinding(t, pv, tc.code, statement, tc.texts...)
+		})
+	}
+}
+
+// IAM User Guide, "AWS global condition context keys": aws:PrincipalTag/*
+// is in the request of a principal that has the tag, aws:ResourceTag/* of
+// a resource that has it, and KMS adds kms:ResourceAliases, the key's
+// aliases (AWS KMS Developer Guide, "AWS KMS condition keys"). amigate
+// reads none of them, so any condition on them, Null included, is
+// undecided: an Allow is not counted and a Deny is.
+func TestTagsAndAliasesAreNotReadSoConditionsOnThemAreUndecided(t *testing.T) {
+	for _, cond := range []string{
+		`{"StringEquals":{"aws:PrincipalTag/team":"platform"}}`,
+		`{"Null":{"aws:PrincipalTag/team":"false"}}`,
+		`{"StringEquals":{"aws:ResourceTag/share":"yes"}}`,
+		`{"ForAnyValue:StringLike":{"kms:ResourceAliases":"alias/golden-*"}}`,
+		`{"StringEquals":{"aws:SourceIdentity":"pipeline"}}`,
+		`{"DateGreaterThan":{"aws:TokenIssueTime":"2026-01-01T00:00:00Z"}}`,
+	} {
+		if pv := launchVerdict(t, allowByCondition(cond), Target{}, PathInstance, testNow); pv.OK {
+			t.Errorf("allow by %s counted", cond)
+		} else if f, _ := findingFor(pv, CodeKeyPolicyMissing); f.Statement != "Limited" || !strings.Contains(f.Message, "cannot decide") {
+			t.Errorf("allow by %s: %+v", cond, pv.Findings)
+		}
+		if pv := launchVerdict(t, denyByCondition(cond), Target{}, PathInstance, testNow); pv.OK {
+			t.Errorf("deny by %s not counted", cond)
+		} else if f, _ := findingFor(pv, CodeKeyPolicyDenies); f.Statement != "Guard" || !strings.Contains(f.Message, "may deny") {
+			t.Errorf("deny by %s: %+v", cond, pv.Findings)
+		}
+	}
+}
+
+// IAM User Guide, "AWS global condition context keys": aws:CurrentTime
+// and aws:EpochTime are always in the request context. They are the time
+// the check is made for (CheckOptions.Now), compared with the date
+// operators (ISO 8601 or epoch seconds) and, for aws:EpochTime, the
+// numeric ones; with no time given they are undecided.
+func TestCurrentTimeAndEpochTimeAreAlwaysInTheRequest(t *testing.T) {
+	before, after := time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	for _, cond := range []string{
+		`{"DateGreaterThan":{"aws:CurrentTime":"2026-01-01T00:00:00Z"}}`,
+		`{"DateGreaterThan":{"aws:CurrentTime":"1767225600"}}`,
+		`{"DateGreaterThan":{"aws:EpochTime":"2026-01-01T00:00:00Z"}}`,
+		`{"NumericGreaterThan":{"aws:EpochTime":"1767225600"}}`,
+	} {
+		if pv := launchVerdict(t, denyByCondition(cond), Target{}, PathInstance, after); pv.OK {
+			t.Errorf("Deny %s after the date: green", cond)
+		}
+		if pv := launchVerdict(t, denyByCondition(cond), Target{}, PathInstance, before); !pv.OK {
+			t.Errorf("Deny %s before the date: %+v", cond, pv.Findings)
+		}
+		pv := launchVerdict(t, denyByCondition(cond), Target{}, PathInstance, time.Time{})
+		wantFinding(t, pv, CodeKeyPolicyDenies, "Guard", "may deny", "no time of launch was given")
+		// An allow until the date: green before it only.
+		until := strings.Replace(cond, "GreaterThan", "LessThan", 1)
+		if pv := launchVerdict(t, allowByCondition(until), Target{}, PathInstance, before); !pv.OK {
+			t.Errorf("Allow %s before the date: %+v", until, pv.Findings)
+		}
+		for _, at := range []time.Time{after, {}} {
+			if pv := launchVerdict(t, allowByCondition(until), Target{}, PathInstance, at); pv.OK {
+				t.Errorf("Allow %s at %v: green", until, at)
+			}
+		}
+	}
+}
+
+// IAM User Guide, "AWS global condition context keys",
+// aws:MultiFactorAuthPresent: present when temporary credentials make the
+// request, which a service forwarding a principal's call uses; false
+// unless MFA was used. Auto Scaling's session was not authenticated with
+// MFA (its CloudTrail records show mfaAuthenticated false), so a Deny for
+// requests without MFA stops it; a Deny for requests lacking the key
+// (Null true) stops neither it nor a forwarded call.
+func TestMultiFactorAuthPresentIsInEveryForwardedRequest(t *testing.T) {
+	grant := Grant{GranteePrincipal: DefaultAutoScalingRole("aws", targetAccount), Operations: AutoScalingGrantOperations}
+	noMFA := denyByCondition(`{"Bool":{"aws:MultiFactorAuthPresent":"false"}}`)
+	wantFinding(t, launchVerdict(t, noMFA, Target{}, PathASG, testNow, grant), CodeKeyPolicyDenies, "Guard", "explicitly denies")
+	wantFinding(t, launchVerdict(t, noMFA, Target{}, PathInstance, testNow), CodeKeyPolicyDenies, "Guard", "may deny", "aws:MultiFactorAuthPresent")
+	absent := denyByCondition(`{"Null":{"aws:MultiFactorAuthPresent":"true"}}`)
+	if pv := launchVerdict(t, absent, Target{}, PathASG, testNow, grant); !pv.OK {
+		t.Errorf("asg under a Deny when the key is missing: %+v", pv.Findings)
+	}
+	if pv := launchVerdict(t, absent, Target{}, PathInstance, testNow); !pv.OK {
+		t.Errorf("instance under a Deny when the key is missing: %+v", pv.Findings)
+	}
+}
+
+// IAM User Guide, "AWS global condition context keys", aws:ResourceAccount:
+// the account that owns the resource, here the key's. The perimeter
+// pattern StringNotEquals aws:PrincipalAccount ${aws:ResourceAccount}
+// denies every other account, so a target of another account is red for
+// certain, and a Deny by aws:ResourceAccount of another account applies
+// to no launch.
+func TestResourceAccountIsTheKeyOwnersAccount(t *testing.T) {
+	perimeter := denyByCondition(`{"StringNotEquals":{"aws:PrincipalAccount":"${aws:ResourceAccount}"}}`)
+	wantFinding(t, launchVerdict(t, perimeter, Target{}, PathInstance, testNow), CodeKeyPolicyDenies, "Guard", "explicitly denies")
+	if pv := launchVerdict(t, denyByCondition(`{"StringNotEquals":{"aws:ResourceAccount":"444455556666"}}`), Target{}, PathInstance, testNow); !pv.OK {
+		t.Errorf("Deny for keys outside the owner's account: %+v", pv.Findings)
+	}
+}
+
+// IAM User Guide, "IAM policy elements: Variables and tags", policy
+// variables with no value: a variable the request does not carry matches
+// nothing, so StringEquals on it fails, StringNotEquals holds, and a
+// Resource or NotResource entry with it names no resource. A variable
+// whose key amigate cannot know leaves its statement undecided: an Allow
+// is not counted, a Deny is.
+func TestPolicyVariableWithNoValueMatchesNothing(t *testing.T) {
+	req := Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey, Context: map[string][]string{"aws:PrincipalAccount": {targetAccount}}}
+	for stmt, want := range map[string]Decision{
+		`{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"StringNotEquals":{"aws:PrincipalAccount":"${aws:username}"}}}`:                        ExplicitDeny,
+		`{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalAccount":["${aws:username}","x"]}}}`:                     Allowed,
+		`{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalAccount":["${aws:username}","` + targetAccount + `"]}}}`: ExplicitDeny,
+		`{"Effect":"Deny","Principal":"*","Action":"kms:*","NotResource":"arn:aws:kms:us-east-1:444455556666:key/${aws:PrincipalTag/keyid}"}`:                                 ExplicitDeny,
+		`{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"arn:aws:kms:us-east-1:444455556666:key/${aws:PrincipalTag/keyid}"}`:                                    Allowed,
+	} {
+		doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"},` + stmt + `]}`
+		if r := decide(t, doc, req); r.Decision != want || len(r.Unknown) != 1 {
+			t.Errorf("%s: %v (unknown %v), want %v", stmt, r.Decision, r.Unknown, want)
+		}
+	}
+	// In a verdict: ${aws:PrincipalTag/owner} is undecidable.
+	deny := denyByCondition(`{"StringNotEquals":{"aws:PrincipalAccount":"${aws:PrincipalTag/owner}"}}`)
+	wantFinding(t, launchVerdict(t, deny, Target{}, PathInstance, testNow), CodeKeyPolicyDenies, "Guard", "may deny", "${aws:principaltag/owner}")
+	allow := allowByCondition(`{"StringEquals":{"aws:PrincipalAccount":"${aws:PrincipalTag/owner}"}}`)
+	wantFinding(t, launchVerdict(t, allow, Target{}, PathInstance, testNow), CodeKeyPolicyMissing, "Limited", "cannot decide")
+	// ${aws:username} is absent for the Auto Scaling role's session: the
+	// Deny applies for certain, and the warning names the variable.
+	grant := Grant{GranteePrincipal: DefaultAutoScalingRole("aws", targetAccount), Operations: AutoScalingGrantOperations}
+	pv := launchVerdict(t, denyByCondition(`{"StringNotEquals":{"kms:CallerAccount":"${aws:username}"}}`), Target{}, PathASG, testNow, grant)
+	wantFinding(t, pv, CodeKeyPolicyDenies, "Guard", "explicitly denies")
+	if f, ok := findingFor(pv, CodeUnknownVariable); !ok || !strings.Contains(f.Message, "no value") {
+		t.Errorf("no POLICY_VARIABLE_UNKNOWN warning: %+v", pv.Findings)
+	}
+}
+
+// IAM User Guide, "AWS JSON policy elements: NotPrincipal": a session is
+// exempted only by its own ARN ("principals must always name a specific
+// session"), so a Deny whose NotPrincipal lists the Auto Scaling role's
+// ARN still denies the session Auto Scaling acts as
+// (arn:aws:sts::ACCOUNT:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling,
+// as CloudTrail records it). AWS may also check the account and the role
+// before the session, so the exemption is certain only when NotPrincipal
+// lists all three, as the guide's example does; a service-linked role
+// cannot have a permissions boundary, which would void it.
+func TestDenyNotPrincipalNamingTheAutoScalingRoleStillDeniesItsSession(t *testing.T) {
+	role := DefaultAutoScalingRole("aws", targetAccount)
+	session := "arn:aws:sts::111122223333:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling"
+	grant := Grant{GranteePrincipal: role, Operations: AutoScalingGrantOperations}
+	deny := func(listed ...string) string {
+		return withUse(`{"Sid":"OnlyAutoScaling","Effect":"Deny","NotPrincipal":{"AWS":["arn:aws:iam::444455556666:root","` + strings.Join(listed, `","`) + `"]},"Action":"kms:*","Resource":"*"}`)
+	}
+	pv := launchVerdict(t, deny(role), Target{}, PathASG, testNow, grant)
+	wantFinding(t, pv, CodeKeyPolicyDenies, "OnlyAutoScaling", "exempts none of the role's sessions", session, `"ArnNotEquals": {"aws:PrincipalArn": "`+role+`"}`)
+	if pv.Principal != role {
+		t.Errorf("verdict names %s, want the role", pv.Principal)
+	}
+	wantFinding(t, launchVerdict(t, deny(session), Target{}, PathASG, testNow, grant), CodeKeyPolicyDenies, "OnlyAutoScaling", "may deny", "NotPrincipal")
+	if pv := launchVerdict(t, deny(session, role, RootARN("aws", targetAccount)), Target{}, PathASG, testNow, grant); !pv.OK {
+		t.Errorf("NotPrincipal listing the session, its role and its account: %+v", pv.Findings)
+	}
+}
+
+// IAM User Guide, "AWS JSON policy elements: NotPrincipal": a Deny with
+// NotPrincipal always denies a principal that has a permissions boundary,
+// whatever NotPrincipal lists. amigate does not know whether a named
+// launching user or role has one, so their exemption is never certain.
+func TestDenyNotPrincipalMayStillDenyAPrincipalWithAPermissionsBoundary(t *testing.T) {
+	alice := "arn:aws:iam::111122223333:user/alice"
+	doc := withUse(`{"Sid":"OnlyAlice","Effect":"Deny","NotPrincipal":{"AWS":["arn:aws:iam::444455556666:root","arn:aws:iam::111122223333:root","` + alice + `"]},"Action":"kms:*","Resource":"*"}`)
+	wantFinding(t, launchVerdict(t, doc, Target{Principal: alice}, PathInstance, testNow), CodeKeyPolicyDenies, "OnlyAlice", "may deny", "permissions boundary", "ArnNotEquals")
+	// Evaluated on its own, the request of alice is exempt.
+	if r := decide(t, doc, Request{Principal: alice, Action: "kms:Decrypt", Resource: testKey}); r.Decision != Allowed {
+		t.Errorf("alice's own request: %v", r.Decision)
+	}
+}
+
+// IAM User Guide, "AWS global condition context keys", aws:ViaAWSService:
+// false when a service uses a service-linked role, true when it forwards a
+// principal's credentials. EC2's calls for an Auto Scaling launch are made
+// with the service-linked role's session, so the key is undecided there:
+// the usual exemption of service calls (Bool aws:ViaAWSService false)
+// from a network Deny holds for the instance path, not for the asg path,
+// whose fix exempts the role by its ARN.
+func TestViaAWSServiceIsUndecidedForAutoScalingsServiceLinkedRole(t *testing.T) {
+	grant := Grant{GranteePrincipal: DefaultAutoScalingRole("aws", targetAccount), Operations: AutoScalingGrantOperations}
+	network := denyByCondition(`{"NotIpAddress":{"aws:SourceIp":"203.0.113.0/24"},"Bool":{"aws:ViaAWSService":"false"}}`)
+	if pv := launchVerdict(t, network, Target{}, PathInstance, testNow); !pv.OK {
+		t.Errorf("instance path under a network Deny that exempts service calls: %+v", pv.Findings)
+	}
+	wantFinding(t, launchVerdict(t, network, Target{}, PathASG, testNow, grant), CodeSourceIPCondition, "Guard", `"ArnNotLike": {"aws:PrincipalArn"`)
+	exempt := denyByCondition(`{"NotIpAddress":{"aws:SourceIp":"203.0.113.0/24"},"ArnNotLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling*"},"Bool":{"aws:ViaAWSService":"false"}}`)
+	if pv := launchVerdict(t, exempt, Target{}, PathASG, testNow, grant); !pv.OK {
+		t.Errorf("asg path exempt by its ARN: %+v", pv.Findings)
+	}
+	// aws:CalledVia is documented both ways for EC2's forwarded calls.
+	wantFinding(t, launchVerdict(t, denyByCondition(`{"ForAnyValue:StringEquals":{"aws:CalledVia":"ec2.amazonaws.com"}}`), Target{}, PathInstance, testNow), CodeKeyPolicyDenies, "Guard", "may deny", "aws:CalledVia")
+}
+
+// IAM User Guide, "AWS global condition context keys", aws:SourceIp: the
+// address a request comes from; EC2 calls KMS for a launch from AWS's own
+// addresses, which amigate cannot know. So an allow by the user's range,
+// even with ...IfExists, is not counted, and says why.
+func TestSourceIpOfEC2sCallsIsNotTheUsers(t *testing.T) {
+	for _, cond := range []string{`{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}`, `{"IpAddressIfExists":{"aws:SourceIp":"10.0.0.0/8"}}`} {
+		wantFinding(t, launchVerdict(t, allowByCondition(cond), Target{}, PathInstance, testNow), CodeSourceIPCondition, "Limited", "AWS's own addresses")
+	}
+}
+
+// IAM User Guide, "IAM JSON policy elements: Condition operators", Boolean
+// condition operators: AWS compares "true" or "false" and does not say
+// whether the comparison ignores case, so a value written "True" leaves
+// the condition undecided.
+func TestBoolValueNotInLowerCaseIsUndecided(t *testing.T) {
+	doc := `{"Version":"2012-10-17","Statement":[
+	  {"Sid":"Use","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":["kms:Decrypt","kms:DescribeKey","kms:ReEncrypt*","kms:GenerateDataKey*"],"Resource":"*"},
+	  {"Sid":"Grants","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:CreateGrant","Resource":"*","Condition":{"Bool":{"kms:GrantIsForAWSResource":"True"}}}]}`
+	wantFinding(t, launchVerdict(t, doc, Target{}, PathInstance, testNow), CodeKeyPolicyMissing, "Grants", "lower case", `write "true"`)
+	if pv := launchVerdict(t, strings.Replace(doc, `"True"`, `"true"`, 1), Target{}, PathInstance, testNow); !pv.OK {
+		t.Errorf("lower case: %+v", pv.Findings)
+	}
+}
+
+// IAM User Guide, "Single-valued vs. multivalued context keys": a key
+// whose values resolve to an empty set is no value: ForAllValues: holds,
+// ForAnyValue: does not, even with ...IfExists.
+func TestEmptySetOfValuesIsNoValue(t *testing.T) {
+	ctx := map[string][]string{"kms:GrantOperations": {}}
+	for cond, want := range map[string]bool{
+		`{"ForAllValues:StringEquals":{"kms:GrantOperations":"Decrypt"}}`:        true,
+		`{"ForAnyValue:StringEquals":{"kms:GrantOperations":"Decrypt"}}`:         false,
+		`{"ForAnyValue:StringNotEquals":{"kms:GrantOperations":"Decrypt"}}`:      false,
+		`{"ForAnyValue:StringEqualsIfExists":{"kms:GrantOperations":"Decrypt"}}`: false,
+		`{"Null":{"kms:GrantOperations":"true"}}`:                                true,
+	} {
+		if got := conditionPolicy(t, cond).Evaluate(Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey, Context: ctx}).Decision == Allowed; got != want {
+			t.Errorf("%s on an empty set: %v, want %v", cond, got, want)
+		}
+	}
+}
+
+// Service Authorization Reference, AWS KMS, CreateGrant: its request
+// carries kms:GrantOperations, kms:GranteePrincipal, kms:RetiringPrincipal
+// and the grant's constraints. For the grant EC2 creates for a launch,
+// EC2 chooses them, so an allow that depends on them is not counted.
+func TestConditionsOnEC2sOwnGrantAreUndecided(t *testing.T) {
+	doc := `{"Version":"2012-10-17","Statement":[
+	  {"Sid":"Use","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":["kms:Decrypt","kms:DescribeKey","kms:ReEncrypt*","kms:GenerateDataKey*"],"Resource":"*"},
+	  {"Sid":"Grants","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:CreateGrant","Resource":"*",
+	   "Condition":{"Bool":{"kms:GrantIsForAWSResource":"true"},"ForAllValues:StringEquals":{"kms:GrantOperations":["Decrypt","Encrypt"]}}}]}`
+	wantFinding(t, launchVerdict(t, doc, Target{}, PathInstance, testNow), CodeKeyPolicyMissing, "Grants", "EC2 chooses", "kms:GrantIsForAWSResource")
+}
+
+// AWS KMS Developer Guide, "AWS KMS condition keys": KMS supplies
+// kms:KeySpec, kms:KeyUsage and kms:KeyOrigin, the key's own properties,
+// for every operation on it. The first two come from the key's metadata
+// (the defaults of a key whose launch can work at all), the origin only
+// when known.
+func TestKeyPropertiesAreInEveryRequest(t *testing.T) {
+	if pv := launchVerdict(t, denyByCondition(`{"StringNotEquals":{"kms:KeySpec":"SYMMETRIC_DEFAULT","kms:KeyUsage":"ENCRYPT_DECRYPT"}}`), Target{}, PathInstance, testNow); !pv.OK {
+		t.Errorf("Deny for other key specs: %+v", pv.Findings)
+	}
+	deny := denyByCondition(`{"StringEquals":{"kms:KeyOrigin":"EXTERNAL"}}`)
+	wantFinding(t, launchVerdict(t, deny, Target{}, PathInstance, testNow), CodeKeyPolicyDenies, "Guard", "may deny", "--key-metadata")
+	key := Key{ARN: testKey, Policy: mustPolicy(t, deny), Origin: "AWS_KMS"}
+	if v := CheckWith(key, []Target{{Account: targetAccount, Paths: []Path{PathInstance}}}, CheckOptions{Now: testNow}); !v.OK {
+		t.Errorf("origin AWS_KMS under a Deny for EXTERNAL: %+v", v.Targets)
+	}
+}
+
+// A caller that builds its own requests names what it cannot know with
+// UndecidableKeys: a condition on such a key decides only when it comes
+// out the same for every value the key may take.
+func TestUndecidableKeysTable(t *testing.T) {
+	und := &UndecidableKeys{
+		Keys:     map[string][]string{"aws:principalarn": {"arn:aws:iam::111122223333:role/*"}, "aws:sourceidentity": nil},
+		Prefixes: []string{"aws:principaltag/"},
+	}
+	for cond, want := range map[string]Decision{
+		`{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/*"}}`:  Allowed,
+		`{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::999988887777:*"}}`:       ImplicitDeny,
+		`{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/a*"}}`: ImplicitDeny,
+		`{"Null":{"aws:PrincipalArn":"false"}}`:                                Allowed,
+		`{"Null":{"aws:SourceIdentity":"true"}}`:                               ImplicitDeny,
+		`{"StringEquals":{"aws:PrincipalTag/team":"x"}}`:                       ImplicitDeny,
+	} {
+		r := conditionPolicy(t, cond).Evaluate(Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey, Undecidable: und})
+		if r.Decision != want {
+			t.Errorf("%s: %v, want %v", cond, r.Decision, want)
+		}
+		if undecided := r.Decision == ImplicitDeny && !strings.Contains(cond, "999988887777"); undecided != (len(r.Undecided) == 1) {
+			t.Errorf("%s: undecided %+v", cond, r.Undecided)
 		}
 	}
 }

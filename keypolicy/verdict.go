@@ -71,6 +71,10 @@ type Key struct {
 	State   string // "Enabled", "Disabled", "PendingDeletion", ...
 	Spec    string // "SYMMETRIC_DEFAULT", ...
 	Usage   string // "ENCRYPT_DECRYPT", ...
+	// Origin is where the key material comes from ("AWS_KMS", "EXTERNAL",
+	// "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"): kms:KeyOrigin. Empty means not
+	// known, and a condition on kms:KeyOrigin is undecidable.
+	Origin string
 	Policy  *Policy
 	Grants  []Grant
 
@@ -110,9 +114,11 @@ type Target struct {
 	// ASGRoles are the Auto Scaling service-linked roles of the target's
 	// groups; empty means the account's default AWSServiceRoleForAutoScaling.
 	ASGRoles []string
-	// Principal launches instances on the instance and copy paths; empty
-	// means any role or user of the account (AnyPrincipal stands for it,
-	// never the root user).
+	// Principal launches instances on the instance and copy paths: the
+	// ARN of a role (checked as a session of it, whose name is not known),
+	// a user or a session. Empty means any role or user of the account
+	// (AnyPrincipal stands for it, never the root user), whose ARN, name
+	// and type are then undecidable (Request.Undecidable).
 	Principal string
 	// Identity is the launching principal's identity policy when known; nil
 	// means it is assumed to allow what the key policy allows.
@@ -128,10 +134,10 @@ type Target struct {
 	// "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/ou-ab12-22222222/" (see
 	// ParseOrgPath). The requests of the account's principals then carry
 	// aws:PrincipalOrgPaths and aws:PrincipalOrgID (the path's first
-	// part). Empty, or not a valid path, means not known: the keys are
-	// absent, as for an account outside any organization, so a statement
-	// that allows by them does not apply (a red at worst, never a green
-	// AWS would refuse). PlanOptions.Organization covers a target only
+	// part). Empty, or not a valid path, means not known: both keys are
+	// undecidable, so a statement that allows by them does not count and
+	// one that denies by them does (a red at worst, never a green AWS
+	// would refuse). PlanOptions.Organization covers a target only
 	// when its OrgPath lies within the scope.
 	OrgPath string
 }

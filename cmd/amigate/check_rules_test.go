@@ -82,3 +82,49 @@ func TestCheckPolicyVariableInVersion20081017PolicyIsRed(t *testing.T) {
 		t.Fatalf("patched: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// IAM User Guide, "AWS JSON policy elements: NotPrincipal": a session is
+// exempted only by its own ARN, and Auto Scaling acts as the session
+// AWSServiceRoleForAutoScaling/AutoScaling: a Deny whose NotPrincipal lists
+// only the role's ARN stops the target's groups. check says no on the asg
+// path (the instance path is denied too), and the patch changes nothing.
+func TestCheckDenyNotPrincipalNamingTheAutoScalingRoleIsRed(t *testing.T) {
+	_, ami := simEnv(t)
+	url := os.Getenv("AWS_ENDPOINT_URL")
+	role := "arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+	policy := `{"Version":"2012-10-17","Statement":[
+	  {"Sid":"Owner","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"},` + checkUse + `,
+	  {"Sid":"OnlyAutoScaling","Effect":"Deny","NotPrincipal":{"AWS":["arn:aws:iam::444455556666:root","` + role + `"]},"Action":"kms:*","Resource":"*"}]}`
+	kc := setGoldenKeyPolicy(t, url, policy)
+	r := amigate(t, "", "check", "--ami", ami, "--target", "111122223333", "--key-policy", "patch", "--paths", "asg")
+	if r.code != exitGateSaysNo {
+		t.Fatalf("exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"KEY_POLICY_DENIES", `"OnlyAutoScaling"`, "exempts none of the role's sessions", "assumed-role/AWSServiceRoleForAutoScaling/AutoScaling"} {
+		if !strings.Contains(r.stdout+r.stderr, want) {
+			t.Errorf("output lacks %q\n%s%s", want, r.stdout, r.stderr)
+		}
+	}
+	if got := goldenKeyPolicy(t, kc); got != policy {
+		t.Errorf("the key policy was changed although no amigate statement can help:\n%s", got)
+	}
+}
+
+// IAM User Guide, "AWS global condition context keys", aws:PrincipalArn:
+// check does not know which of the target's roles launches, so a Deny on
+// some of them (here app-*) may stop the launch: red, with the key named.
+func TestCheckDenyOnSomeRolesOfTheTargetIsRed(t *testing.T) {
+	_, ami := simEnv(t)
+	setGoldenKeyPolicy(t, os.Getenv("AWS_ENDPOINT_URL"), `{"Version":"2012-10-17","Statement":[
+	  {"Sid":"Owner","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"},`+checkUse+`,
+	  {"Sid":"NoApps","Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"StringLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/app-*"}}}]}`)
+	r := amigate(t, "", "check", "--ami", ami, "--target", "111122223333", "--key-policy", "check", "--no-grants", "--paths", "instance")
+	if r.code != exitGateSaysNo {
+		t.Fatalf("exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"KEY_POLICY_DENIES", `"NoApps" may deny`, "aws:PrincipalArn"} {
+		if !strings.Contains(r.stdout+r.stderr, want) {
+			t.Errorf("output lacks %q\n%s%s", want, r.stdout, r.stderr)
+		}
+	}
+}

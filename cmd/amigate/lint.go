@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/amigate/packer-plugin-amigate/internal/awsjson"
 	"github.com/amigate/packer-plugin-amigate/internal/gate"
@@ -36,7 +37,7 @@ func badInput(flag, value string, err error) error { return &inputError{flag, va
 
 type lintArgs struct {
 	keyPolicy, keyARN, keyMetadata, grants string
-	targets, asgRoles, orgPaths            listFlag
+	targets, asgRoles, orgPaths, launchers listFlag
 	paths, format                          string
 }
 
@@ -50,11 +51,12 @@ func runLint(_ context.Context, args []string, stdin io.Reader, stdout, stderr i
 	fs.StringVar(&a.grants, "grants", "", "`FILE` of aws kms list-grants output")
 	fs.Var(&a.targets, "target", "target `ACCOUNT` id (repeatable)")
 	fs.Var(&a.asgRoles, "asg-role", "Auto Scaling service-linked role `ARN` of a target (repeatable; default the account's AWSServiceRoleForAutoScaling)")
+	fs.Var(&a.launchers, "principal", "the principal that launches in a target, `ACCOUNT=ARN` of a role or user (repeatable; default any role or user of the account, whose ARN, tags and sign-in amigate cannot know)")
 	fs.Var(&a.orgPaths, "org-path", "a target's place in its organization, `ACCOUNT=o-ORG/r-ROOT/ou-.../` (its principals' aws:PrincipalOrgPaths; repeatable; default unknown: no organization keys)")
 	fs.StringVar(&a.paths, "paths", "asg,instance", "launch `PATHS` to check: asg, instance, copy")
 	fs.StringVar(&a.format, "format", "text", "output `FORMAT`: text or json")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: amigate lint --key-policy FILE --key-arn ARN [--key-metadata FILE] [--grants FILE]\n                    --target ACCOUNT [--target ACCOUNT ...] [--asg-role ARN ...]\n                    [--org-path ACCOUNT=o-ORG/r-ROOT/ou-.../ ...]\n                    [--paths asg,instance,copy] [--format text|json]")
+		fmt.Fprintln(stderr, "usage: amigate lint --key-policy FILE --key-arn ARN [--key-metadata FILE] [--grants FILE]\n                    --target ACCOUNT [--target ACCOUNT ...] [--asg-role ARN ...]\n                    [--principal ACCOUNT=ARN ...] [--org-path ACCOUNT=o-ORG/r-ROOT/ou-.../ ...]\n                    [--paths asg,instance,copy] [--format text|json]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -72,7 +74,7 @@ func runLint(_ context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprintf(stderr, "amigate lint: %v\n", err)
 		return exitBadInput
 	}
-	v := keypolicy.Check(key, targets)
+	v := keypolicy.CheckWith(key, targets, keypolicy.CheckOptions{Now: time.Now()})
 	if a.format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -155,7 +157,7 @@ func (a *lintArgs) load(stdin io.Reader) (keypolicy.Key, []keypolicy.Target, err
 			return key, nil, badInput("--key-metadata", a.keyMetadata, fmt.Errorf("describes key %s, not --key-arn %s", m.Arn, key.ARN))
 		}
 		// A field describe-key output leaves out keeps its default.
-		for dst, v := range map[*string]string{&key.Manager: m.KeyManager, &key.State: m.KeyState, &key.Spec: m.KeySpec, &key.Usage: m.KeyUsage} {
+		for dst, v := range map[*string]string{&key.Manager: m.KeyManager, &key.State: m.KeyState, &key.Spec: m.KeySpec, &key.Usage: m.KeyUsage, &key.Origin: m.Origin} {
 			if v != "" {
 				*dst = v
 			}
@@ -196,6 +198,29 @@ func (a *lintArgs) targetList(paths []keypolicy.Path) ([]keypolicy.Target, error
 			return nil, badInput("--asg-role", role, fmt.Errorf("account %s is not one of the --target accounts", arn.Account))
 		}
 		targets[i].ASGRoles = append(targets[i].ASGRoles, role)
+	}
+	for _, v := range a.launchers {
+		acct, principal, ok := strings.Cut(v, "=")
+		if !ok {
+			return nil, badInput("--principal", v, errors.New("want ACCOUNT=ARN of the role or user that launches, such as 111122223333=arn:aws:iam::111122223333:role/Deployer"))
+		}
+		i, known := index[acct]
+		arn, err := keypolicy.ParseARN(principal)
+		switch {
+		case !keypolicy.ValidAccountID(acct):
+			return nil, badInput("--principal", v, fmt.Errorf("%q is not a 12-digit AWS account id", acct))
+		case !known:
+			return nil, badInput("--principal", v, fmt.Errorf("account %s is not one of the --target accounts", acct))
+		case err != nil || arn.Service != "iam" || !(strings.HasPrefix(arn.Resource, "role/") || strings.HasPrefix(arn.Resource, "user/")) || strings.HasSuffix(arn.Resource, "/"):
+			return nil, badInput("--principal", v, errors.New("not the ARN of an IAM role or user (arn:aws:iam::ACCOUNT:role/NAME)"))
+		case arn.Account != acct:
+			return nil, badInput("--principal", v, fmt.Errorf("%s is not in account %s", principal, acct))
+		case strings.ContainsAny(arn.Resource, "*?"):
+			return nil, badInput("--principal", v, errors.New("names no single principal: IAM names have no wildcards"))
+		case targets[i].Principal != "" && targets[i].Principal != principal:
+			return nil, badInput("--principal", v, fmt.Errorf("account %s already has the principal %s", acct, targets[i].Principal))
+		}
+		targets[i].Principal = principal
 	}
 	for _, v := range a.orgPaths {
 		acct, path, ok := strings.Cut(v, "=")

@@ -122,7 +122,7 @@ func TestLintAllowByPrincipalOrgIDNeedsTheTargetsOrgPath(t *testing.T) {
 		"KEY_POLICY_MISSING",
 		`key-policy statement "OurOrganization" would allow`,
 		"account 111122223333's organization is not known",
-		"neither aws:PrincipalOrgID nor aws:PrincipalOrgPaths",
+		"cannot tell whether the requests carry aws:PrincipalOrgID and aws:PrincipalOrgPaths",
 		"--org-path 111122223333=PATH",
 	} {
 		if !strings.Contains(r.stdout, want) {
@@ -134,5 +134,46 @@ func TestLintAllowByPrincipalOrgIDNeedsTheTargetsOrgPath(t *testing.T) {
 	r = amigate(t, "", append(args, "--org-path", "111122223333=o-zzzzzzzzzz/r-cd34/")...)
 	if r.code != exitGateSaysNo || strings.Contains(r.stdout, "organization is not known") {
 		t.Errorf("member of another organization: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// IAM User Guide, "AWS global condition context keys", aws:PrincipalArn:
+// the ARN of the role or user that launches, which lint cannot know unless
+// --principal names it. A Deny on some roles may stop the launch, and an
+// allow written with StringEquals on "role/*" (which compares the text
+// exactly) stops every role: both are red, saying which key and what to
+// do; naming the launching role decides them.
+func TestLintPrincipalArnConditionsNeedTheLaunchingPrincipal(t *testing.T) {
+	slip := writePolicy(t, `{"Version":"2012-10-17","Statement":[
+  {"Sid":"Owner","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"},
+  {"Sid":"TargetRoles","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":["kms:Decrypt","kms:DescribeKey","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant"],"Resource":"*",
+   "Condition":{"StringEquals":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/*"}}}]}`)
+	r := lintInstance(t, slip)
+	if r.code != exitGateSaysNo {
+		t.Fatalf("StringEquals on role/*: exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{`statement "TargetRoles" would allow`, "aws:PrincipalArn", "compares the text exactly", "--principal 111122223333=ARN", "ArnLike"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = amigate(t, "", "lint", "--key-policy", slip, "--key-arn", exampleKey, "--target", "111122223333", "--paths", "instance", "--principal", "111122223333=arn:aws:iam::111122223333:role/ci")
+	if r.code != exitGateSaysNo {
+		t.Fatalf("StringEquals on role/*, the launching role named: exit %d, want 1 (no role's ARN is role/*)\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	deny := writePolicy(t, `{"Version":"2012-10-17","Statement":[
+  {"Sid":"Owner","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"},
+  {"Sid":"Use","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":["kms:Decrypt","kms:DescribeKey","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant"],"Resource":"*"},
+  {"Sid":"NoApps","Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"StringLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/app-*"}}}]}`)
+	r = lintInstance(t, deny)
+	if r.code != exitGateSaysNo || !strings.Contains(r.stdout, `statement "NoApps" may deny`) || !strings.Contains(r.stdout, "KEY_POLICY_DENIES") {
+		t.Fatalf("Deny on app-* roles, launcher not named: exit %d, want 1 with KEY_POLICY_DENIES\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for role, code := range map[string]int{"app-x": exitGateSaysNo, "ci": exitOK} {
+		r = amigate(t, "", "lint", "--key-policy", deny, "--key-arn", exampleKey, "--target", "111122223333", "--paths", "instance", "--principal", "111122223333=arn:aws:iam::111122223333:role/"+role)
+		if r.code != code {
+			t.Errorf("Deny on app-* roles, launcher %s: exit %d, want %d\n%s%s", role, r.code, code, r.stdout, r.stderr)
+		}
 	}
 }

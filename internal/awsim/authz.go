@@ -5,8 +5,10 @@ import (
 	"net/http"
 	"net/netip"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // This file authorises KMS calls the way the AWS KMS Developer Guide
@@ -164,12 +166,16 @@ func parsePolicy(doc string) policyDoc {
 	return p
 }
 
-// principalMatch: 0 none, 1 the caller's account, 2 the caller itself.
+// principalMatch: 0 none, 1 the caller's account, 2 the caller itself. A
+// role's ARN names its sessions in Principal; in NotPrincipal (negated) it
+// exempts none of them, since a session is exempted only by its own ARN
+// (IAM User Guide, "AWS JSON policy elements: NotPrincipal": principals
+// must always name a specific session).
 func principalMatch(principals []string, r request, negated bool) int {
 	best := 0
 	for _, p := range principals {
 		switch {
-		case p == "*" || p == r.principal || (r.roleARN != "" && roleName(p) != "" && roleName(p) == roleName(r.roleARN) && accountOf(p) == r.account):
+		case p == "*" || p == r.principal || (!negated && r.roleARN != "" && roleName(p) != "" && roleName(p) == roleName(r.roleARN) && accountOf(p) == r.account):
 			return 2
 		case p == r.account || p == "arn:aws:iam::"+r.account+":root":
 			if negated {
@@ -250,8 +256,7 @@ func (st policyStatement) applies(r request, identity bool) (bool, bool) {
 		return false, false
 	}
 	for _, c := range st.conditions {
-		want, ok := st.conditionValues(c, r.context)
-		if !ok || !conditionHolds(c.op, r.context[c.key], want) {
+		if !conditionHolds(c.op, r.context[c.key], st.conditionValues(c, r.context)) {
 			return false, false
 		}
 	}
@@ -259,8 +264,8 @@ func (st policyStatement) applies(r request, identity bool) (bool, bool) {
 }
 
 // anyResource matches the request's key against Resource or NotResource
-// patterns. A pattern whose policy variable the request cannot fill
-// matches nothing.
+// patterns. A pattern whose policy variable has no value names no
+// resource (IAM User Guide, "IAM policy elements: Variables and tags").
 func (st policyStatement) anyResource(patterns []string, r request) bool {
 	for _, p := range patterns {
 		if st.variables {
@@ -279,25 +284,32 @@ func (st policyStatement) anyResource(patterns []string, r request) bool {
 // conditionValues are the condition's values with policy variables filled
 // in, for the string and ARN operators that take them (IAM User Guide,
 // "IAM policy elements: Variables and tags", where variables can be used).
-// ok is false when one has no value: the statement then does not apply.
-func (st policyStatement) conditionValues(c policyCondition, ctx map[string][]string) ([]string, bool) {
+// A value whose variable the request does not carry becomes noValue,
+// which nothing is equal to or like: AWS reads the variable as no value,
+// so a positive operator fails on it and a negated one holds (same page,
+// "Policy variables with no value").
+func (st policyStatement) conditionValues(c policyCondition, ctx map[string][]string) []string {
 	op := c.op
 	if _, rest, found := strings.Cut(op, ":"); found {
 		op = rest
 	}
 	if !st.variables || !(strings.HasPrefix(op, "String") || strings.HasPrefix(op, "Arn")) {
-		return c.values, true
+		return c.values
 	}
 	pattern := strings.Contains(op, "Like") || strings.HasPrefix(op, "Arn")
 	out := make([]string, len(c.values))
 	for i, v := range c.values {
 		var ok bool
 		if out[i], ok = expand(v, ctx, pattern); !ok {
-			return nil, false
+			out[i] = noValue
 		}
 	}
-	return out, true
+	return out
 }
+
+// noValue stands for a policy variable with no value; no request value is
+// equal to or like it.
+const noValue = "\x00no value\x00"
 
 // expand fills in the policy variables of s from the request: ${key} and
 // ${key, 'default'}, and ${*}, ${?}, ${$} for those characters themselves
@@ -405,6 +417,14 @@ func compareValue(op, v, w string) bool {
 		return arnMatch(w, v)
 	case "Bool":
 		return strings.EqualFold(v, w)
+	case "NumericEquals", "NumericLessThan", "NumericLessThanEquals", "NumericGreaterThan", "NumericGreaterThanEquals":
+		a, err1 := strconv.ParseFloat(v, 64)
+		b, err2 := strconv.ParseFloat(w, 64)
+		return err1 == nil && err2 == nil && ordered(op[len("Numeric"):], a < b, a == b)
+	case "DateEquals", "DateLessThan", "DateLessThanEquals", "DateGreaterThan", "DateGreaterThanEquals":
+		a, ok1 := parseTime(v)
+		b, ok2 := parseTime(w)
+		return ok1 && ok2 && ordered(op[len("Date"):], a.Before(b), a.Equal(b))
 	case "IpAddress":
 		ip, err := netip.ParseAddr(v)
 		if err != nil {
@@ -417,6 +437,39 @@ func compareValue(op, v, w string) bool {
 		return err == nil && p.Contains(ip)
 	}
 	return false
+}
+
+// ordered decides an ordered comparison (Equals, LessThan, ...) from
+// whether the request's value is less than, or equal to, the policy's.
+func ordered(comparison string, less, equal bool) bool {
+	switch comparison {
+	case "Equals":
+		return equal
+	case "LessThan":
+		return less
+	case "LessThanEquals":
+		return less || equal
+	case "GreaterThan":
+		return !less && !equal
+	case "GreaterThanEquals":
+		return !less
+	}
+	return false
+}
+
+// parseTime reads a date as the date operators take it: ISO 8601 or epoch
+// (UNIX) seconds (IAM User Guide, "IAM JSON policy elements: Condition
+// operators", Date condition operators).
+func parseTime(s string) (time.Time, bool) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0), true
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04Z07:00", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // arnMatch compares an ARN with a pattern field by field: each of the six
@@ -462,6 +515,7 @@ func (s *Server) identityAllows(r request) (allowed, denied bool) {
 
 // authorize decides a KMS call on key k.
 func (s *Server) authorize(k *key, r request) error {
+	keyContext(k, r.context)
 	keyAllows, keyDirect := false, false
 	for _, st := range parsePolicy(k.policy).Statement {
 		ok, direct := st.applies(r, false)
@@ -515,19 +569,36 @@ func accessDenied(r request, why string) error {
 	return errorf(http.StatusBadRequest, "AccessDeniedException", "User: %s is not authorized to perform: %s on resource: %s %s", r.principal, r.action, r.resource, why)
 }
 
-// principalContext is what a request context says of the principal making
-// the request: its account, its ARN (a session's role), and its account's
-// organization (principalOrgKeys). The same for a direct call and for one
-// a service makes on the principal's behalf (EC2 for a launch, Auto
-// Scaling as its service-linked role).
+// principalContext is what a request context says of the principal
+// making the request: its account, its ARN (a session's role), its type,
+// and its account's organization (principalOrgKeys); and what every
+// request carries: the time (aws:CurrentTime, aws:EpochTime, "always
+// included in the request context", IAM User Guide, "AWS global condition
+// context keys"). The same for a direct call and for one a service makes
+// on the principal's behalf (EC2 for a launch, Auto Scaling as its
+// service-linked role).
 func (s *Server) principalContext(c caller) map[string][]string {
-	principalARN := c.arn
+	principalARN, principalType := c.arn, "Account"
 	if c.roleARN != "" {
-		principalARN = c.roleARN
+		principalARN, principalType = c.roleARN, "AssumedRole"
 	}
+	now := s.now().UTC()
 	ctx := map[string][]string{
-		"aws:principalaccount": {c.account},
-		"aws:principalarn":     {principalARN},
+		"aws:principalaccount":      {c.account},
+		"aws:principalarn":          {principalARN},
+		"aws:principaltype":         {principalType},
+		"aws:principalisawsservice": {"false"},
+		"aws:currenttime":           {now.Format(time.RFC3339)},
+		"aws:epochtime":             {strconv.FormatInt(now.Unix(), 10)},
+	}
+	if c.region != "" {
+		ctx["aws:requestedregion"] = []string{c.region}
+	}
+	// A role session's credentials are temporary and were not issued
+	// with MFA here; the root user signs with long-term keys, whose
+	// requests lack the key.
+	if c.roleARN != "" {
+		ctx["aws:multifactorauthpresent"] = []string{"false"}
 	}
 	s.principalOrgKeys(c.account, ctx)
 	return ctx
@@ -539,6 +610,19 @@ func (s *Server) kmsContext(c caller) map[string][]string {
 	ctx := s.principalContext(c)
 	ctx["kms:calleraccount"] = []string{c.account}
 	return ctx
+}
+
+// keyContext adds what KMS supplies about the key a request uses:
+// aws:ResourceAccount, the key owner's account (IAM User Guide, "AWS
+// global condition context keys"), and the key's own properties
+// (AWS KMS Developer Guide, "AWS KMS condition keys": kms:KeySpec,
+// kms:KeyUsage, kms:KeyOrigin, kms:MultiRegion).
+func keyContext(k *key, ctx map[string][]string) {
+	ctx["aws:resourceaccount"] = []string{k.account}
+	ctx["kms:keyspec"] = []string{"SYMMETRIC_DEFAULT"}
+	ctx["kms:keyusage"] = []string{"ENCRYPT_DECRYPT"}
+	ctx["kms:keyorigin"] = []string{"AWS_KMS"}
+	ctx["kms:multiregion"] = []string{"false"}
 }
 
 // authorizeCall authorises the caller's direct call of action on key k; extra
@@ -567,7 +651,16 @@ func (s *Server) useKeyThroughEC2(c caller, k *key, volumeID, invokedBy string) 
 	for _, action := range []string{"kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext"} {
 		ctx := s.kmsContext(c)
 		ctx["kms:viaservice"] = []string{"ec2." + c.region + ".amazonaws.com"}
+		ctx["aws:securetransport"] = []string{"true"}
+		// EC2 forwards the principal's credentials (true), except for a
+		// service-linked role, for which AWS documents false (IAM User
+		// Guide, "AWS global condition context keys", aws:ViaAWSService).
+		// The forwarded session is temporary credentials without MFA.
 		ctx["aws:viaawsservice"] = []string{"true"}
+		if strings.Contains(c.roleARN, ":role/aws-service-role/") {
+			ctx["aws:viaawsservice"] = []string{"false"}
+		}
+		ctx["aws:multifactorauthpresent"] = []string{"false"}
 		if action == "kms:CreateGrant" {
 			ctx["kms:grantisforawsresource"] = []string{"true"}
 		}

@@ -107,18 +107,21 @@ func TestSimPolicyVariablesOnlyInVersion20121017(t *testing.T) {
 			t.Errorf("%s Resource with ${aws:PrincipalAccount}: %v, want denied=%v", tc.version, err, tc.substitue)
 		}
 	}
-	// A variable the request does not carry leaves the statement out.
+	// A variable the request does not carry has no value: StringNotEquals
+	// on it holds, so the Deny applies (IAM User Guide, "IAM policy
+	// elements: Variables and tags", policy variables with no value).
 	keyARN := newKeyWith(t, url, `{"Version":"2012-10-17","Statement":[`+ownerRootStatement+`,
 	  {"Effect":"Deny","Principal":"*","Action":"kms:DescribeKey","Resource":"*","Condition":{"StringNotEquals":{"kms:CallerAccount":"${aws:username}"}}}]}`)
-	if err := describeKey(config(url, owner), keyARN); err != nil {
-		t.Errorf("a Deny whose variable has no value applied: %v", err)
+	if err := describeKey(config(url, owner), keyARN); apiCode(err) != "AccessDeniedException" {
+		t.Errorf("a Deny with StringNotEquals on a variable with no value: %v, want AccessDeniedException", err)
 	}
 }
 
 // IAM User Guide, "AWS JSON policy elements: NotPrincipal": a Deny whose
 // NotPrincipal lists an account's root ARN exempts that root user only; a
 // session of one of the account's roles is denied. A role ARN listed
-// exempts that role's sessions.
+// exempts none of its sessions ("principals must always name a specific
+// session"); the session's own ARN does.
 func TestSimDenyNotPrincipalAccountRootDeniesTheAccountsRoles(t *testing.T) {
 	s, url := startSim(t)
 	// The roles exist before the policy names one (KMS refuses a missing one).
@@ -132,8 +135,13 @@ func TestSimDenyNotPrincipalAccountRootDeniesTheAccountsRoles(t *testing.T) {
 	if err := describeKey(launcher, keyARN); apiCode(err) != "AccessDeniedException" {
 		t.Errorf("a session of a role of the listed account: %v, want AccessDeniedException", err)
 	}
+	if err := describeKey(exempt, keyARN); apiCode(err) != "AccessDeniedException" {
+		t.Errorf("a session of the listed role: %v, want AccessDeniedException", err)
+	}
+	keyARN = newKeyWith(t, url, `{"Version":"2012-10-17","Statement":[`+ownerRootStatement+`,`+use+`,
+	  {"Sid":"OnlyThisSession","Effect":"Deny","NotPrincipal":{"AWS":["arn:aws:iam::444455556666:root","arn:aws:iam::111122223333:root","arn:aws:iam::111122223333:role/Exempt","arn:aws:sts::111122223333:assumed-role/Exempt/launch"]},"Action":"kms:*","Resource":"*"}]}`)
 	if err := describeKey(exempt, keyARN); err != nil {
-		t.Errorf("a session of the listed role: %v", err)
+		t.Errorf("the listed session: %v", err)
 	}
 }
 
@@ -190,8 +198,8 @@ func TestSimPolicyVariableEscapesAndDefaults(t *testing.T) {
 		{"StringEquals", "${aws:username, 'nobody'}", "nobody", true},
 		{"StringEquals", "${kms:CallerAccount}", target, true},
 	} {
-		want, ok := st.conditionValues(policyCondition{op: tc.op, values: []string{tc.value}}, map[string][]string{"kms:calleraccount": {target}})
-		if got := ok && conditionHolds(tc.op, []string{tc.have}, want); got != tc.want {
+		want := st.conditionValues(policyCondition{op: tc.op, values: []string{tc.value}}, map[string][]string{"kms:calleraccount": {target}})
+		if got := conditionHolds(tc.op, []string{tc.have}, want); got != tc.want {
 			t.Errorf("%s %q vs %q: %v, want %v", tc.op, tc.value, tc.have, got, tc.want)
 		}
 	}

@@ -35,6 +35,7 @@ type KeyMetadata struct {
 	KeyState   string `json:"KeyState"`
 	KeySpec    string `json:"KeySpec"`
 	KeyUsage   string `json:"KeyUsage"`
+	Origin     string `json:"Origin"`
 }
 
 // DescribeKey reads `aws kms describe-key` output.

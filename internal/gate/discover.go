@@ -273,7 +273,7 @@ func (st *stream) advance(ctx context.Context, ek *earlyKey, ready []Target) err
 			}
 			// The per-account plan only grows with more accounts: once too
 			// large, it stays so.
-			if _, err := keypolicy.PlanPatch(ks.key, targets(0), keypolicy.PlanOptions{}); !errors.Is(err, keypolicy.ErrPolicyTooLarge) {
+			if _, err := (planning{}).plan(ks.key, targets(0)); !errors.Is(err, keypolicy.ErrPolicyTooLarge) {
 				ek.next *= 2
 				return nil
 			}

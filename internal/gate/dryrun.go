@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -163,7 +165,12 @@ func (r *runState) sourceMay(ctx context.Context, ks *keyState, actions []string
 	refused = map[string]string{}
 	needIdentity := append([]permission(nil), iamOnly...)
 	for _, action := range actions {
-		req := keypolicy.Request{Principal: c.arn, Action: action, Resource: ks.key.ARN, Context: directContext(c.arn, keyARN)}
+		req := keypolicy.Request{Principal: c.arn, Action: action, Resource: ks.key.ARN, Context: directContext(c.principalARN(), keyARN), Undecidable: c.unknowns(ks.key.Origin)}
+		for k, v := range map[string]string{"kms:keyorigin": ks.key.Origin, "kms:keyspec": ks.key.Spec, "kms:keyusage": ks.key.Usage} {
+			if v != "" {
+				req.Context[k] = []string{v}
+			}
+		}
 		for k, v := range reqContext {
 			req.Context[k] = v
 		}
@@ -245,20 +252,64 @@ func orUnknown(s string) string {
 	return s
 }
 
-// directContext is the request context of a direct KMS call by principal.
+// directContext is the request context of a direct KMS call by principal
+// (for a role session, its role: aws:PrincipalArn names the role; "" when
+// not known), made now: AWS always sends the time and the resource's
+// account (IAM User Guide, "AWS global condition context keys").
 func directContext(principal string, key keypolicy.ARN) map[string][]string {
 	account := key.Account
 	if a, err := keypolicy.ParseARN(principal); err == nil {
 		account = a.Account
 	}
-	return map[string][]string{
+	now := time.Now().UTC()
+	ctx := map[string][]string{
 		"kms:calleraccount":    {account},
 		"aws:principalaccount": {account},
-		"aws:principalarn":     {principal},
 		"aws:viaawsservice":    {"false"},
 		"aws:securetransport":  {"true"},
 		"aws:requestedregion":  {key.Region},
+		"aws:resourceaccount":  {key.Account},
+		"aws:currenttime":      {now.Format(time.RFC3339)},
+		"aws:epochtime":        {strconv.FormatInt(now.Unix(), 10)},
 	}
+	if principal != "" {
+		ctx["aws:principalarn"] = []string{principal}
+	}
+	return ctx
+}
+
+// principalARN is the caller's aws:PrincipalArn: its role's ARN for a
+// session, "" when GetRole could not tell it (the role's path).
+func (c caller) principalARN() string {
+	if c.root {
+		return c.arn
+	}
+	return c.policyARN
+}
+
+// unknowns is what a direct call of the caller carries that the dry run
+// cannot know: where it comes from, how the caller signed in, tags,
+// aliases, organizations, the key's origin when DescribeKey did not give
+// it; and its aws:PrincipalArn when its role's path is not known. A Deny
+// that depends on them counts, an allow does not.
+func (c caller) unknowns(keyOrigin string) keypolicy.Undecidable {
+	u := &keypolicy.UndecidableKeys{Keys: map[string][]string{}, NotPrincipal: true,
+		Prefixes: []string{"aws:principaltag/", "aws:resourcetag/"}}
+	for _, k := range []string{"aws:sourceip", "aws:sourcevpc", "aws:sourcevpce", "aws:vpcsourceip", "aws:sourcevpcarn",
+		"aws:vpceaccount", "aws:vpceorgid", "aws:vpceorgpaths", "aws:sourceidentity", "aws:tokenissuetime",
+		"aws:multifactorauthpresent", "aws:multifactorauthage", "aws:federatedprovider", "aws:ec2instancesourcevpc",
+		"aws:ec2instancesourceprivateipv4", "aws:principalorgid", "aws:principalorgpaths", "aws:resourceorgid",
+		"aws:resourceorgpaths", "kms:resourcealiases", "aws:userid"} {
+		u.Keys[k] = nil
+	}
+	if keyOrigin == "" {
+		u.Keys["kms:keyorigin"] = nil
+	}
+	u.Keys["aws:useragent"] = []string{"*"}
+	if c.principalARN() == "" {
+		u.Keys["aws:principalarn"] = nil
+	}
+	return u
 }
 
 func unverified(severity, message, fix string) keypolicy.Finding {

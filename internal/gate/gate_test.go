@@ -714,6 +714,50 @@ func TestDryRunChecksTheSourcePrincipal(t *testing.T) {
 	})
 }
 
+// IAM User Guide, "AWS global condition context keys", aws:PrincipalArn:
+// a role session's requests carry its role's ARN. A key policy that denies
+// the builder role kms:PutKeyPolicy by that ARN stops the real run, so a
+// dry run as a session of the role must not be green (it compared the
+// session's own ARN, which no role pattern matches: a false green).
+func TestDryRunSourceDeniedByItsRolesARNIsNotGreen(t *testing.T) {
+	s := startWorld(t, testWorld{shared: []string{target}})
+	ctx := context.Background()
+	ic := iam.NewFromConfig(s.config(owner, "us-east-1"))
+	if _, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("builder"), Path: aws.String("/ci/"),
+		AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + owner + `:root"},"Action":"sts:AssumeRole"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ic.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("builder"), PolicyName: aws.String("p"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:*","ec2:*","iam:GetRole","iam:SimulatePrincipalPolicy","sts:*"],"Resource":"*"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	policy := strings.Replace(defaultPolicy, "\n  ]", `,
+    {"Sid": "NoBuilders", "Effect": "Deny", "Principal": "*", "Action": "kms:PutKeyPolicy", "Resource": "*", "Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::`+owner+`:role/ci/*"}}}
+  ]`, 1)
+	if _, err := kms.NewFromConfig(s.config(owner, "us-east-1")).PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String("alias/golden-ami"), PolicyName: aws.String("default"), Policy: aws.String(policy)}); err != nil {
+		t.Fatal(err)
+	}
+	s.setup = len(s.Calls())
+	sess, err := awsapi.New(ctx, awsapi.Settings{Region: "us-east-1", AccessKey: "SIM" + owner, SecretKey: "x", Endpoint: s.url, RetryMaxBackoff: 50 * time.Millisecond,
+		AssumeRole: awsapi.AssumeRole{RoleARN: "arn:aws:iam::" + owner + ":role/ci/builder"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := baseOptions(s.imageIDs(t), Target{AccountID: target, Paths: []keypolicy.Path{keypolicy.PathInstance}})
+	opts.DryRun = true
+	rep, err := Run(ctx, opts, sess, func(l string) { t.Log(l) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || codesOf(rep) != keypolicy.CodePermissionMissing {
+		t.Fatalf("dry run: ok=%v %s, want PERMISSION_MISSING", rep.OK, codesOf(rep))
+	}
+	opts.DryRun = false
+	if _, err := Run(ctx, opts, sess, nil); err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Fatalf("real run: %v, want an AccessDenied error", err)
+	}
+}
+
 // A key policy that named a role deleted since shows the role's unique id,
 // and KMS refuses any PutKeyPolicy keeping it: a dry run is not green (a
 // review found it green while the real run failed on PutKeyPolicy), and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -66,6 +67,9 @@ type planning struct {
 }
 
 func (p planning) plan(key keypolicy.Key, targets []keypolicy.Target) (*keypolicy.Plan, error) {
+	// The launches the plan is for happen now: aws:CurrentTime and
+	// aws:EpochTime are this moment.
+	p.opts.Now = time.Now()
 	if p.auto {
 		return keypolicy.PlanPatchAuto(key, targets, p.opts)
 	}
@@ -228,7 +232,7 @@ func (r *runState) readKey(ctx context.Context, ks *keyState) error {
 		return err
 	}
 	ks.key.Manager, ks.key.State = string(meta.KeyManager), string(meta.KeyState)
-	ks.key.Spec, ks.key.Usage = string(meta.KeySpec), string(meta.KeyUsage)
+	ks.key.Spec, ks.key.Usage, ks.key.Origin = string(meta.KeySpec), string(meta.KeyUsage), string(meta.Origin)
 	if meta.KeyManager != kmstypes.KeyManagerTypeCustomer || meta.KeyState != kmstypes.KeyStateEnabled {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/amigate/packer-plugin-amigate/keypolicy"
 )
@@ -36,9 +37,11 @@ func (r *runState) verify(context.Context) error {
 	}
 	verdicts := make(map[*keyState]keypolicy.Verdict, len(keys))
 	results := make([]keypolicy.Verdict, len(keys))
+	// The verdict is about launches now (aws:CurrentTime, aws:EpochTime).
+	now := time.Now()
 	// Evaluating is pure computation: one key per core.
 	_ = forEach(context.Background(), len(keys), runtime.GOMAXPROCS(0), func(_ context.Context, i int) error {
-		results[i] = keypolicy.Check(keys[i].key, keys[i].targets)
+		results[i] = keypolicy.CheckWith(keys[i].key, keys[i].targets, keypolicy.CheckOptions{Now: now})
 		return nil
 	})
 	for i, ks := range keys {

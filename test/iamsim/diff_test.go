@@ -21,6 +21,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,7 +105,7 @@ var (
 		"arn:aws:sts::444455556666:assumed-role/App/i-0123456789abcdef0",
 		// The target's Auto Scaling service-linked role, and its session.
 		slrARN,
-		"arn:aws:sts::111122223333:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling",
+		slrSession,
 	}
 	statementPrincipals = []string{
 		`"Principal":"*"`,
@@ -132,6 +133,12 @@ var (
 		`"NotPrincipal":{"AWS":"` + slrARN + `"}`,
 		`"NotPrincipal":{"AWS":["arn:aws:sts::111122223333:assumed-role/App/build-1","arn:aws:iam::111122223333:role/App","arn:aws:iam::111122223333:root"]}`,
 		`"Principal":{"AWS":"` + slrARN + `"}`,
+		// NotPrincipal naming a role, its session, or both with the account
+		// (IAM User Guide, NotPrincipal: a role's ARN exempts none of its
+		// sessions; principals must name a specific session).
+		`"NotPrincipal":{"AWS":"arn:aws:iam::111122223333:role/Deploy"}`,
+		`"NotPrincipal":{"AWS":"` + slrSession + `"}`,
+		`"NotPrincipal":{"AWS":["` + slrSession + `","` + slrARN + `","arn:aws:iam::111122223333:root"]}`,
 		// Service principals name services, never an IAM caller.
 		`"Principal":{"Service":"ec2.amazonaws.com"}`,
 		`"Principal":{"Service":["autoscaling.amazonaws.com","kms.amazonaws.com"]}`,
@@ -224,6 +231,23 @@ var (
 		`"DateNotEquals":{"aws:CurrentTime":"2026-03-01T00:00:00Z"}`,
 		`"NumericNotEquals":{"aws:MultiFactorAuthAge":"200"}`,
 		`"DateGreaterThanIfExists":{"aws:CurrentTime":"2026-06-01T00:00:00Z"}`,
+		// aws:EpochTime with date and numeric operators, and a date given
+		// in epoch seconds (IAM User Guide, "AWS global condition context
+		// keys": both time keys are always in the request).
+		`"DateGreaterThanEquals":{"aws:EpochTime":"2025-01-01T00:00:00Z"}`,
+		`"DateLessThanEquals":{"aws:EpochTime":"1780000000"}`,
+		`"NumericLessThan":{"aws:EpochTime":"1780000000"}`,
+		`"NumericGreaterThanEquals":{"aws:EpochTime":["1700000000"]}`,
+		`"DateLessThan":{"aws:CurrentTime":"1780000000"}`,
+		// aws:ResourceAccount, the key owner's account, and the perimeter
+		// pattern that compares the caller's with it.
+		`"StringEquals":{"aws:ResourceAccount":"444455556666"}`,
+		`"StringNotEquals":{"aws:PrincipalAccount":"${aws:ResourceAccount}"}`,
+		`"StringEquals":{"aws:ResourceAccount":"${aws:PrincipalAccount}"}`,
+		// aws:MultiFactorAuthPresent, present or not
+		`"Bool":{"aws:MultiFactorAuthPresent":"false"}`,
+		`"BoolIfExists":{"aws:MultiFactorAuthPresent":"false"}`,
+		`"Null":{"aws:MultiFactorAuthPresent":"true"}`,
 		// tags, and the other multivalued key
 		`"StringLike":{"aws:PrincipalTag/team":["plat*","sec"]}`,
 		`"ForAnyValue:StringLike":{"aws:PrincipalServiceNamesList":["ec2*","autoscaling.amazonaws.com"]}`,
@@ -257,16 +281,16 @@ var (
 		`"StringLike":{"kms:GranteePrincipal":"arn:aws:iam::${aws:PrincipalAccount}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling*"}`,
 	}
 	contextChoices = map[string][][]string{
-		"kms:ViaService":            {{"ec2.us-east-1.amazonaws.com"}, {"s3.us-east-1.amazonaws.com"}, {"ec2.eu-west-1.amazonaws.com"}, {"autoscaling.us-east-1.amazonaws.com"}},
-		"kms:GrantIsForAWSResource": {{"true"}, {"false"}},
-		"kms:GrantOperations":       {{"Decrypt"}, {"Decrypt", "CreateGrant"}, {"Encrypt", "ReEncryptFrom"}, {"ReEncryptFrom", "ReEncryptTo"}, {"RetireGrant", "Decrypt"}},
-		"aws:SecureTransport":       {{"true"}, {"false"}},
-		"aws:SourceIp":              {{"203.0.113.5"}, {"198.51.100.1"}, {"2001:db8::1"}, {"2001:db8:1::5"}, {"192.0.2.1"}, {"10.1.2.3"}},
-		"aws:MultiFactorAuthAge":    {{"50"}, {"200"}, {"5000"}},
-		"aws:CurrentTime":           {{"2026-11-22T10:00:00Z"}, {"2024-06-01T00:00:00Z"}, {"2026-03-01T00:00:00Z"}},
-		"aws:PrincipalTag/team":     {{"platform"}, {"sec"}, {"other"}},
-		"aws:PrincipalTag/keyid":    {{"1234abcd-12ab-34cd-56ef-1234567890ab"}, {"other"}},
-		"aws:RequestedRegion":       {{"us-east-1"}, {"eu-west-1"}},
+		"kms:ViaService":             {{"ec2.us-east-1.amazonaws.com"}, {"s3.us-east-1.amazonaws.com"}, {"ec2.eu-west-1.amazonaws.com"}, {"autoscaling.us-east-1.amazonaws.com"}},
+		"kms:GrantIsForAWSResource":  {{"true"}, {"false"}},
+		"kms:GrantOperations":        {{"Decrypt"}, {"Decrypt", "CreateGrant"}, {"Encrypt", "ReEncryptFrom"}, {"ReEncryptFrom", "ReEncryptTo"}, {"RetireGrant", "Decrypt"}},
+		"aws:SecureTransport":        {{"true"}, {"false"}},
+		"aws:SourceIp":               {{"203.0.113.5"}, {"198.51.100.1"}, {"2001:db8::1"}, {"2001:db8:1::5"}, {"192.0.2.1"}, {"10.1.2.3"}},
+		"aws:MultiFactorAuthAge":     {{"50"}, {"200"}, {"5000"}},
+		"aws:MultiFactorAuthPresent": {{"true"}, {"false"}},
+		"aws:PrincipalTag/team":      {{"platform"}, {"sec"}, {"other"}},
+		"aws:PrincipalTag/keyid":     {{"1234abcd-12ab-34cd-56ef-1234567890ab"}, {"other"}},
+		"aws:RequestedRegion":        {{"us-east-1"}, {"eu-west-1"}},
 		// A second multivalued key, for the ForAnyValue:/ForAllValues: qualifiers.
 		"aws:PrincipalServiceNamesList": {{"ec2.amazonaws.com"}, {"ec2.amazonaws.com", "autoscaling.amazonaws.com"}, {"ec2.amazonaws.com", "lambda.amazonaws.com"}},
 		"kms:GranteePrincipal": {
@@ -315,7 +339,19 @@ var (
 	}
 )
 
-const slrARN = "arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+const (
+	slrARN     = "arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+	slrSession = "arn:aws:sts::111122223333:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling"
+)
+
+// requestTimes are the instants a request is made at: aws:CurrentTime and
+// aws:EpochTime carry the same one.
+var requestTimes = []time.Time{
+	time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
+	time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC),
+	time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),
+	time.Unix(1780000000, 0).UTC(),
+}
 
 func pick[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }
 
@@ -371,6 +407,14 @@ func generate(r *rand.Rand, id int) simCase {
 		"aws:PrincipalArn":     {principalARN(principal)},
 		"aws:PrincipalAccount": {account},
 		"kms:CallerAccount":    {account},
+		"aws:ResourceAccount":  {keyAccount},
+	}
+	// AWS always sends both time keys; without them (one case in three)
+	// the missing-key rules are exercised.
+	if r.IntN(3) > 0 {
+		at := pick(r, requestTimes)
+		ctx["aws:CurrentTime"] = []string{at.Format(time.RFC3339)}
+		ctx["aws:EpochTime"] = []string{strconv.FormatInt(at.Unix(), 10)}
 	}
 	for _, k := range contextKeys {
 		if actions, ok := onlyWith[k]; ok && !slices.Contains(actions, action) {
@@ -394,6 +438,9 @@ func generate(r *rand.Rand, id int) simCase {
 // principalARN is aws:PrincipalArn for a caller: the role ARN for a role
 // session, the caller's ARN otherwise.
 func principalARN(caller string) string {
+	if caller == slrSession {
+		return slrARN
+	}
 	if rest, ok := strings.CutPrefix(caller, "arn:aws:sts::"); ok {
 		account, path, _ := strings.Cut(rest, ":assumed-role/")
 		role, _, _ := strings.Cut(path, "/")
@@ -483,6 +530,38 @@ var knownDisagreements = []disagreement{{
 		"https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html)",
 	applies: variableInArnCondition,
 	rewrite: substitutePrincipalAccount,
+}, {
+	class: "Deny with NotPrincipal naming the role of the calling session",
+	why: "iam-simulate exempts a role's sessions from a Deny whose NotPrincipal names the role; AWS exempts a session only " +
+		"when NotPrincipal names that session: a role's ARN there exempts none of them.",
+	right: "keypolicy",
+	doc: "IAM User Guide, AWS JSON policy elements: NotPrincipal (\"When you specify an assumed-role session in a " +
+		"NotPrincipal element, you cannot use a wildcard (*) to mean 'all sessions'. Principals must always name a specific session.\"; " +
+		"https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html)",
+	applies: denyNotPrincipalNamesCallersRole,
+	rewrite: dropCallersRoleFromNotPrincipal,
+}, {
+	class: "Policy variable with no value in a 2012-10-17 policy",
+	why: "iam-simulate leaves out a statement whose policy variable the request does not carry; AWS reads the variable as " +
+		"no value, which nothing is equal to or like: a positive operator fails, a negated one (StringNotEquals, ...) holds, " +
+		"and a Resource or NotResource entry with it names no resource.",
+	right: "keypolicy",
+	doc: "IAM User Guide, IAM policy elements: Variables and tags, \"Policy variables with no value\" " +
+		"(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html)",
+	applies: variableWithNoValue,
+	rewrite: writeNoValue,
+}, {
+	class: "Date operator comparing a date in epoch seconds with one in ISO 8601",
+	why: "iam-simulate reads a date written as a number as seconds since 1970 and one in ISO 8601 as milliseconds, so it " +
+		"compares aws:EpochTime with an ISO 8601 date, or aws:CurrentTime with an epoch date, in different units; AWS accepts " +
+		"either form for a date operator's value and for aws:EpochTime, and compares the instants.",
+	right: "keypolicy",
+	doc: "IAM User Guide, IAM JSON policy elements: Condition operators, Date condition operators (\"You must specify date/time " +
+		"values with one of the W3C implementations of the ISO 8601 date formats or in epoch (UNIX) time\"), and AWS global " +
+		"condition context keys, aws:EpochTime (\"Works with date operators or numeric operators\"; " +
+		"https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_Date)",
+	applies: mixedDateForms,
+	rewrite: datesInRequestForm,
 }}
 
 // statementDoc is the part of a generated statement the predicates read.
@@ -643,6 +722,181 @@ func substitutePrincipalAccount(c simCase) simCase {
 	return c
 }
 
+// denyNotPrincipalNamesCallersRole: the caller is a role session, and some
+// Deny statement's NotPrincipal lists the session's role but not the
+// session itself.
+func denyNotPrincipalNamesCallersRole(c simCase) bool {
+	role := callersRole(c)
+	if role == "" {
+		return false
+	}
+	for _, st := range statements(c) {
+		if st.Effect != "Deny" || st.NotPrincipal == nil {
+			continue
+		}
+		listed := strList(st.NotPrincipal.AWS)
+		if slices.Contains(listed, role) && !slices.Contains(listed, c.Principal) {
+			return true
+		}
+	}
+	return false
+}
+
+// callersRole is the ARN of the role behind a session caller, as the
+// generated policies write it, or "".
+func callersRole(c simCase) string {
+	if !strings.Contains(c.Principal, ":assumed-role/") {
+		return ""
+	}
+	return principalARN(c.Principal)
+}
+
+// dropCallersRoleFromNotPrincipal states AWS's reading for a session: the
+// role's ARN in NotPrincipal exempts the role, not the session, so for
+// this caller it is as if absent (a list left empty names an account no
+// caller is in).
+func dropCallersRoleFromNotPrincipal(c simCase) simCase {
+	role := callersRole(c)
+	if role == "" {
+		return c
+	}
+	return editNotPrincipals(c, func(e string) bool { return e == role })
+}
+
+// editNotPrincipals drops the NotPrincipal entries drop selects from
+// every statement.
+func editNotPrincipals(c simCase, drop func(string) bool) simCase {
+	stmts := make([]string, len(c.Statements))
+	for i, st := range c.Statements {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(st), &m); err != nil {
+			panic(err)
+		}
+		np, ok := m["NotPrincipal"].(map[string]any)
+		if !ok || np["AWS"] == nil {
+			stmts[i] = st
+			continue
+		}
+		var kept []string
+		for _, e := range strList(np["AWS"]) {
+			if !drop(e) {
+				kept = append(kept, e)
+			}
+		}
+		if len(kept) == 0 {
+			kept = []string{nobody}
+		}
+		np["AWS"] = kept
+		b, _ := json.Marshal(m)
+		stmts[i] = string(b)
+	}
+	c.Statements, c.Policy = stmts, policyJSON(c.Version, stmts)
+	return c
+}
+
+// variablePattern finds a policy variable without a default: ${key}.
+var variablePattern = regexp.MustCompile(`\$\{([^},'$*?]+)\}`)
+
+// noValue stands for a policy variable with no value: no request value
+// is equal to or like it.
+const noValue = "amigate-no-value"
+
+// variableWithNoValue: a 2012-10-17 policy writes a variable without a
+// default whose key the request does not carry.
+func variableWithNoValue(c simCase) bool {
+	if c.Version != current {
+		return false
+	}
+	for _, m := range variablePattern.FindAllSubmatch(c.Policy, -1) {
+		if !hasContextKey(c, string(m[1])) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasContextKey(c simCase, key string) bool {
+	for k := range c.Context {
+		if strings.EqualFold(k, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeNoValue writes, for each variable with no value, a text no request
+// value is equal to or like, as AWS reads it.
+func writeNoValue(c simCase) simCase {
+	if c.Version != current {
+		return c
+	}
+	stmts := make([]string, len(c.Statements))
+	for i, st := range c.Statements {
+		stmts[i] = variablePattern.ReplaceAllStringFunc(st, func(v string) string {
+			if hasContextKey(c, v[2:len(v)-1]) {
+				return v
+			}
+			return noValue
+		})
+	}
+	c.Statements, c.Policy = stmts, policyJSON(c.Version, stmts)
+	return c
+}
+
+// dateBlock finds a date operator's values for one of the time keys.
+var dateBlock = regexp.MustCompile(`"(?:ForAnyValue:|ForAllValues:)?Date[A-Za-z]*":\{"(aws:EpochTime|aws:CurrentTime)":(\[[^\]]*\]|"[^"]*")\}`)
+
+// mixedDateForms: a date operator compares a time key the request carries
+// with a date written in the other form (epoch seconds for aws:CurrentTime,
+// ISO 8601 for aws:EpochTime).
+func mixedDateForms(c simCase) bool {
+	for _, m := range dateBlock.FindAllSubmatch(c.Policy, -1) {
+		key, values := string(m[1]), m[2]
+		if c.Context[key] == nil {
+			continue
+		}
+		if iso := isoDate.Match(values); (key == "aws:EpochTime") == iso || (key == "aws:CurrentTime" && epochDate.Match(values)) {
+			return true
+		}
+	}
+	return false
+}
+
+// datesInRequestForm writes the dates compared with a time key in the
+// form the request carries it (epoch seconds for aws:EpochTime, ISO 8601
+// for aws:CurrentTime): the same instants, in the units iam-simulate
+// compares alike.
+func datesInRequestForm(c simCase) simCase {
+	stmts := make([]string, len(c.Statements))
+	for i, st := range c.Statements {
+		stmts[i] = dateBlock.ReplaceAllStringFunc(st, func(block string) string {
+			if strings.Contains(block, `"aws:EpochTime"`) {
+				return isoDate.ReplaceAllStringFunc(block, func(d string) string {
+					at, err := time.Parse(time.RFC3339, d)
+					if err != nil {
+						panic(err)
+					}
+					return strconv.FormatInt(at.Unix(), 10)
+				})
+			}
+			return epochDate.ReplaceAllStringFunc(block, func(d string) string {
+				n, err := strconv.ParseInt(strings.Trim(d, `"`), 10, 64)
+				if err != nil {
+					panic(err)
+				}
+				return `"` + time.Unix(n, 0).UTC().Format(time.RFC3339) + `"`
+			})
+		})
+	}
+	c.Statements, c.Policy = stmts, policyJSON(c.Version, stmts)
+	return c
+}
+
+// epochDate is a date written in epoch seconds, as a JSON string.
+var epochDate = regexp.MustCompile(`"\d+"`)
+
+var isoDate = regexp.MustCompile(`\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z`)
+
 // explainedBy returns the first known class that selects the case.
 func explainedBy(c simCase) *disagreement {
 	for i := range knownDisagreements {
@@ -762,6 +1016,15 @@ var features = []struct {
 			bytes.Contains(c.Policy, []byte(`"StringEqualsIfExists":{"aws:PrincipalOrgPaths"`)) || bytes.Contains(c.Policy, []byte(`"StringEquals":{"kms:GrantOperations"`))
 	}},
 	{"caller-bound grantee pattern", func(c simCase) bool { return bytes.Contains(c.Policy, []byte(`"kms:GranteePrincipal"`)) }},
+	{"time keys", func(c simCase) bool {
+		return bytes.Contains(c.Policy, []byte(`"aws:EpochTime"`)) || bytes.Contains(c.Policy, []byte(`"aws:CurrentTime"`))
+	}},
+	{"aws:ResourceAccount", func(c simCase) bool { return bytes.Contains(c.Policy, []byte(`aws:ResourceAccount`)) }},
+	{"aws:MultiFactorAuthPresent", func(c simCase) bool { return bytes.Contains(c.Policy, []byte(`"aws:MultiFactorAuthPresent"`)) }},
+	{"NotPrincipal naming the caller's role, caller a session", denyNotPrincipalNamesCallersRole},
+	{"NotPrincipal naming the caller's session", func(c simCase) bool {
+		return strings.Contains(c.Principal, ":assumed-role/") && bytes.Contains(c.Policy, []byte(`"NotPrincipal":{"AWS":`)) && bytes.Contains(c.Policy, []byte(c.Principal))
+	}},
 	{"statement without principal", func(c simCase) bool {
 		for _, st := range c.Statements {
 			if !strings.Contains(st, `Principal"`) {
