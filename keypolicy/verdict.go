@@ -75,8 +75,8 @@ type Key struct {
 	// "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"): kms:KeyOrigin. Empty means not
 	// known, and a condition on kms:KeyOrigin is undecidable.
 	Origin string
-	Policy  *Policy
-	Grants  []Grant
+	Policy *Policy
+	Grants []Grant
 
 	// grantsByAccount indexes Grants by their grantee's account, built by
 	// Check and PlanPatch on their copy of the key: a key may hold a grant
