@@ -34,9 +34,6 @@ type orgState struct {
 	// paths are the aws:PrincipalOrgPaths value of every account found
 	// (o-.../r-.../ou-.../), by account.
 	paths map[string]string
-	// members are the accounts the organization targets cover (found
-	// active, not excluded), by account.
-	members map[string]bool
 }
 
 type orgUnit struct{ arn, path string }
@@ -120,7 +117,7 @@ func (r *runState) resolveOrganizations(ctx context.Context, scoped func(), foun
 		return fmt.Errorf("describe the target organization: %w", err)
 	}
 	org := &orgState{id: aws.ToString(out.Organization.Id), arn: aws.ToString(out.Organization.Arn),
-		management: aws.ToString(out.Organization.MasterAccountId), units: map[string]orgUnit{}, paths: map[string]string{}, members: map[string]bool{}}
+		management: aws.ToString(out.Organization.MasterAccountId), units: map[string]orgUnit{}, paths: map[string]string{}}
 	var errs []FieldError
 	for _, v := range r.opts.TargetOrganizations {
 		id, _ := OrganizationID(v)
@@ -379,7 +376,6 @@ func (a *orgAdoption) add(page []orgAccount) []Target {
 		case acct.id == a.source:
 			continue // the AMI's owner launches its own image
 		}
-		a.org.members[acct.id] = true
 		a.info.Accounts++
 		if a.explicit[acct.id] {
 			continue
