@@ -655,6 +655,28 @@ func TestDryRunChecksTheTargetRolesOwnPolicies(t *testing.T) {
 	}
 }
 
+// builderSession makes the role ci/builder in the source account, allowed
+// the actions (a JSON list), and returns sessions acting as it.
+func (s *sim) builderSession(t *testing.T, actions string) *awsapi.Session {
+	t.Helper()
+	ctx := context.Background()
+	ic := iam.NewFromConfig(s.config(owner, "us-east-1"))
+	if _, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("builder"), Path: aws.String("/ci/"),
+		AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + owner + `:root"},"Action":"sts:AssumeRole"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ic.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("builder"), PolicyName: aws.String("p"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":` + actions + `,"Resource":"*"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := awsapi.New(ctx, awsapi.Settings{Region: "us-east-1", AccessKey: "SIM" + owner, SecretKey: "x", Endpoint: s.url, RetryMaxBackoff: 50 * time.Millisecond,
+		AssumeRole: awsapi.AssumeRole{RoleARN: "arn:aws:iam::" + owner + ":role/ci/builder"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sess
+}
+
 // A dry run checks that the source principal may make the key-policy patch
 // (kms:PutKeyPolicy and the lock's alias calls), through the key policy and
 // its own IAM policies, and says a dry run makes no test launch.
@@ -669,21 +691,8 @@ func TestDryRunChecksTheSourcePrincipal(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startWorld(t, testWorld{shared: []string{target}})
 			ctx := context.Background()
-			ic := iam.NewFromConfig(s.config(owner, "us-east-1"))
-			if _, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("builder"), Path: aws.String("/ci/"),
-				AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + owner + `:root"},"Action":"sts:AssumeRole"}]}`)}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := ic.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("builder"), PolicyName: aws.String("p"),
-				PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":` + tc.actions + `,"Resource":"*"}]}`)}); err != nil {
-				t.Fatal(err)
-			}
+			sess := s.builderSession(t, tc.actions)
 			s.setup = len(s.Calls())
-			sess, err := awsapi.New(ctx, awsapi.Settings{Region: "us-east-1", AccessKey: "SIM" + owner, SecretKey: "x", Endpoint: s.url, RetryMaxBackoff: 50 * time.Millisecond,
-				AssumeRole: awsapi.AssumeRole{RoleARN: "arn:aws:iam::" + owner + ":role/ci/builder"}})
-			if err != nil {
-				t.Fatal(err)
-			}
 			opts := baseOptions(s.imageIDs(t), Target{AccountID: target, Paths: []keypolicy.Path{keypolicy.PathInstance}})
 			opts.DryRun = true
 			rep, err := Run(ctx, opts, sess, func(l string) { t.Log(l) })
@@ -730,15 +739,7 @@ func TestDryRunChecksTheSourcePrincipal(t *testing.T) {
 func TestDryRunSourceDeniedByItsRolesARNIsNotGreen(t *testing.T) {
 	s := startWorld(t, testWorld{shared: []string{target}})
 	ctx := context.Background()
-	ic := iam.NewFromConfig(s.config(owner, "us-east-1"))
-	if _, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("builder"), Path: aws.String("/ci/"),
-		AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + owner + `:root"},"Action":"sts:AssumeRole"}]}`)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ic.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("builder"), PolicyName: aws.String("p"),
-		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:*","ec2:*","iam:GetRole","iam:SimulatePrincipalPolicy","sts:*"],"Resource":"*"}]}`)}); err != nil {
-		t.Fatal(err)
-	}
+	sess := s.builderSession(t, `["kms:*","ec2:*","iam:GetRole","iam:SimulatePrincipalPolicy","sts:*"]`)
 	policy := strings.Replace(defaultPolicy, "\n  ]", `,
     {"Sid": "NoBuilders", "Effect": "Deny", "Principal": "*", "Action": "kms:PutKeyPolicy", "Resource": "*", "Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::`+owner+`:role/ci/*"}}}
   ]`, 1)
@@ -746,11 +747,6 @@ func TestDryRunSourceDeniedByItsRolesARNIsNotGreen(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.setup = len(s.Calls())
-	sess, err := awsapi.New(ctx, awsapi.Settings{Region: "us-east-1", AccessKey: "SIM" + owner, SecretKey: "x", Endpoint: s.url, RetryMaxBackoff: 50 * time.Millisecond,
-		AssumeRole: awsapi.AssumeRole{RoleARN: "arn:aws:iam::" + owner + ":role/ci/builder"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	opts := baseOptions(s.imageIDs(t), Target{AccountID: target, Paths: []keypolicy.Path{keypolicy.PathInstance}})
 	opts.DryRun = true
 	rep, err := Run(ctx, opts, sess, func(l string) { t.Log(l) })

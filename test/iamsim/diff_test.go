@@ -652,32 +652,7 @@ func dropCallerAccountFromNotPrincipal(c simCase) simCase {
 	if isRoot {
 		return c
 	}
-	stmts := make([]string, len(c.Statements))
-	for i, st := range c.Statements {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(st), &m); err != nil {
-			panic(err)
-		}
-		np, ok := m["NotPrincipal"].(map[string]any)
-		if !ok || np["AWS"] == nil {
-			stmts[i] = st
-			continue
-		}
-		var kept []string
-		for _, e := range strList(np["AWS"]) {
-			if !slices.Contains(entries, e) {
-				kept = append(kept, e)
-			}
-		}
-		if len(kept) == 0 {
-			kept = []string{nobody}
-		}
-		np["AWS"] = kept
-		b, _ := json.Marshal(m)
-		stmts[i] = string(b)
-	}
-	c.Statements, c.Policy = stmts, policyJSON(c.Version, stmts)
-	return c
+	return editNotPrincipals(c, func(e string) bool { return slices.Contains(entries, e) })
 }
 
 // variableInArnCondition: in a 2012-10-17 policy, some Arn* condition
