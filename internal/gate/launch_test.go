@@ -179,7 +179,9 @@ func TestTestLaunchWaitsForGrantPropagation(t *testing.T) {
 }
 
 // cancelAt serves the simulator and cancels the run's context when the
-// n-th request of one of the given actions arrives, before answering it.
+// n-th request of one of the given actions arrives; AWS applies that
+// request a moment later, as a request whose answer the client gave up on
+// may still be.
 type cancelAt struct {
 	sim     *awsim.Server
 	actions map[string]bool
@@ -197,13 +199,18 @@ func (c *cancelAt) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		action = r.Form.Get("Action")
 	}
 	c.mu.Lock()
+	late := false
 	if c.actions[action] {
 		c.seen++
 		if c.seen == c.n {
 			c.cancel()
+			late = true
 		}
 	}
 	c.mu.Unlock()
+	if late {
+		time.Sleep(100 * time.Millisecond)
+	}
 	c.sim.ServeHTTP(w, r)
 }
 
@@ -232,6 +239,7 @@ func TestTestLaunchCancelledAtEachStepLeavesNothing(t *testing.T) {
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("err = %v, want the cancellation", err)
 			}
+			time.Sleep(200 * time.Millisecond) // the request the run gave up on lands
 			if l := s.leftovers(t); len(l) > 0 {
 				t.Fatalf("cancelled at %s, left behind: %v", step, l)
 			}

@@ -217,9 +217,13 @@ func (l *Launcher) runGroup(ctx context.Context, req Request, cleanup *Cleanup, 
 	if req.InstanceType != "" {
 		data.InstanceType = ec2types.InstanceType(req.InstanceType)
 	}
-	created, err := l.EC2.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{
-		LaunchTemplateId: aws.String(templateID), SourceVersion: aws.String(strconv.FormatInt(aws.ToInt64(src.VersionNumber), 10)),
-		VersionDescription: aws.String(desc), LaunchTemplateData: data})
+	var created *ec2.CreateLaunchTemplateVersionOutput
+	err = settle(ctx, func(ctx context.Context) (err error) {
+		created, err = l.EC2.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{
+			LaunchTemplateId: aws.String(templateID), SourceVersion: aws.String(strconv.FormatInt(aws.ToInt64(src.VersionNumber), 10)),
+			VersionDescription: aws.String(desc), LaunchTemplateData: data})
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("create a launch template version with %s for group %s: %w", req.AMI, req.Group, err)
 	}
@@ -248,7 +252,10 @@ func (l *Launcher) runGroup(ctx context.Context, req Request, cleanup *Cleanup, 
 	} else {
 		in.AvailabilityZones = g.AvailabilityZones
 	}
-	if _, err := l.AutoScaling.CreateAutoScalingGroup(ctx, in); err != nil {
+	if err := settle(ctx, func(ctx context.Context) error {
+		_, err := l.AutoScaling.CreateAutoScalingGroup(ctx, in)
+		return err
+	}); err != nil {
 		return fmt.Errorf("create the test group %s: %w", name, err)
 	}
 	l.say(fmt.Sprintf("test launch: group %s in %s %s clones %s with %s", name, req.Account, req.Region, req.Group, req.AMI))
@@ -372,6 +379,24 @@ func instanceOf(desc string) string {
 	return desc[i:end]
 }
 
+// settle makes a call that creates something and waits for AWS's answer
+// even when ctx is cancelled (Ctrl-C), for at most settleWait: AWS may
+// still apply a request whose answer the client gave up on, and what it
+// made then would appear after the cleanup looked for it. The call's error,
+// or else ctx's, is returned: a stopped run stops after the call.
+func settle(ctx context.Context, call func(context.Context) error) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleWait)
+	defer cancel()
+	if err := call(sctx); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// settleWait bounds a creating call (retries included) a stopped run still
+// waits for.
+const settleWait = 30 * time.Second
+
 // runInstance launches one instance of the AMI and waits for it to run or
 // to be terminated.
 func (l *Launcher) runInstance(ctx context.Context, req Request, cleanup *Cleanup, out *Outcome) error {
@@ -391,7 +416,11 @@ func (l *Launcher) runInstance(ctx context.Context, req Request, cleanup *Cleanu
 		if req.SubnetID != "" {
 			in.SubnetId = aws.String(req.SubnetID)
 		}
-		run, err := l.EC2.RunInstances(ctx, in)
+		var run *ec2.RunInstancesOutput
+		err := settle(ctx, func(ctx context.Context) (err error) {
+			run, err = l.EC2.RunInstances(ctx, in)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("run an instance of %s in %s %s: %w", req.AMI, req.Account, req.Region, err)
 		}
