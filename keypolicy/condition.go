@@ -245,10 +245,12 @@ func (c *Condition) evalValues(vals []string, present, pattern bool, ctx map[str
 		}
 		return condFalse
 	}
-	// A multivalued key needs ForAnyValue: or ForAllValues:; without one
-	// the condition does not match, negated or not (see multiValuedKeys).
+	// A multivalued key needs ForAnyValue: or ForAllValues: (see
+	// multiValuedKeys); what AWS makes of a condition without one is not
+	// documented, so it is undecided: an Allow on it does not count, a
+	// Deny on it does.
 	if c.set == setNone && c.multiValued {
-		return condFalse
+		return condUndecided
 	}
 	policy := c.Values.Items
 	if sc.variables {

@@ -466,11 +466,15 @@ func TestPrincipalOrgPathsIsMultiValuedSoItNeedsForAnyValue(t *testing.T) {
 			t.Errorf("%s: allowed = %v, want %v", tc.cond, got, tc.want)
 		}
 	}
-	// A Deny whose negated condition has no set operator does not apply.
-	deny := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"},
-	  {"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"StringNotLike":{"aws:PrincipalOrgPaths":"o-zzzzzzzzzz/*"}}}]}`
-	if got := decide(t, deny, Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey, Context: ctx}).Decision; got != Allowed {
-		t.Errorf("Deny StringNotLike without a set operator: %v, want Allowed", got)
+	// What AWS makes of a condition on a multivalued key without a set
+	// operator is not documented: an Allow on one does not count (above),
+	// and a Deny on one does, so that no green rests on the reading.
+	for _, cond := range []string{`{"StringNotLike":{"aws:PrincipalOrgPaths":"o-zzzzzzzzzz/*"}}`, `{"StringLike":{"aws:PrincipalOrgPaths":"o-zzzzzzzzzz/*"}}`} {
+		deny := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"},
+	  {"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":` + cond + `}]}`
+		if got := decide(t, deny, Request{Principal: targetRole, Action: "kms:Decrypt", Resource: testKey, Context: ctx}).Decision; got != ExplicitDeny {
+			t.Errorf("Deny %s without a set operator: %v, want ExplicitDeny (it may apply)", cond, got)
+		}
 	}
 	// The verdict says why a statement written that way allows no one.
 	pv := orgVerdict(t, useByCondition(`{"StringLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/*"}}`), PathInstance, testOrgPath)

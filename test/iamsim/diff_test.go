@@ -562,7 +562,77 @@ var knownDisagreements = []disagreement{{
 		"https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_Date)",
 	applies: mixedDateForms,
 	rewrite: datesInRequestForm,
+}, {
+	class: "Deny conditioned on a multivalued key without ForAnyValue: or ForAllValues:",
+	why: "iam-simulate never matches such a condition, so the Deny does not apply; AWS says a multivalued key requires a set " +
+		"operator and does not document what it makes of one without, so keypolicy takes the condition as undecided: an Allow " +
+		"on it does not count (as iam-simulate) and a Deny on it does (a green must not rest on an undocumented reading).",
+	right: "keypolicy (the conservative reading of an undocumented case)",
+	doc: "IAM User Guide, IAM JSON policy elements: Condition operators, \"Single-valued vs. multivalued context keys\" " +
+		"(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html)",
+	applies: denyOnMultivaluedKeyWithoutSet,
+	rewrite: dropDenyConditionsOnMultivaluedKeys,
 }}
+
+// denyOnMultivaluedKeyWithoutSet: a Deny's condition on a multivalued key
+// the request carries has no ForAnyValue:/ForAllValues: qualifier.
+func denyOnMultivaluedKeyWithoutSet(c simCase) bool {
+	for _, s := range statements(c) {
+		if s.Effect != "Deny" {
+			continue
+		}
+		for op, block := range s.Condition {
+			if strings.Contains(op, ":") || strings.HasPrefix(op, "Null") {
+				continue
+			}
+			for key := range block {
+				if multiValued[key] && c.Context[key] != nil {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// dropDenyConditionsOnMultivaluedKeys states keypolicy's reading for
+// iam-simulate: a Deny's condition on a multivalued key (the request
+// carries) without a set qualifier counts as holding.
+func dropDenyConditionsOnMultivaluedKeys(c simCase) simCase {
+	stmts := make([]string, len(c.Statements))
+	for i, st := range c.Statements {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(st), &m); err != nil {
+			panic(err)
+		}
+		cond, _ := m["Condition"].(map[string]any)
+		if m["Effect"] != "Deny" || cond == nil {
+			stmts[i] = st
+			continue
+		}
+		for op, block := range cond {
+			if strings.Contains(op, ":") || strings.HasPrefix(op, "Null") {
+				continue
+			}
+			keys := block.(map[string]any)
+			for key := range keys {
+				if multiValued[key] && c.Context[key] != nil {
+					delete(keys, key)
+				}
+			}
+			if len(keys) == 0 {
+				delete(cond, op)
+			}
+		}
+		if len(cond) == 0 {
+			delete(m, "Condition")
+		}
+		b, _ := json.Marshal(m)
+		stmts[i] = string(b)
+	}
+	c.Statements, c.Policy = stmts, policyJSON(c.Version, stmts)
+	return c
+}
 
 // statementDoc is the part of a generated statement the predicates read.
 type statementDoc struct {
