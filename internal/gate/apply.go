@@ -186,11 +186,11 @@ func (r *runState) verb() string {
 // it wrote. A writer outside the lock that replaced the policy is planned
 // on again, so neither its statements nor amigate's are lost.
 func (r *runState) patchKey(ctx context.Context, ks *keyState) (err error) {
-	if r.opts.KeyPolicy != KeyPolicyPatch {
+	if r.opts.KeyPolicy != KeyPolicyPatch || ks.blocked {
 		return nil
 	}
 	if ks.planErr != nil {
-		r.addFinding(tooLargeFinding(ks))
+		r.block(ks, tooLargeFinding(ks))
 		return nil
 	}
 	if !ks.plan.Changed {
@@ -198,7 +198,7 @@ func (r *runState) patchKey(ctx context.Context, ks *keyState) (err error) {
 	}
 	if stale := ks.key.Policy.StalePrincipals(); len(stale) > 0 {
 		// KMS would refuse the PutKeyPolicy: say so, in a dry run too.
-		r.addFinding(stalePrincipalFinding(ks, stale))
+		r.block(ks, stalePrincipalFinding(ks, stale))
 		r.say(fmt.Sprintf("✘ %s: the key policy of %s names a deleted principal; the patch cannot be written", keypolicy.CodeStalePrincipal, ks.key.ARN))
 		return nil
 	}
@@ -300,10 +300,19 @@ func (r *runState) replanOn(ks *keyState, text string) (done bool, err error) {
 		return true, err
 	}
 	if ks.planErr != nil {
-		r.addFinding(tooLargeFinding(ks))
+		r.block(ks, tooLargeFinding(ks))
 		return true, nil
 	}
 	return !ks.plan.Changed, nil
+}
+
+// block records, once, why the key's policy cannot be patched: the run
+// (and an organization run's every batch of targets) tries no more.
+func (r *runState) block(ks *keyState, f keypolicy.Finding) {
+	if !ks.blocked {
+		ks.blocked = true
+		r.addFinding(f)
+	}
 }
 
 // adopt makes text the key's known policy.

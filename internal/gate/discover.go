@@ -296,7 +296,9 @@ func (st *stream) advance(ctx context.Context, ek *earlyKey, ready []Target) err
 			return err
 		}
 	}
-	if err := r.patchKey(ctx, ks); err != nil {
+	if err := r.patchKey(ctx, ks); err != nil || ks.blocked {
+		// A policy that cannot be patched leaves the grants to the
+		// apply step, which tries each once.
 		return err
 	}
 	ek.granted = len(ready)

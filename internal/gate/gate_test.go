@@ -762,12 +762,10 @@ func TestDryRunSourceDeniedByItsRolesARNIsNotGreen(t *testing.T) {
 	}
 }
 
-// A key policy that named a role deleted since shows the role's unique id,
-// and KMS refuses any PutKeyPolicy keeping it: a dry run is not green (a
-// review found it green while the real run failed on PutKeyPolicy), and
-// the real run says why instead of failing on AWS's error.
-func TestKeyPolicyNamingADeletedRoleCannotBePatched(t *testing.T) {
-	s := startWorld(t, testWorld{})
+// nameDeletedRole gives the golden key a statement naming a role of the
+// target, then deletes the role: the policy shows its unique id.
+func (s *sim) nameDeletedRole(t *testing.T) {
+	t.Helper()
 	ctx := context.Background()
 	tic := iam.NewFromConfig(s.config(target, "us-east-1"))
 	if _, err := tic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("old-app"),
@@ -784,6 +782,15 @@ func TestKeyPolicyNamingADeletedRoleCannotBePatched(t *testing.T) {
 	if _, err := tic.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String("old-app")}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A key policy that named a role deleted since shows the role's unique id,
+// and KMS refuses any PutKeyPolicy keeping it: a dry run is not green (a
+// review found it green while the real run failed on PutKeyPolicy), and
+// the real run says why instead of failing on AWS's error.
+func TestKeyPolicyNamingADeletedRoleCannotBePatched(t *testing.T) {
+	s := startWorld(t, testWorld{})
+	s.nameDeletedRole(t)
 	s.setup = len(s.Calls())
 	opts := baseOptions(s.imageIDs(t), Target{AccountID: target, Paths: []keypolicy.Path{keypolicy.PathInstance}})
 	for _, dry := range []bool{true, false} {

@@ -50,6 +50,9 @@ type keyState struct {
 	planning planning
 	plan     *keypolicy.Plan
 	planErr  error
+	// blocked is set once the key's policy is found not patchable (too
+	// large, a deleted principal named): its finding is recorded once.
+	blocked bool
 	// orgEarly is set when the stream decided, while the organization was
 	// walked, that the key's policy names the organization.
 	orgEarly bool

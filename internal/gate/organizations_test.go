@@ -277,3 +277,27 @@ func TestOrganizationModeAskedFor(t *testing.T) {
 		t.Errorf("%s cannot launch: %s", webAcct, msg)
 	}
 }
+
+// A key policy that cannot be patched (here it names a deleted role) is
+// said once however many batches of accounts the organization walk hands
+// the run, and each account's grant is tried once (a review found the
+// finding three or four times and every grant tried once per batch).
+func TestOrganizationRunReportsAnUnpatchablePolicyOnce(t *testing.T) {
+	s := startWorld(t, testWorld{targets: []string{target, target2, webAcct, devAcct}, organizations: orgWorld(owner)})
+	s.nameDeletedRole(t)
+	opts := orgOptions(s.imageIDs(t), nil, []string{prodOU})
+	opts.KeyPolicyPrincipals = PrincipalsOrganization
+	rep := run(t, s, opts)
+	stale := 0
+	for _, f := range rep.Findings {
+		if f.Code == keypolicy.CodeStalePrincipal {
+			stale++
+		}
+	}
+	if rep.OK || stale != 1 {
+		t.Fatalf("ok=%v, %d %s findings, want 1: %s", rep.OK, stale, keypolicy.CodeStalePrincipal, codesOf(rep))
+	}
+	if n := count(s.callsOf("kms"), "CreateGrant"); n != 3 {
+		t.Fatalf("%d CreateGrant calls for 3 accounts", n)
+	}
+}

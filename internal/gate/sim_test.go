@@ -199,6 +199,18 @@ func (s *sim) mutations() []string {
 	return out
 }
 
+// callsOf lists the actions of one service the simulator has seen since
+// start.
+func (s *sim) callsOf(service string) []string {
+	var out []string
+	for _, c := range s.Calls()[s.setup:] {
+		if c.Service == service {
+			out = append(out, c.Action)
+		}
+	}
+	return out
+}
+
 // imageIDs reads the AMIs of the world, by region.
 func (s *sim) imageIDs(t testing.TB, regions ...string) map[string]string {
 	t.Helper()
