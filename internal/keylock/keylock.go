@@ -192,7 +192,16 @@ func (l *Locker) Acquire(ctx context.Context) (*Lock, error) {
 		if err != nil {
 			return nil, err
 		}
-		if st.lock == nil { // released since: try again
+		if st.lock == nil {
+			// Released since, or made so recently that ListAliases (which
+			// is eventually consistent) does not show it yet: try again
+			// after a pause, within the wait.
+			if time.Since(start) >= wait {
+				return nil, fmt.Errorf("take the key policy lock %s: waited %s; CreateAlias says it exists and ListAliases does not show it", l.name(), time.Since(start).Round(time.Second))
+			}
+			if err := sleep(ctx, jitter(or(l.minBackoff, 200*time.Millisecond))); err != nil {
+				return nil, fmt.Errorf("wait for the key policy lock %s: %w", l.name(), err)
+			}
 			tryCreate = true
 			continue
 		}
@@ -566,8 +575,10 @@ func Sweep(ctx context.Context, c KMS, cutoff time.Time, dryRun bool) ([]Leftove
 				st.lock = nil
 			}
 		}
-		garbage := l.garbage(st, cutoff)
-		if !dryRun {
+		var garbage []entry
+		if dryRun {
+			garbage = l.garbage(st, cutoff)
+		} else {
 			garbage = l.collectGarbage(ctx, st, cutoff)
 		}
 		for _, e := range garbage {
