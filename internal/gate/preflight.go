@@ -84,11 +84,6 @@ func Preflight(ctx context.Context, opts PreflightOptions, sessions Sessions, pr
 	}
 	r := newRun(ro, sessions, progress)
 	r.regions, r.explicit = []string{opts.Region}, opts.Targets
-	if len(ro.TargetOrganizations)+len(ro.TargetOrganizationalUnits) > 0 {
-		if err := r.resolveOrganizations(ctx, func() {}, func(Target) {}); err != nil {
-			return nil, err
-		}
-	}
 	kc := r.cl.KMS(source, opts.Region)
 	out, err := kc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(opts.KeyID)})
 	if isCode(err, "NotFoundException", "InvalidArnException") {
@@ -102,7 +97,15 @@ func Preflight(ctx context.Context, opts PreflightOptions, sessions Sessions, pr
 		return nil, err
 	}
 	rep := &PreflightReport{OK: true, Key: keypolicy.KeyInfo{ARN: ks.key.ARN, Manager: ks.key.Manager, State: ks.key.State},
-		Findings: keypolicy.CheckKeyMetadata(ks.key), Planned: map[string][]string{}, Grants: []string{}, Organization: r.report.Organization}
+		Findings: keypolicy.CheckKeyMetadata(ks.key), Planned: map[string][]string{}, Grants: []string{}}
+	// The key's own problems fail the build at once; only a good key is
+	// worth listing the organization for (a few calls a second).
+	if len(rep.Findings) == 0 && len(ro.TargetOrganizations)+len(ro.TargetOrganizationalUnits) > 0 {
+		if err := r.resolveOrganizations(ctx, func() {}, func(Target) {}); err != nil {
+			return nil, err
+		}
+		rep.Organization = r.report.Organization
+	}
 	if len(rep.Findings) == 0 && len(r.opts.Targets) > 0 {
 		ks.targets = r.keyTargets(opts.Region)
 		ks.planning = r.planning()

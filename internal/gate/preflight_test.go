@@ -87,3 +87,16 @@ func TestPreflightChecksTheAccountsOfAnOU(t *testing.T) {
 		t.Fatalf("unknown OU: %v", err)
 	}
 }
+
+// A key that fails the key checks fails the build before the organization
+// is listed (AWS Organizations answers a few calls a second).
+func TestPreflightChecksTheKeyBeforeListingTheOrganization(t *testing.T) {
+	s := startWorld(t, testWorld{key: "alias/aws/ebs", organizations: orgWorld(owner)})
+	rep, err := Preflight(context.Background(), PreflightOptions{Region: "us-east-1", KeyID: "alias/aws/ebs", TargetOrganizations: []string{orgID}}, s.sessions(t), nil)
+	if err != nil || rep.OK || rep.Findings[0].Code != keypolicy.CodeAWSManagedKey {
+		t.Fatalf("aws/ebs: %v %+v", err, rep)
+	}
+	if calls := s.callsOf("organizations"); len(calls) != 0 {
+		t.Fatalf("the organization was listed for a key that fails: %v", calls)
+	}
+}
