@@ -92,6 +92,24 @@ func TestAuditFindsWhatDriftedSinceTheRelease(t *testing.T) {
 	audit("key scheduled for deletion", keypolicy.CodeKeyNotEnabled)
 }
 
+// An audit of a target without groups learns from ListRoles whether the
+// account's default Auto Scaling role exists, as a release learns it from
+// GetRole: one call, and a missing role is SERVICE_LINKED_ROLE_MISSING.
+func TestAuditReadsTheDefaultRoleFromTheList(t *testing.T) {
+	for _, missing := range []bool{false, true} {
+		s := startWorld(t, testWorld{noServiceLinkedRole: missing})
+		tgt := Target{AccountID: target, RoleARN: roleARN(target)}
+		rep := run(t, s, auditOptions(s.imageIDs(t), tgt))
+		iamCalls := s.callsOf("iam")
+		if count(iamCalls, "GetRole") != 0 || count(iamCalls, "ListRoles") != 1 {
+			t.Fatalf("IAM calls %v, want one ListRoles", iamCalls)
+		}
+		if got := strings.Contains(codesOf(rep), target+"/asg:"+keypolicy.CodeServiceLinkedRole); got != missing {
+			t.Fatalf("role missing %v: %s", missing, codesOf(rep))
+		}
+	}
+}
+
 // failingPrincipals lists the principals of the failing paths.
 func failingPrincipals(rep *Report) string {
 	var out []string

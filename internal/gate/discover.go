@@ -84,16 +84,19 @@ func (r *runState) inspectTarget(p *pool, t Target, done func(Target)) {
 	var jobs []func(context.Context) error
 	var results []asgResult
 	if t.RoleARN != "" {
-		if len(t.AutoScalingGroups) == 0 && len(t.ServiceLinkedRoleARNs) == 0 && hasASGPath(t) {
+		defaultRole := len(t.AutoScalingGroups) == 0 && len(t.ServiceLinkedRoleARNs) == 0 && hasASGPath(t)
+		region := r.targetRegions(t)[0]
+		switch {
+		case r.opts.Audit && hasASGPath(t):
+			// Every Auto Scaling role of the account, the default one
+			// among them.
+			jobs = append(jobs, func(ctx context.Context) error { return r.discoverAutoScalingRoles(ctx, t, region, defaultRole) })
+		case defaultRole:
 			// The grant will name the account's default Auto Scaling role,
 			// which exists only once Auto Scaling made it. Asking IAM also
 			// assumes the role now, while the images are read, rather
 			// than on the critical path of the grants.
-			region := r.targetRegions(t)[0]
 			jobs = append(jobs, func(ctx context.Context) error { return r.checkDefaultRole(ctx, t, region) })
-		}
-		if r.opts.Audit && hasASGPath(t) {
-			jobs = append(jobs, func(ctx context.Context) error { return r.discoverAutoScalingRoles(ctx, t, r.targetRegions(t)[0]) })
 		}
 		if len(t.AutoScalingGroups) > 0 {
 			regions := r.targetRegions(t)

@@ -325,8 +325,10 @@ func (r *runState) checkDefaultRole(ctx context.Context, t Target, region string
 // discoverAutoScalingRoles lists, for an audit, every Auto Scaling
 // service-linked role of a target (the default one and those with a custom
 // suffix that groups made since the release), so that each is checked: a
-// group created later with a new role would fail to launch the image.
-func (r *runState) discoverAutoScalingRoles(ctx context.Context, t Target, region string) error {
+// group created later with a new role would fail to launch the image. The
+// list also says whether the default role exists (defaultRole: the target
+// names no group), which a release asks GetRole.
+func (r *runState) discoverAutoScalingRoles(ctx context.Context, t Target, region string, defaultRole bool) error {
 	var roles []string
 	pages := iam.NewListRolesPaginator(r.cl.IAM(t.principal(), region), &iam.ListRolesInput{PathPrefix: aws.String("/aws-service-role/autoscaling.amazonaws.com/")})
 	for pages.HasMorePages() {
@@ -336,6 +338,9 @@ func (r *runState) discoverAutoScalingRoles(ctx context.Context, t Target, regio
 			return fmt.Errorf("assume role %s of target %s: %w", t.RoleARN, t.AccountID, err)
 		case isCode(err, "AccessDenied", "AccessDeniedException"):
 			r.say(fmt.Sprintf("! cannot list the Auto Scaling roles of %s (the role needs iam:ListRoles): checking the default one and those of the groups", t.AccountID))
+			if defaultRole {
+				return r.checkDefaultRole(ctx, t, region)
+			}
 			return nil
 		case err != nil:
 			return fmt.Errorf("list the Auto Scaling roles of %s as %s: %w", t.AccountID, t.RoleARN, err)
@@ -349,6 +354,9 @@ func (r *runState) discoverAutoScalingRoles(ctx context.Context, t Target, regio
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.discoveredRoles[t.AccountID] = roles
+	if def := keypolicy.DefaultAutoScalingRole(partitionOf(t.RoleARN), t.AccountID); defaultRole && !contains(roles, def) {
+		r.missingRoles[def] = true // the list answers what GetRole would
+	}
 	return nil
 }
 
