@@ -23,7 +23,6 @@ type progressView struct {
 	// bar is the bar drawn last, "" when none is on screen; drawn is when.
 	bar   string
 	drawn time.Time
-	last  gate.Status
 	plain *report.ProgressLines
 }
 
@@ -61,7 +60,6 @@ func (v *progressView) Say(line string) {
 func (v *progressView) Status(s gate.Status) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.last = s
 	if !v.tty {
 		v.plain.Status(s)
 		return

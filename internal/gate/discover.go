@@ -58,7 +58,7 @@ func (r *runState) discover(ctx context.Context) error {
 	if err := p.Wait(); err != nil {
 		return err
 	}
-	if errs := r.missingGroups(r.opts.Targets, 0); len(errs) > 0 {
+	if errs := r.missingGroups(r.opts.Targets); len(errs) > 0 {
 		return InputErrors(errs)
 	}
 	for _, region := range r.regions {
@@ -214,7 +214,7 @@ func (st *stream) run(ctx context.Context) error {
 	}
 	known := st.orgKnown && st.explicitLeft == 0
 	st.mu.Unlock()
-	if !known || ctx.Err() != nil || hasError(r.keyFindings()) || len(r.missingGroups(r.explicit, 0)) > 0 {
+	if !known || ctx.Err() != nil || hasError(r.keyFindings()) || len(r.missingGroups(r.explicit)) > 0 {
 		return nil // the steps after the walk report it; nothing is changed here
 	}
 	var keys []*earlyKey
@@ -267,7 +267,7 @@ func (st *stream) advance(ctx context.Context, ek *earlyKey, ready []Target) err
 	}
 	org := r.planning().opts
 	if !ks.orgEarly {
-		if org.Organization == nil || r.opts.KeyPolicyPrincipals == PrincipalsAccounts {
+		if org.Organization == nil { // no scope, or key_policy_principals = "accounts"
 			return nil
 		}
 		if r.opts.KeyPolicyPrincipals != PrincipalsOrganization {

@@ -278,11 +278,9 @@ func (r *runState) checkKeys(ctx context.Context) error {
 			r.say("  fix: " + f.Fix)
 		}
 	}
-	for _, f := range findings {
-		if f.Severity == keypolicy.SeverityError {
-			r.say("✘ a key check failed: stopping before any change")
-			return errStop
-		}
+	if hasError(findings) {
+		r.say("✘ a key check failed: stopping before any change")
+		return errStop
 	}
 	if len(findings) == 0 {
 		r.say("✔ every snapshot is encrypted with an enabled customer managed key")
@@ -294,9 +292,8 @@ func (r *runState) checkKeys(ctx context.Context) error {
 	for _, region := range r.regions {
 		for _, ks := range r.images[region].keys {
 			ks.targets = r.keyTargets(region)
-			ks.planning = r.planning()
-			if ks.orgEarly { // decided while the organization was walked
-				ks.planning.auto = false
+			if !ks.orgEarly { // else decided while the organization was walked
+				ks.planning = r.planning()
 			}
 			keys = append(keys, ks)
 		}
@@ -346,9 +343,11 @@ func (r *runState) keyTarget(t Target, region string) keypolicy.Target {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	roles := append([]string(nil), r.asgRoles[t.AccountID][region]...)
-	for _, arn := range append(t.ServiceLinkedRoleARNs, r.discoveredRoles[t.AccountID]...) {
-		if !contains(roles, arn) {
-			roles = append(roles, arn)
+	for _, list := range [][]string{t.ServiceLinkedRoleARNs, r.discoveredRoles[t.AccountID]} {
+		for _, arn := range list {
+			if !contains(roles, arn) {
+				roles = append(roles, arn)
+			}
 		}
 	}
 	return keypolicy.Target{Account: t.AccountID, ASGRoles: roles, Paths: t.Paths, GrantFromSource: r.grantFrom(t) == GrantFromSource, OrgPath: path}

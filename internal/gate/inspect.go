@@ -413,10 +413,16 @@ func (r *runState) recordGroups(t Target, results []asgResult) {
 // missingGroups reports the groups of the target blocks found in none of
 // their regions. organization_targets names the groups of every account,
 // and an account may have none of them: that is only said.
-func (r *runState) missingGroups(targets []Target, first int) []FieldError {
+func (r *runState) missingGroups(targets []Target) []FieldError {
+	var errs []FieldError
+	var absent []string // said after r.mu is let go: saying calls the UI
+	defer func() {
+		for _, line := range absent {
+			r.say(line)
+		}
+	}()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var errs []FieldError
 	for i, t := range targets {
 		if t.RoleARN == "" {
 			continue
@@ -429,9 +435,9 @@ func (r *runState) missingGroups(targets []Target, first int) []FieldError {
 			switch {
 			case found:
 			case t.member:
-				r.say(fmt.Sprintf("! %s has no Auto Scaling group %s in %v", t.AccountID, name, r.targetRegions(t)))
+				absent = append(absent, fmt.Sprintf("! %s has no Auto Scaling group %s in %v", t.AccountID, name, r.targetRegions(t)))
 			default:
-				errs = append(errs, FieldError{Field: fmt.Sprintf("target[%d].autoscaling_groups", first+i), Value: name,
+				errs = append(errs, FieldError{Field: fmt.Sprintf("target[%d].autoscaling_groups", i), Value: name,
 					Problem: fmt.Sprintf("no such Auto Scaling group in account %s in %v", t.AccountID, r.targetRegions(t))})
 			}
 		}

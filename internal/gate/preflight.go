@@ -133,10 +133,6 @@ func Preflight(ctx context.Context, opts PreflightOptions, sessions Sessions, pr
 			}
 		}
 	}
-	for _, f := range rep.Findings {
-		if f.Severity == keypolicy.SeverityError {
-			rep.OK = false
-		}
-	}
+	rep.OK = !hasError(rep.Findings)
 	return rep, nil
 }

@@ -1,9 +1,6 @@
 package gate
 
-import (
-	"fmt"
-	"sync"
-)
+import "sync"
 
 // Status is how far a run is, for a progress line on long runs: the step,
 // how many of its units of work are done (a unit is one target's work in
@@ -15,10 +12,6 @@ type Status struct {
 	Done    int
 	Total   int
 	Failing int
-}
-
-func (s Status) String() string {
-	return fmt.Sprintf("%s %d/%d, %d target(s) failing", s.Step, s.Done, s.Total, s.Failing)
 }
 
 // StatusFunc receives a Status whenever a unit of work ends and when a step

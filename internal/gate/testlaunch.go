@@ -106,6 +106,7 @@ func (r *runState) launchOne(ctx context.Context, t Target, region, group string
 	}
 	r.say(fmt.Sprintf("✘ test launch in %s failed: %s", where, out.Reason))
 	f := r.diagnose(ctx, t, region, out)
+	r.track.fail(t.AccountID) // outside r.mu: it calls the UI
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.failedLaunches = append(r.failedLaunches, failedLaunch{t, region, out, f})
@@ -260,7 +261,6 @@ func (r *runState) staticFix(account, region string, out launch.Outcome) string 
 // addLaunchFinding puts the finding on the path the launch took; the caller
 // holds r.mu.
 func (r *runState) addLaunchFinding(t Target, region string, out launch.Outcome, f keypolicy.Finding) {
-	r.track.fail(t.AccountID)
 	for i := range r.report.Targets {
 		tr := &r.report.Targets[i]
 		if tr.Account != t.AccountID {

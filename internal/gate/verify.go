@@ -202,6 +202,7 @@ func (r *runState) confirm(ctx context.Context) error {
 		return err
 	}
 	for _, fl := range r.failedLaunches {
+		r.track.fail(fl.t.AccountID)
 		r.addLaunchFinding(fl.t, fl.region, fl.out, fl.finding)
 	}
 	return nil
