@@ -234,11 +234,6 @@ func (a *checkArgs) options() (gate.Options, error) {
 	if len(a.orgs)+len(a.ous) > 0 {
 		o.OrganizationTargets.Paths = orgPaths
 	}
-	for _, p := range append(paths, o.OrganizationTargets.Paths...) {
-		if p == keypolicy.PathCopy {
-			o.ShareSnapshots = true
-		}
-	}
 	index := map[string]int{}
 	for _, acct := range a.targets {
 		if _, dup := index[acct]; dup {
@@ -247,6 +242,7 @@ func (a *checkArgs) options() (gate.Options, error) {
 		index[acct] = len(o.Targets)
 		o.Targets = append(o.Targets, gate.Target{AccountID: acct, Paths: paths})
 	}
+	o.ShareSnapshots = o.ShareSnapshots || o.CopyPath()
 	for _, v := range a.targetRoles {
 		acct, role, ok := strings.Cut(v, "=")
 		i, known := index[acct]

@@ -7,6 +7,7 @@ package gate
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -194,9 +195,6 @@ func (o *Options) Validate() []FieldError {
 	}
 	errs = append(errs, o.validateOrganizations(seen)...)
 	oneOf(&errs, "key_policy", o.KeyPolicy, KeyPolicyPatch, KeyPolicyCheck, KeyPolicyIgnore)
-	if o.KeyPolicyPrincipals != "" {
-		oneOf(&errs, "key_policy_principals", o.KeyPolicyPrincipals, PrincipalsAuto, PrincipalsAccounts, PrincipalsOrganization)
-	}
 	if o.GrantFrom != "" {
 		oneOf(&errs, "grant_from", o.GrantFrom, GrantFromTarget, GrantFromSource)
 	}
@@ -236,6 +234,9 @@ func (o *Options) validateOrganizations(explicit map[string]bool) []FieldError {
 			add("target_organizational_units", v, "not an organizational unit id (ou-...) or ARN (arn:aws:organizations::ACCOUNT:ou/o-.../ou-...)")
 		}
 	}
+	if o.KeyPolicyPrincipals != "" {
+		oneOf(&errs, "key_policy_principals", o.KeyPolicyPrincipals, PrincipalsAuto, PrincipalsAccounts, PrincipalsOrganization)
+	}
 	orgs := len(o.TargetOrganizations)+len(o.TargetOrganizationalUnits) > 0
 	for _, a := range o.ExcludeAccounts {
 		switch {
@@ -272,6 +273,33 @@ func (o *Options) validateOrganizations(explicit map[string]bool) []FieldError {
 		}
 	}
 	return errs
+}
+
+// CopyPath reports whether a target or the organization targets copy the
+// AMI, which needs its snapshots shared (share_snapshots).
+func (o *Options) CopyPath() bool {
+	for _, t := range o.Targets {
+		if slices.Contains(t.Paths, keypolicy.PathCopy) {
+			return true
+		}
+	}
+	return slices.Contains(o.OrganizationTargets.Paths, keypolicy.PathCopy)
+}
+
+// ParsePaths reads the launch paths of a configuration field (a target's
+// paths, organization_targets.paths); each bad one is a FieldError.
+func ParsePaths(field string, names []string) ([]keypolicy.Path, []FieldError) {
+	var paths []keypolicy.Path
+	var errs []FieldError
+	for _, name := range names {
+		path, err := keypolicy.ParsePath(name)
+		if err != nil {
+			errs = append(errs, FieldError{Field: field, Value: name, Problem: "must be one of asg, instance, copy"})
+			continue
+		}
+		paths = append(paths, path)
+	}
+	return paths, errs
 }
 
 // OrganizationID reads an organization id or ARN.

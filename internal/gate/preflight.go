@@ -76,9 +76,6 @@ func Preflight(ctx context.Context, opts PreflightOptions, sessions Sessions, pr
 		explicit[t.AccountID] = true
 	}
 	errs = append(errs, ro.validateOrganizations(explicit)...)
-	if ro.KeyPolicyPrincipals != "" {
-		oneOf(&errs, "key_policy_principals", ro.KeyPolicyPrincipals, PrincipalsAuto, PrincipalsAccounts, PrincipalsOrganization)
-	}
 	if len(errs) > 0 {
 		return nil, InputErrors(errs)
 	}

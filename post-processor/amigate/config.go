@@ -17,7 +17,6 @@ import (
 
 	"github.com/amigate/packer-plugin-amigate/awsaccess"
 	"github.com/amigate/packer-plugin-amigate/internal/gate"
-	"github.com/amigate/packer-plugin-amigate/keypolicy"
 )
 
 // TargetConfig is one account that must be able to launch the AMI.
@@ -230,35 +229,24 @@ func (c *Config) options() (gate.Options, []error) {
 	}
 	ot := c.OrganizationTargets
 	o.OrganizationTargets = gate.MemberTargets{RoleName: ot.RoleName, ExternalID: ot.ExternalID, Regions: ot.Regions, AutoScalingGroups: ot.AutoScalingGroups}
-	for _, p := range ot.Paths {
-		path, err := keypolicy.ParsePath(p)
-		if err != nil {
-			errs = append(errs, gate.FieldError{Field: "organization_targets.paths", Value: p, Problem: "must be one of asg, instance, copy"})
-			continue
-		}
-		o.OrganizationTargets.Paths = append(o.OrganizationTargets.Paths, path)
-		if path == keypolicy.PathCopy {
-			o.ShareSnapshots = true
-		}
+	paths, perrs := gate.ParsePaths("organization_targets.paths", ot.Paths)
+	o.OrganizationTargets.Paths = paths
+	for _, e := range perrs {
+		errs = append(errs, e)
 	}
 	for i, t := range c.Targets {
 		gt := gate.Target{
 			AccountID: t.AccountID, Regions: t.Regions, RoleARN: t.RoleARN, ExternalID: t.ExternalID,
 			AutoScalingGroups: t.AutoScalingGroups, ServiceLinkedRoleARNs: t.ServiceLinkedRoleARNs,
 		}
-		for _, p := range t.Paths {
-			path, err := keypolicy.ParsePath(p)
-			if err != nil {
-				errs = append(errs, gate.FieldError{Field: fmt.Sprintf("target[%d].paths", i), Value: p, Problem: "must be one of asg, instance, copy"})
-				continue
-			}
-			gt.Paths = append(gt.Paths, path)
-			if path == keypolicy.PathCopy {
-				o.ShareSnapshots = true
-			}
+		var perrs []gate.FieldError
+		gt.Paths, perrs = gate.ParsePaths(fmt.Sprintf("target[%d].paths", i), t.Paths)
+		for _, e := range perrs {
+			errs = append(errs, e)
 		}
 		o.Targets = append(o.Targets, gt)
 	}
+	o.ShareSnapshots = o.ShareSnapshots || o.CopyPath()
 	return o, errs
 }
 

@@ -89,26 +89,20 @@ func (p *Provisioner) Prepare(raws ...interface{}) error {
 	p.opts = gate.PreflightOptions{Region: c.Region, KeyID: c.KMSKeyID,
 		TargetOrganizations: c.TargetOrganizations, TargetOrganizationalUnits: c.TargetOrganizationalUnits,
 		ExcludeAccounts: c.ExcludeAccounts, OrganizationsRoleARN: c.OrganizationsRoleARN, KeyPolicyPrincipals: c.KeyPolicyPrincipals}
-	for _, s := range c.OrganizationTargets.Paths {
-		path, err := keypolicy.ParsePath(s)
-		if err != nil {
-			errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: "organization_targets.paths", Value: s, Problem: "must be one of asg, instance, copy"})
-			continue
-		}
-		p.opts.MemberPaths = append(p.opts.MemberPaths, path)
+	paths, perrs := gate.ParsePaths("organization_targets.paths", c.OrganizationTargets.Paths)
+	p.opts.MemberPaths = paths
+	for _, e := range perrs {
+		errs = packersdk.MultiErrorAppend(errs, e)
 	}
 	for i, t := range c.Targets {
 		gt := gate.Target{AccountID: t.AccountID, ServiceLinkedRoleARNs: t.ServiceLinkedRoleARNs}
 		if !keypolicy.ValidAccountID(t.AccountID) {
 			errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: fmt.Sprintf("target[%d].account_id", i), Value: t.AccountID, Problem: "not a 12-digit AWS account id"})
 		}
-		for _, s := range t.Paths {
-			path, err := keypolicy.ParsePath(s)
-			if err != nil {
-				errs = packersdk.MultiErrorAppend(errs, gate.FieldError{Field: fmt.Sprintf("target[%d].paths", i), Value: s, Problem: "must be one of asg, instance, copy"})
-				continue
-			}
-			gt.Paths = append(gt.Paths, path)
+		var perrs []gate.FieldError
+		gt.Paths, perrs = gate.ParsePaths(fmt.Sprintf("target[%d].paths", i), t.Paths)
+		for _, e := range perrs {
+			errs = packersdk.MultiErrorAppend(errs, e)
 		}
 		for _, r := range t.ServiceLinkedRoleARNs {
 			if !keypolicy.IsAutoScalingServiceLinkedRole(r) {
