@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/amigate/packer-plugin-amigate/internal/awsapi"
 	"github.com/amigate/packer-plugin-amigate/internal/gate"
+	"github.com/amigate/packer-plugin-amigate/internal/keylock"
 	"github.com/amigate/packer-plugin-amigate/internal/report"
 	"github.com/amigate/packer-plugin-amigate/keypolicy"
 	"github.com/amigate/packer-plugin-amigate/version"
@@ -71,7 +73,9 @@ func runAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 // nothing).
 func runGate(ctx context.Context, name string, args []string, stdout, stderr io.Writer) int {
 	audit := name == "audit"
-	var a checkArgs
+	// What an audit keeps to, and the defaults of check's flags for it.
+	a := checkArgs{keyPolicy: gate.KeyPolicyCheck, testLaunch: gate.TestLaunchNone, noShare: true, noGrants: true, principals: gate.PrincipalsAuto,
+		launchTimeout: "10m", grantWait: minutes(gate.DefaultGrantWait), lockTimeout: minutes(keylock.DefaultWait)}
 	fs := flag.NewFlagSet("amigate "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&a.region, "region", "", "`REGION` of the AMIs given without one (default: the SDK's region)")
@@ -89,22 +93,8 @@ func runGate(ctx context.Context, name string, args []string, stdout, stderr io.
 	fs.StringVar(&a.orgsRole, "organizations-role", "", "`ROLE_ARN` in the management account that lists the organization's accounts (default: the source credentials)")
 	fs.StringVar(&a.paths, "paths", "asg,instance", "launch `PATHS` of every target: asg, instance, copy")
 	fs.BoolVar(&a.allowUnencrypted, "allow-unencrypted", false, "accept unencrypted snapshots")
-	a.keyPolicy, a.testLaunch, a.launchTimeout, a.grantWait, a.lockTimeout = gate.KeyPolicyCheck, gate.TestLaunchNone, "10m", "5m", "20m"
-	a.noShare, a.noGrants, a.principals = true, true, gate.PrincipalsAuto
 	if !audit {
-		fs.StringVar(&a.keyPolicy, "key-policy", gate.KeyPolicyPatch, "what to do with the key policy: patch, check or ignore")
-		fs.StringVar(&a.principals, "key-policy-principals", gate.PrincipalsAuto, "who the key-policy statements name: auto, accounts or organization")
-		fs.BoolVar(&a.noShare, "no-share", false, "do not give the targets launch permission")
-		fs.BoolVar(&a.shareSnapshots, "share-snapshots", false, "give the targets create-volume permission on the snapshots (implied by the copy path)")
-		fs.BoolVar(&a.noGrants, "no-grants", false, "do not create the Auto Scaling grants")
-		fs.StringVar(&a.grantFrom, "grant-from", "", "create the grants from `WHERE`: target (through --target-role) or source (default: target when it has a role)")
-		fs.StringVar(&a.testLaunch, "test-launch", gate.TestLaunchNone, "launch in each target: none, asg or instance")
-		fs.StringVar(&a.launchTimeout, "launch-timeout", "10m", "how long a test launch may take")
-		fs.StringVar(&a.grantWait, "grant-wait", "5m", "how long after creating a grant a test launch failing on the key is retried (grants take minutes to propagate)")
-		fs.StringVar(&a.instanceType, "instance-type", "", "instance `TYPE` of a test launch (default: the launch template's, or a mixed instances group's overrides'; t3.micro for --test-launch instance)")
-		fs.StringVar(&a.subnet, "subnet", "", "`SUBNET` of an instance test launch")
-		fs.StringVar(&a.lockTimeout, "lock-timeout", "20m", "how long to wait for a key's policy lock while another run patches the same key")
-		fs.BoolVar(&a.dryRun, "dry-run", false, "compute and print every change, make none; checks that each could be made, and exits 1 on what it cannot check")
+		a.changeFlags(fs)
 	}
 	fs.StringVar(&a.reportFile, "report", "", "write the JSON report to `FILE`")
 	fs.StringVar(&a.junitFile, "junit", "", "write a JUnit XML report to `FILE`")
@@ -179,6 +169,27 @@ func runGate(ctx context.Context, name string, args []string, stdout, stderr io.
 	}
 	return exitOK
 }
+
+// changeFlags are check's flags for what it changes, which an audit does
+// not; the durations default to what a holds.
+func (a *checkArgs) changeFlags(fs *flag.FlagSet) {
+	fs.StringVar(&a.keyPolicy, "key-policy", gate.KeyPolicyPatch, "what to do with the key policy: patch, check or ignore")
+	fs.StringVar(&a.principals, "key-policy-principals", gate.PrincipalsAuto, "who the key-policy statements name: auto, accounts or organization")
+	fs.BoolVar(&a.noShare, "no-share", false, "do not give the targets launch permission")
+	fs.BoolVar(&a.shareSnapshots, "share-snapshots", false, "give the targets create-volume permission on the snapshots (implied by the copy path)")
+	fs.BoolVar(&a.noGrants, "no-grants", false, "do not create the Auto Scaling grants")
+	fs.StringVar(&a.grantFrom, "grant-from", "", "create the grants from `WHERE`: target (through --target-role) or source (default: target when it has a role)")
+	fs.StringVar(&a.testLaunch, "test-launch", gate.TestLaunchNone, "launch in each target: none, asg or instance")
+	fs.StringVar(&a.launchTimeout, "launch-timeout", a.launchTimeout, "how long a test launch may take")
+	fs.StringVar(&a.grantWait, "grant-wait", a.grantWait, "how long after creating a grant a test launch failing on the key is retried (grants take minutes to propagate)")
+	fs.StringVar(&a.instanceType, "instance-type", "", "instance `TYPE` of a test launch (default: the launch template's, or a mixed instances group's overrides'; t3.micro for --test-launch instance)")
+	fs.StringVar(&a.subnet, "subnet", "", "`SUBNET` of an instance test launch")
+	fs.StringVar(&a.lockTimeout, "lock-timeout", a.lockTimeout, "how long to wait for a key's policy lock while another run patches the same key")
+	fs.BoolVar(&a.dryRun, "dry-run", false, "compute and print every change, make none; checks that each could be made, and exits 1 on what it cannot check")
+}
+
+// minutes writes a whole number of minutes as a flag default ("20m").
+func minutes(d time.Duration) string { return strconv.Itoa(int(d.Minutes())) + "m" }
 
 // options turns the flags into the gate's options; every flag is checked
 // before any AWS call.
