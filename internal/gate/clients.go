@@ -211,10 +211,26 @@ func (p *pool) goBlocking(fn func(context.Context) error) {
 	go p.run(fn)
 }
 
+// lead runs fn beside the pool's jobs without taking a slot: fn
+// coordinates (it waits on other jobs, and adds some), and holding a slot
+// while it waits could starve the jobs it waits for.
+func (p *pool) lead(fn func(context.Context) error) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.call(fn)
+	}()
+}
+
 // run runs fn holding a slot.
 func (p *pool) run(fn func(context.Context) error) {
 	defer p.wg.Done()
 	defer func() { <-p.sem }()
+	p.call(fn)
+}
+
+// call runs fn, its error or panic the pool's first error.
+func (p *pool) call(fn func(context.Context) error) {
 	defer func() {
 		if v := recover(); v != nil {
 			p.fail(fmt.Errorf("internal error: %v\n%s", v, debug.Stack()))

@@ -41,14 +41,14 @@ func (r *runState) discover(ctx context.Context) error {
 		r.inspectTarget(p, t, st.inspectedExplicit)
 	}
 	if orgs {
-		p.Go(func(ctx context.Context) error {
+		p.lead(func(ctx context.Context) error {
 			defer st.walked()
 			return r.resolveOrganizations(ctx, st.scoped, func(t Target) {
 				st.found()
 				r.inspectTarget(p, t, st.inspected)
 			})
 		})
-		p.Go(func(ctx context.Context) error {
+		p.lead(func(ctx context.Context) error {
 			images.Wait()
 			return st.run(ctx)
 		})

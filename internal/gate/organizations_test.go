@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -299,5 +300,31 @@ func TestOrganizationRunReportsAnUnpatchablePolicyOnce(t *testing.T) {
 	}
 	if n := count(s.callsOf("kms"), "CreateGrant"); n != 3 {
 		t.Fatalf("%d CreateGrant calls for 3 accounts", n)
+	}
+}
+
+// The organization walk and the stream that works on its targets wait on
+// other jobs of the run's pool: they take no slot of it, so even one slot
+// is enough (holding one while waiting would starve the jobs they wait on).
+func TestOrganizationRunWithOneSlot(t *testing.T) {
+	s := startWorld(t, testWorld{targets: []string{target, target2, webAcct, devAcct}, organizations: orgWorld(owner)})
+	opts := orgOptions(s.imageIDs(t), nil, []string{prodOU})
+	opts.KeyPolicyPrincipals = PrincipalsOrganization
+	r := newRun(opts, s.sessions(t), nil)
+	r.parallelism = 1
+	done := make(chan error, 1)
+	var rep *Report
+	go func() {
+		var err error
+		rep, err = r.run(context.Background())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil || !rep.OK {
+			t.Fatalf("one slot: %v %s", err, codesOf(rep))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run with one slot is stuck")
 	}
 }
