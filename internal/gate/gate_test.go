@@ -556,13 +556,15 @@ func TestChangeAfterVerificationIsNotGreen(t *testing.T) {
 				} else {
 					// The share runs beside the patch: undo it once made.
 					ec := ec2.NewFromConfig(s.config(owner, "us-east-1"))
-					for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+					for shared := false; !shared; time.Sleep(time.Millisecond) {
 						out, err := ec.DescribeImageAttribute(ctx, &ec2.DescribeImageAttributeInput{ImageId: aws.String(amis["us-east-1"]), Attribute: ec2types.ImageAttributeNameLaunchPermission})
-						if err != nil || len(out.LaunchPermissions) > 0 {
-							break
+						if err != nil {
+							t.Error(err)
+							return
 						}
+						shared = len(out.LaunchPermissions) > 0
 					}
-					_, err = ec2.NewFromConfig(s.config(owner, "us-east-1")).ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(amis["us-east-1"]),
+					_, err = ec.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(amis["us-east-1"]),
 						LaunchPermission: &ec2types.LaunchPermissionModifications{Remove: []ec2types.LaunchPermission{{UserId: aws.String(target)}}}})
 				}
 				if err != nil {
