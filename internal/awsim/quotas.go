@@ -254,18 +254,10 @@ func Quota(service, action string) (group string, rate float64, burst int) {
 	return q.group, q.rate, q.burst
 }
 
-// quotaActions are the actions QuotaTable lists: every operation the
-// simulator serves, plus the ones amigate calls that it does not.
-var quotaActions = map[string][]string{
-	"sts":           {"AssumeRole", "GetCallerIdentity"},
-	"iam":           {"GetRole", "ListRoles", "SimulatePrincipalPolicy", "CreateRole", "PutRolePolicy", "DeleteRole", "CreateServiceLinkedRole"},
-	"cloudtrail":    {"LookupEvents"},
-	"organizations": {"DescribeOrganization", "DescribeAccount", "ListAccounts", "ListAccountsForParent", "ListChildren", "ListParents", "ListRoots", "ListOrganizationalUnitsForParent", "DescribeOrganizationalUnit"},
-}
-
-// QuotaTable lists the quotas of the operations the simulator serves and
-// amigate calls, EC2's pseudo-actions included, sorted by service and
-// action. The slice is a copy.
+// QuotaTable lists the quotas of the operations the simulator serves (its
+// operation tables) and of those the quota tables name, EC2's
+// pseudo-actions included, sorted by service and action. Every operation
+// amigate calls is served, so none is added by hand. The slice is a copy.
 func QuotaTable() []QuotaRule {
 	actions := map[string]map[string]bool{}
 	add := func(service, action string) {
@@ -274,8 +266,10 @@ func QuotaTable() []QuotaRule {
 		}
 		actions[service][action] = true
 	}
-	for a := range kmsOps {
-		add("kms", a)
+	for service, ops := range jsonOps {
+		for a := range ops {
+			add(service, a)
+		}
 	}
 	for a := range kmsQuotas {
 		add("kms", a)
@@ -299,11 +293,6 @@ func QuotaTable() []QuotaRule {
 	}
 	for service, ops := range queryOps {
 		for a := range ops {
-			add(service, a)
-		}
-	}
-	for service, list := range quotaActions {
-		for _, a := range list {
 			add(service, a)
 		}
 	}

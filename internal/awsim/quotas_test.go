@@ -63,7 +63,8 @@ func TestQuotaTable(t *testing.T) {
 		}
 	}
 	for _, op := range []string{"kms:CreateGrant", "ec2:ModifyImageAttribute", "ec2:DescribeSnapshots (unfiltered)", "sts:AssumeRole",
-		"iam:SimulatePrincipalPolicy", "autoscaling:CreateAutoScalingGroup", "organizations:ListAccountsForParent"} {
+		"iam:SimulatePrincipalPolicy", "autoscaling:CreateAutoScalingGroup", "organizations:ListAccountsForParent",
+		"organizations:CreateAccount", "cloudtrail:LookupEvents"} {
 		if !seen[op] {
 			t.Errorf("%s is not in the table", op)
 		}
