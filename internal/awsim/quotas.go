@@ -394,7 +394,7 @@ func (s *Server) throttle(w http.ResponseWriter, c caller, service, action strin
 	if s.take(c, service, draws, scale, time.Now()) {
 		return false
 	}
-	err := quotaExceeded(service)
+	err := throttling(service)
 	s.record(c, service, action, false, err)
 	writeServiceError(w, service, err)
 	return true
@@ -450,21 +450,6 @@ func unfiltered(form url.Values) bool {
 		}
 	}
 	return true
-}
-
-// quotaExceeded is the error a service answers a call over its quota
-// with, as AWS's SDKs recognise it as a throttle: KMS's and CloudTrail's
-// ThrottlingException (400), EC2's RequestLimitExceeded (503), STS's,
-// IAM's and Auto Scaling's Throttling (400), Organizations'
-// TooManyRequestsException (400).
-func quotaExceeded(service string) *apiError {
-	switch service {
-	case "kms":
-		return errorf(http.StatusBadRequest, "ThrottlingException", "You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls.")
-	case "organizations":
-		return errorf(http.StatusBadRequest, "TooManyRequestsException", "You have sent too many requests in too short a period of time. The quota helps protect against denial-of-service attacks. Try again later.")
-	}
-	return throttling(service)
 }
 
 // serveQuotas answers POST /_sim/quotas (settings) and GET /_sim/quotas
