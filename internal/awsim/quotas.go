@@ -409,7 +409,11 @@ func (s *Server) take(c caller, service string, draws []draw, scale float64, now
 	if s.quotas.buckets == nil {
 		s.quotas.buckets = map[bucketKey]*bucket{}
 	}
-	var buckets []*bucket
+	type taking struct {
+		b      *bucket
+		tokens float64
+	}
+	var takes []taking
 	for _, d := range draws {
 		q, global, _, ok := quotaOf(service, d.action)
 		if !ok {
@@ -427,13 +431,14 @@ func (s *Server) take(c caller, service string, draws []draw, scale float64, now
 		}
 		b.tokens = math.Min(size, b.tokens+rate*now.Sub(b.last).Seconds())
 		b.last = now
-		if b.tokens < min(d.tokens, size) {
+		n := min(d.tokens, size)
+		if b.tokens < n {
 			return false
 		}
-		buckets = append(buckets, b)
+		takes = append(takes, taking{b, n})
 	}
-	for i, b := range buckets {
-		b.tokens -= min(draws[i].tokens, b.tokens)
+	for _, t := range takes {
+		t.b.tokens -= t.tokens
 	}
 	return true
 }

@@ -279,3 +279,18 @@ func TestQuotasAdminEndpoint(t *testing.T) {
 		t.Fatal("quotas on after a reset")
 	}
 }
+
+// A draw on no modelled quota takes nothing, and the others still take
+// their own tokens.
+func TestQuotaTakeSkipsUnmodelledDraws(t *testing.T) {
+	s := New()
+	s.SetQuotas(QuotaSettings{Enabled: true})
+	c := caller{account: owner, region: region}
+	now := time.Now()
+	if !s.take(c, "ec2", []draw{{"DescribeImages" + Instances, 1}, {"RunInstances" + Instances, 1000}}, 1, now) {
+		t.Fatal("1000 instances at once")
+	}
+	if s.take(c, "ec2", []draw{{"RunInstances" + Instances, 1}}, 1, now) {
+		t.Fatal("the instance bucket gave a token after 1000 were taken")
+	}
+}
