@@ -243,16 +243,7 @@ func (st policyStatement) applies(r request, identity bool) (bool, bool) {
 			return false, false
 		}
 	}
-	if st.Action != nil && !anyGlob(st.actions, r.action, true) {
-		return false, false
-	}
-	if st.NotAction != nil && anyGlob(st.notActions, r.action, true) {
-		return false, false
-	}
-	if st.Resource != nil && !st.anyResource(st.resources, r) {
-		return false, false
-	}
-	if st.NotResource != nil && st.anyResource(st.notResources, r) {
+	if !st.targets(r) {
 		return false, false
 	}
 	for _, c := range st.conditions {
@@ -261,6 +252,16 @@ func (st policyStatement) applies(r request, identity bool) (bool, bool) {
 		}
 	}
 	return true, direct
+}
+
+// targets reports whether the statement's Action or NotAction covers the
+// request's action, and its Resource or NotResource the request's
+// resource.
+func (st policyStatement) targets(r request) bool {
+	return (st.Action == nil || anyGlob(st.actions, r.action, true)) &&
+		(st.NotAction == nil || !anyGlob(st.notActions, r.action, true)) &&
+		(st.Resource == nil || st.anyResource(st.resources, r)) &&
+		(st.NotResource == nil || !st.anyResource(st.notResources, r))
 }
 
 // anyResource matches the request's key against Resource or NotResource

@@ -204,14 +204,13 @@ type evalResult struct {
 
 // missingContext lists the condition keys, of the role's statements that
 // match action and resource, that ctx has no value for.
-func (s *Server) missingContext(role *role, action, resource string, ctx map[string][]string) []string {
+func missingContext(role *role, action, resource string, ctx map[string][]string) []string {
 	var missing []string
 	seen := map[string]bool{}
+	r := request{principal: role.arn, roleARN: role.arn, account: role.account, action: action, resource: resource}
 	for _, doc := range role.inlinePolicies {
 		for _, st := range parsePolicy(doc).Statement {
-			r := request{principal: role.arn, roleARN: role.arn, account: role.account, action: action, resource: resource}
-			if (st.Action != nil && !anyGlob(st.actions, action, true)) || (st.NotAction != nil && anyGlob(st.notActions, action, true)) ||
-				(st.Resource != nil && !st.anyResource(st.resources, r)) || (st.NotResource != nil && st.anyResource(st.notResources, r)) {
+			if !st.targets(r) {
 				continue
 			}
 			for _, c := range st.conditions {
@@ -274,7 +273,7 @@ func (s *Server) iamSimulatePrincipalPolicy(c caller, form url.Values) (any, err
 				decision = "allowed"
 			}
 			results = append(results, evalResult{EvalActionName: action, EvalResourceName: resource, EvalDecision: decision, AllowedByOrgs: true,
-				MissingContextValues: s.missingContext(role, action, resource, ctx)})
+				MissingContextValues: missingContext(role, action, resource, ctx)})
 		}
 	}
 	return struct {
