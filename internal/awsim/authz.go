@@ -514,6 +514,19 @@ func (s *Server) identityAllows(r request) (allowed, denied bool) {
 	return allowed, false
 }
 
+// roleMay reports whether the caller may call action on resource as far
+// as its own identity policies say, with what the request context says of
+// it (principalContext): a role needs an Allow and no Deny; an account's
+// root user needs no policy.
+func (s *Server) roleMay(c caller, action, resource string) bool {
+	if c.roleARN == "" {
+		return true
+	}
+	allowed, _ := s.identityAllows(request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: action, resource: resource,
+		context: s.principalContext(c)})
+	return allowed
+}
+
 // authorize decides a KMS call on key k.
 func (s *Server) authorize(k *key, r request) error {
 	keyContext(k, r.context)

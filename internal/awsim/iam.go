@@ -96,11 +96,8 @@ func (s *Server) iamGetRole(c caller, form url.Values) (any, error) {
 // PathPrefix, by name, a page of MaxItems (default 100) at a time with
 // Marker/IsTruncated, as IAM does. An assumed role needs iam:ListRoles.
 func (s *Server) iamListRoles(c caller, form url.Values) (any, error) {
-	if c.roleARN != "" {
-		r := request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: "iam:ListRoles", resource: "arn:aws:iam::" + c.account + ":role/"}
-		if allowed, _ := s.identityAllows(r); !allowed {
-			return nil, errorf(http.StatusForbidden, "AccessDenied", "User: %s is not authorized to perform: iam:ListRoles on resource: %s because no identity-based policy allows the iam:ListRoles action", c.arn, r.resource)
-		}
+	if resource := "arn:aws:iam::" + c.account + ":role/"; !s.roleMay(c, "iam:ListRoles", resource) {
+		return nil, errorf(http.StatusForbidden, "AccessDenied", "User: %s is not authorized to perform: iam:ListRoles on resource: %s because no identity-based policy allows the iam:ListRoles action", c.arn, resource)
 	}
 	prefix := form.Get("PathPrefix")
 	if prefix == "" {
@@ -252,11 +249,8 @@ func (s *Server) iamSimulatePrincipalPolicy(c caller, form url.Values) (any, err
 		}
 		ctx[strings.ToLower(name)] = indexed(form, p+"ContextKeyValues.member")
 	}
-	if c.roleARN != "" {
-		r := request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: "iam:SimulatePrincipalPolicy", resource: source}
-		if allowed, _ := s.identityAllows(r); !allowed {
-			return nil, errorf(http.StatusForbidden, "AccessDenied", "User: %s is not authorized to perform: iam:SimulatePrincipalPolicy on resource: %s because no identity-based policy allows the iam:SimulatePrincipalPolicy action", c.arn, source)
-		}
+	if !s.roleMay(c, "iam:SimulatePrincipalPolicy", source) {
+		return nil, errorf(http.StatusForbidden, "AccessDenied", "User: %s is not authorized to perform: iam:SimulatePrincipalPolicy on resource: %s because no identity-based policy allows the iam:SimulatePrincipalPolicy action", c.arn, source)
 	}
 	role, ok := s.world.roles[source]
 	if !ok || role.account != c.account {

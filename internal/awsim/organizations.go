@@ -201,16 +201,12 @@ func invalidInput(reason, format string, args ...any) error {
 // operation from ..."). An account's root user needs no policy.
 func (s *Server) orgFor(c caller, action string, who orgCaller, resource func(*organization) string) (*organization, error) {
 	o, _ := s.memberOf(c.account)
-	if c.roleARN != "" {
-		res := "*"
-		if o != nil && resource != nil {
-			res = resource(o)
-		}
-		r := request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: "organizations:" + action, resource: res,
-			context: s.principalContext(c)}
-		if allowed, _ := s.identityAllows(r); !allowed {
-			return nil, orgAccessDenied()
-		}
+	res := "*"
+	if o != nil && resource != nil {
+		res = resource(o)
+	}
+	if !s.roleMay(c, "organizations:"+action, res) {
+		return nil, orgAccessDenied()
 	}
 	if o == nil {
 		return nil, errorf(http.StatusBadRequest, "AWSOrganizationsNotInUseException", "Your account is not a member of an organization.")
@@ -666,11 +662,8 @@ func (s *Server) orgDescribeUnit(c caller, in map[string]json.RawMessage) (any, 
 // orgCreateOrganization makes the caller's account the management account
 // of a new organization, with one root ("Root") holding it.
 func (s *Server) orgCreateOrganization(c caller, in map[string]json.RawMessage) (any, error) {
-	if c.roleARN != "" {
-		r := request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: "organizations:CreateOrganization", resource: "*", context: s.principalContext(c)}
-		if allowed, _ := s.identityAllows(r); !allowed {
-			return nil, orgAccessDenied()
-		}
+	if !s.roleMay(c, "organizations:CreateOrganization", "*") {
+		return nil, orgAccessDenied()
 	}
 	featureSet, err := orgStr(in, "FeatureSet", false)
 	if err != nil {
