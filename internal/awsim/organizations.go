@@ -77,17 +77,6 @@ var (
 	emailRE  = regexp.MustCompile(`^[^\s@]+@[^\s@]+\.[^\s@]+$`)
 )
 
-// alnumID is prefix followed by n random lower-case letters and digits.
-func alnumID(prefix string, n int) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, n)
-	for i := range b {
-		k, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
-		b[i] = alphabet[k.Int64()]
-	}
-	return prefix + string(b)
-}
-
 func (o *organization) arn() string {
 	return "arn:aws:organizations::" + o.management + ":organization/" + o.id
 }
@@ -687,10 +676,10 @@ func (s *Server) orgCreateOrganization(c caller, in map[string]json.RawMessage) 
 // "").
 func (s *Server) newOrganization(id, rootID, management, featureSet string) *organization {
 	if id == "" {
-		id = alnumID("o-", 10)
+		id = newID("o-", 5) // 10 of o-[a-z0-9]{10,32}, as AWS makes them
 	}
 	if rootID == "" {
-		rootID = alnumID("r-", 4)
+		rootID = newID("r-", 2) // 4 of r-[0-9a-z]{4,32}
 	}
 	o := &organization{id: id, management: management, featureSet: featureSet, rootID: rootID, delegated: map[string]bool{}}
 	s.world.orgs[id] = o
@@ -702,7 +691,7 @@ func (s *Server) newOrganization(id, rootID, management, featureSet string) *org
 // root's id without r-, and 8 more characters.
 func (s *Server) newUnit(o *organization, parent *orgUnit, id, name string) *orgUnit {
 	if id == "" {
-		id = alnumID("ou-"+strings.TrimPrefix(o.rootID, "r-")+"-", 8)
+		id = newID("ou-"+strings.TrimPrefix(o.rootID, "r-")+"-", 4) // 8 of ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}
 	}
 	u := &orgUnit{id: id, name: name, orgID: o.id, parentID: parent.id, seq: s.nextOrgSeq()}
 	s.world.orgUnits[id] = u
