@@ -240,7 +240,7 @@ func (s *Server) principalsExist(policy string) error {
 				continue
 			}
 			for _, p := range stringList(m["AWS"]) {
-				if p != "*" && !strings.HasPrefix(p, "arn:") && !(len(p) == 12 && isDigits(p)) {
+				if p != "*" && !strings.HasPrefix(p, "arn:") && !validAccount(p) {
 					return errorf(http.StatusBadRequest, "MalformedPolicyDocumentException", "Policy contains a statement with one or more invalid principals.")
 				}
 				if strings.Contains(p, ":role/") {

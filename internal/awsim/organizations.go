@@ -30,6 +30,15 @@ const (
 	accountPendingClosure = "PENDING_CLOSURE"
 )
 
+// validStatus: an account's status is one of the three.
+func validStatus(status string) bool {
+	return status == accountActive || status == accountSuspended || status == accountPendingClosure
+}
+
+// validFeatureSet: an organization's feature set is ALL or
+// CONSOLIDATED_BILLING.
+func validFeatureSet(fs string) bool { return fs == "ALL" || fs == "CONSOLIDATED_BILLING" }
+
 // maxOUDepth is how deep OUs nest under the root: five levels while
 // service control policies are enabled (Organizations User Guide, quotas;
 // CreateOrganizationalUnit).
@@ -661,7 +670,7 @@ func (s *Server) orgCreateOrganization(c caller, in map[string]json.RawMessage) 
 	if featureSet == "" {
 		featureSet = "ALL"
 	}
-	if featureSet != "ALL" && featureSet != "CONSOLIDATED_BILLING" {
+	if !validFeatureSet(featureSet) {
 		return nil, invalidInput("INVALID_ENUM", "FeatureSet must be ALL or CONSOLIDATED_BILLING.")
 	}
 	if o, _ := s.memberOf(c.account); o != nil {
@@ -953,7 +962,7 @@ func (s *Server) SetAccountStatus(account, status string) error {
 	switch {
 	case !ok:
 		return fmt.Errorf("set the status of %s: the account is in no organization", account)
-	case status != accountActive && status != accountSuspended && status != accountPendingClosure:
+	case !validStatus(status):
 		return fmt.Errorf("set the status of %s: %q is not ACTIVE, SUSPENDED or PENDING_CLOSURE", account, status)
 	}
 	a.status = status
