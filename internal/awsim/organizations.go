@@ -557,15 +557,24 @@ func (s *Server) orgListChildren(c caller, in map[string]json.RawMessage) (any, 
 	return pageResult("Children", out, next), nil
 }
 
+// orgChild finds an account or OU of o (a root is no one's child): its ARN
+// and its parent's id, or "" and "".
+func (s *Server) orgChild(o *organization, id string) (arn, parentID string) {
+	if a, ok := s.world.orgAccounts[id]; ok && a.orgID == o.id {
+		return o.accountARN(id), a.parentID
+	}
+	if u, ok := s.world.orgUnits[id]; ok && u.orgID == o.id && u.parentID != "" {
+		return o.unitARN(u), u.parentID
+	}
+	return "", ""
+}
+
 // orgListParents names the one parent (root or OU) of an account or OU.
 func (s *Server) orgListParents(c caller, in map[string]json.RawMessage) (any, error) {
 	childARN := func(o *organization) string {
 		id, _ := orgStr(in, "ChildId", false)
-		if a, ok := s.world.orgAccounts[id]; ok && a.orgID == o.id {
-			return o.accountARN(id)
-		}
-		if u, ok := s.world.orgUnits[id]; ok && u.orgID == o.id && u.parentID != "" {
-			return o.unitARN(u)
+		if arn, _ := s.orgChild(o, id); arn != "" {
+			return arn
 		}
 		return "*"
 	}
@@ -580,12 +589,7 @@ func (s *Server) orgListParents(c caller, in map[string]json.RawMessage) (any, e
 	if !validAccount(id) && !ouIDRE.MatchString(id) {
 		return nil, invalidInput("INVALID_PATTERN", "You provided a value that does not match the required pattern for ChildId.")
 	}
-	parentID := ""
-	if a, ok := s.world.orgAccounts[id]; ok && a.orgID == o.id {
-		parentID = a.parentID
-	} else if u, ok := s.world.orgUnits[id]; ok && u.orgID == o.id && u.parentID != "" {
-		parentID = u.parentID
-	}
+	_, parentID := s.orgChild(o, id)
 	if parentID == "" {
 		return nil, errorf(http.StatusBadRequest, "ChildNotFoundException", "We can't find an organizational unit (OU) or AWS account with the ChildId that you specified.")
 	}
