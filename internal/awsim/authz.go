@@ -2,6 +2,7 @@ package awsim
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/netip"
 	"path"
@@ -527,9 +528,14 @@ func (s *Server) roleMay(c caller, action, resource string) bool {
 	return allowed
 }
 
-// authorize decides a KMS call on key k.
+// authorize decides a KMS call on key k, with what KMS adds to the
+// request's context about the key (keyContext; the caller's map is left
+// as it was).
 func (s *Server) authorize(k *key, r request) error {
-	keyContext(k, r.context)
+	ctx := make(map[string][]string, len(r.context)+5)
+	maps.Copy(ctx, r.context)
+	keyContext(k, ctx)
+	r.context = ctx
 	keyAllows, keyDirect := false, false
 	for _, st := range parsePolicy(k.policy).Statement {
 		ok, direct := st.applies(r, false)
