@@ -668,25 +668,28 @@ func (s *Server) useKeyThroughEC2(c caller, k *key, volumeID, invokedBy string) 
 	if k.state != "Enabled" {
 		return errorf(http.StatusBadRequest, "Client.InvalidKMSKey.InvalidState", "The KMS key provided is in an incorrect state")
 	}
-	for _, action := range []string{"kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext"} {
-		ctx := s.kmsContext(c)
-		ctx["kms:viaservice"] = []string{"ec2." + c.region + ".amazonaws.com"}
-		ctx["aws:securetransport"] = []string{"true"}
-		// EC2 forwards the principal's credentials (true), except for a
-		// service-linked role, for which AWS documents false (IAM User
-		// Guide, "AWS global condition context keys", aws:ViaAWSService).
-		// The forwarded session is temporary credentials without MFA.
-		ctx["aws:viaawsservice"] = []string{"true"}
-		if strings.Contains(c.roleARN, ":role/aws-service-role/") {
-			ctx["aws:viaawsservice"] = []string{"false"}
-		}
-		ctx["aws:multifactorauthpresent"] = []string{"false"}
-		if action == "kms:CreateGrant" {
-			ctx["kms:grantisforawsresource"] = []string{"true"}
-		}
-		err := s.authorize(k, request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: action, resource: k.arn, context: ctx})
+	ctx := s.kmsContext(c)
+	ctx["kms:viaservice"] = []string{"ec2." + c.region + ".amazonaws.com"}
+	ctx["aws:securetransport"] = []string{"true"}
+	// EC2 forwards the principal's credentials (true), except for a
+	// service-linked role, for which AWS documents false (IAM User Guide,
+	// "AWS global condition context keys", aws:ViaAWSService). The
+	// forwarded session is temporary credentials without MFA.
+	ctx["aws:viaawsservice"] = []string{"true"}
+	if strings.Contains(c.roleARN, ":role/aws-service-role/") {
+		ctx["aws:viaawsservice"] = []string{"false"}
+	}
+	ctx["aws:multifactorauthpresent"] = []string{"false"}
+	// CreateGrant alone carries kms:GrantIsForAWSResource.
+	grantCtx := maps.Clone(ctx)
+	grantCtx["kms:grantisforawsresource"] = []string{"true"}
+	for _, call := range []struct {
+		action string
+		ctx    map[string][]string
+	}{{"kms:CreateGrant", grantCtx}, {"kms:Decrypt", ctx}, {"kms:GenerateDataKeyWithoutPlaintext", ctx}} {
+		err := s.authorize(k, request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: call.action, resource: k.arn, context: call.ctx})
 		if err != nil {
-			s.recordKMSDenial(c, k, action, volumeID, invokedBy)
+			s.recordKMSDenial(c, k, call.action, volumeID, invokedBy)
 			return errorf(http.StatusBadRequest, "Client.InternalError", "Client error on launch")
 		}
 	}
