@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
@@ -317,5 +318,47 @@ func TestPacingScaleFromTheEnvironment(t *testing.T) {
 	t.Setenv(PacingScaleEnv, "lots")
 	if _, err := New(context.Background(), Settings{Region: "us-east-1", AccessKey: "AKID", SecretKey: "x"}); err == nil {
 		t.Fatal("New accepted AMIGATE_PACING_SCALE=lots")
+	}
+}
+
+// A request's shape is read once and serves both the call counts (a dry
+// run counted apart) and pacing (EC2's unfiltered and per-instance
+// buckets). At a hundredth of AWS's rates the buckets refill too slowly
+// for the test to see it.
+func TestRequestShapeReachesCountsAndPacing(t *testing.T) {
+	defer SetPacing(SetPacing(0.01))
+	_, url, _ := startQuotas(t)
+	ctx := context.Background()
+	sess, err := New(ctx, Settings{Region: "us-east-1", AccessKey: "SIM444455556666", SecretKey: "x", Endpoint: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := ec2.NewFromConfig(sess.Source("us-east-1"))
+	_, _ = ec.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{DryRun: aws.Bool(true)})
+	_, _ = ec.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{MaxResults: aws.Int32(5)})
+	_, _ = ec.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{"i-0123456789abcdef0", "i-0123456789abcdef1"}})
+	calls := sess.Calls()
+	if calls["ec2:DescribeSnapshots (dry run)"] != 1 || calls["ec2:DescribeSnapshots"] != 1 || calls["ec2:TerminateInstances"] != 1 {
+		t.Errorf("calls %v", calls)
+	}
+	process.mu.Lock()
+	tokens := map[string]float64{}
+	for k, lim := range process.buckets {
+		tokens[k.group] = lim.Tokens()
+	}
+	process.mu.Unlock()
+	for _, b := range []struct {
+		group, op, variant string
+		taken              int
+	}{
+		{"DescribeSnapshots unfiltered", "DescribeSnapshots", "unfiltered", 1},
+		{"DescribeSnapshots", "DescribeSnapshots", "", 1},
+		{"TerminateInstances", "TerminateInstances", "", 1},
+		{"TerminateInstances instances", "TerminateInstances", "instances", 2},
+	} {
+		_, _, burst := Pacing("ec2", b.op, b.variant)
+		if got, ok := tokens[b.group]; !ok || math.Floor(got) != float64(burst-b.taken) {
+			t.Errorf("bucket %q: %v tokens (present %v), want %d", b.group, got, ok, burst-b.taken)
+		}
 	}
 }
