@@ -247,11 +247,11 @@ func SetPacing(scale float64) (previous float64) {
 	return previous
 }
 
-// Pacing returns the rate (per second) and bucket size the client keeps
+// pacing returns the rate (per second) and bucket size the client keeps
 // to for a call, at the current scale; rate 0 means the call is not
 // paced. variant is "", or for EC2 "unfiltered" (a Describe with neither
 // filter nor pagination) or "instances" (the per-instance bucket).
-func Pacing(service, operation, variant string) (group string, perSecond float64, burst int) {
+func pacing(service, operation, variant string) (group string, perSecond float64, burst int) {
 	process.mu.Lock()
 	scale := process.scale
 	process.mu.Unlock()

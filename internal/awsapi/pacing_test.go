@@ -78,7 +78,7 @@ func TestPacingWithinTheSimulatorsQuotas(t *testing.T) {
 				len(o.name) > len(awsim.Instances) && o.name[len(o.name)-len(awsim.Instances):] == awsim.Instances) {
 				continue // the simulator's pseudo-actions, checked as variants
 			}
-			group, rate, burst := Pacing(o.service, o.name, o.variant)
+			group, rate, burst := pacing(o.service, o.name, o.variant)
 			if o.variant == "" && rate == 0 {
 				t.Errorf("%s:%s is not paced", o.service, o.name)
 				continue
@@ -356,7 +356,7 @@ func TestRequestShapeReachesCountsAndPacing(t *testing.T) {
 		{"TerminateInstances", "TerminateInstances", "", 1},
 		{"TerminateInstances instances", "TerminateInstances", "instances", 2},
 	} {
-		_, _, burst := Pacing("ec2", b.op, b.variant)
+		_, _, burst := pacing("ec2", b.op, b.variant)
 		if got, ok := tokens[b.group]; !ok || math.Floor(got) != float64(burst-b.taken) {
 			t.Errorf("bucket %q: %v tokens (present %v), want %d", b.group, got, ok, burst-b.taken)
 		}
