@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,8 +75,7 @@ func TestPacingWithinTheSimulatorsQuotas(t *testing.T) {
 		}
 		bySimGroup := map[string]*sum{}
 		for _, o := range ops {
-			if o.variant == "" && (len(o.name) > len(awsim.Unfiltered) && o.name[len(o.name)-len(awsim.Unfiltered):] == awsim.Unfiltered ||
-				len(o.name) > len(awsim.Instances) && o.name[len(o.name)-len(awsim.Instances):] == awsim.Instances) {
+			if o.variant == "" && (strings.HasSuffix(o.name, awsim.Unfiltered) || strings.HasSuffix(o.name, awsim.Instances)) {
 				continue // the simulator's pseudo-actions, checked as variants
 			}
 			group, rate, burst := pacing(o.service, o.name, o.variant)
