@@ -203,30 +203,27 @@ type paceKey struct {
 // process is the pacer every session of the process shares: targets run
 // at once in one run, and runs in one process, draw from the same
 // account's buckets.
-var process = &pacer{scale: envScale()}
+var process = &pacer{scale: envScale}
 
 // PacingScaleEnv names the environment variable that sets the process's
 // pacing scale (SetPacing): for accounts whose quotas AWS raised, or to
 // match a simulator's scaled quotas when amigate runs as a binary.
 const PacingScaleEnv = "AMIGATE_PACING_SCALE"
 
-// envScale is the scale PacingScaleEnv sets, 1 when unset or invalid (New
-// reports an invalid one).
-func envScale() float64 {
-	scale, err := parseScale(os.Getenv(PacingScaleEnv))
-	if err != nil {
-		return 1
-	}
-	return scale
-}
+// envScale is the scale PacingScaleEnv sets, read once when the process
+// starts: 1 when unset or invalid; New reports an invalid one
+// (envScaleErr).
+var envScale, envScaleErr = parseScale(os.Getenv(PacingScaleEnv))
 
+// parseScale reads a PacingScaleEnv value: 1 when empty, and 1 with an
+// error when it is not a number ≥ 0.
 func parseScale(v string) (float64, error) {
 	if v == "" {
 		return 1, nil
 	}
 	scale, err := strconv.ParseFloat(v, 64)
 	if err != nil || scale < 0 || math.IsInf(scale, 0) || math.IsNaN(scale) {
-		return 0, fmt.Errorf("%s=%q: want a number ≥ 0 (1 keeps to AWS's published quotas, 0 turns pacing off)", PacingScaleEnv, v)
+		return 1, fmt.Errorf("%s=%q: want a number ≥ 0 (1 keeps to AWS's published quotas, 0 turns pacing off)", PacingScaleEnv, v)
 	}
 	return scale, nil
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -303,8 +305,20 @@ func TestPacingStopsOnCancel(t *testing.T) {
 	}
 }
 
-// AMIGATE_PACING_SCALE sets the scale of a process; New refuses a bad one.
+// AMIGATE_PACING_SCALE sets the scale of a process when it starts; New
+// refuses a bad one, and pacing keeps to AWS's figures meanwhile.
 func TestPacingScaleFromTheEnvironment(t *testing.T) {
+	const child = "AMIGATE_TEST_BAD_PACING_SCALE"
+	if os.Getenv(child) != "" {
+		// A process started with AMIGATE_PACING_SCALE=lots.
+		if _, err := New(context.Background(), Settings{Region: "us-east-1", AccessKey: "AKID", SecretKey: "x"}); err == nil {
+			t.Fatal("New accepted AMIGATE_PACING_SCALE=lots")
+		}
+		if process.scale != 1 {
+			t.Fatalf("scale %v with AMIGATE_PACING_SCALE=lots, want 1", process.scale)
+		}
+		return
+	}
 	for v, want := range map[string]float64{"": 1, "1": 1, "0.1": 0.1, "0": 0, "2.5": 2.5} {
 		if got, err := parseScale(v); err != nil || got != want {
 			t.Errorf("%q: %v %v, want %v", v, got, err, want)
@@ -315,9 +329,11 @@ func TestPacingScaleFromTheEnvironment(t *testing.T) {
 			t.Errorf("%q accepted", v)
 		}
 	}
-	t.Setenv(PacingScaleEnv, "lots")
-	if _, err := New(context.Background(), Settings{Region: "us-east-1", AccessKey: "AKID", SecretKey: "x"}); err == nil {
-		t.Fatal("New accepted AMIGATE_PACING_SCALE=lots")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPacingScaleFromTheEnvironment$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), PacingScaleEnv+"=lots", child+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestPacingScaleFromTheEnvironment")) {
+		t.Fatalf("a process started with AMIGATE_PACING_SCALE=lots: %v\n%s", err, out)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -89,8 +88,8 @@ type Session struct {
 // New loads the source configuration: static keys when given, else the
 // profile, else the SDK's default chain; then the source assume_role.
 func New(ctx context.Context, s Settings) (*Session, error) {
-	if _, err := parseScale(os.Getenv(PacingScaleEnv)); err != nil {
-		return nil, err
+	if envScaleErr != nil {
+		return nil, envScaleErr
 	}
 	calls := &callCounter{n: map[string]int{}, inFlight: map[string]chan struct{}{}}
 	opts := []func(*config.LoadOptions) error{
