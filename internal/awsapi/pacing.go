@@ -203,30 +203,27 @@ type paceKey struct {
 // process is the pacer every session of the process shares: targets run
 // at once in one run, and runs in one process, draw from the same
 // account's buckets.
-var process = &pacer{scale: envScale()}
+var process = &pacer{scale: envScale}
 
 // PacingScaleEnv names the environment variable that sets the process's
 // pacing scale (SetPacing): for accounts whose quotas AWS raised, or to
 // match a simulator's scaled quotas when amigate runs as a binary.
 const PacingScaleEnv = "AMIGATE_PACING_SCALE"
 
-// envScale is the scale PacingScaleEnv sets, 1 when unset or invalid (New
-// reports an invalid one).
-func envScale() float64 {
-	scale, err := parseScale(os.Getenv(PacingScaleEnv))
-	if err != nil {
-		return 1
-	}
-	return scale
-}
+// envScale is the scale PacingScaleEnv sets, read once when the process
+// starts: 1 when unset or invalid; New reports an invalid one
+// (envScaleErr).
+var envScale, envScaleErr = parseScale(os.Getenv(PacingScaleEnv))
 
+// parseScale reads a PacingScaleEnv value: 1 when empty, and 1 with an
+// error when it is not a number ≥ 0.
 func parseScale(v string) (float64, error) {
 	if v == "" {
 		return 1, nil
 	}
 	scale, err := strconv.ParseFloat(v, 64)
 	if err != nil || scale < 0 || math.IsInf(scale, 0) || math.IsNaN(scale) {
-		return 0, fmt.Errorf("%s=%q: want a number ≥ 0 (1 keeps to AWS's published quotas, 0 turns pacing off)", PacingScaleEnv, v)
+		return 1, fmt.Errorf("%s=%q: want a number ≥ 0 (1 keeps to AWS's published quotas, 0 turns pacing off)", PacingScaleEnv, v)
 	}
 	return scale, nil
 }
@@ -247,11 +244,11 @@ func SetPacing(scale float64) (previous float64) {
 	return previous
 }
 
-// Pacing returns the rate (per second) and bucket size the client keeps
+// pacing returns the rate (per second) and bucket size the client keeps
 // to for a call, at the current scale; rate 0 means the call is not
 // paced. variant is "", or for EC2 "unfiltered" (a Describe with neither
 // filter nor pagination) or "instances" (the per-instance bucket).
-func Pacing(service, operation, variant string) (group string, perSecond float64, burst int) {
+func pacing(service, operation, variant string) (group string, perSecond float64, burst int) {
 	process.mu.Lock()
 	scale := process.scale
 	process.mu.Unlock()
@@ -316,11 +313,7 @@ func (pc *pacer) wait(ctx context.Context, k paceKey, p pace, n int) error {
 func paceAs(account func(context.Context) string) func(*middleware.Stack) error {
 	return func(stack *middleware.Stack) error {
 		// The request's parameters decide EC2's extra buckets.
-		if err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("amigatePaceShape",
-			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				ctx = middleware.WithStackValue(ctx, shapeKey{}, shapeOf(in.Parameters))
-				return next.HandleInitialize(ctx, in)
-			}), middleware.Before); err != nil {
+		if err := noteShape(stack); err != nil {
 			return err
 		}
 		// Waiting comes right before signing: after the retryer (each
@@ -329,9 +322,9 @@ func paceAs(account func(context.Context) string) func(*middleware.Stack) error 
 		// the request but the signature, which is then fresh.
 		pace := middleware.FinalizeMiddlewareFunc("amigatePace",
 			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-				service := strings.ToLower(strings.ReplaceAll(awsmiddleware.GetServiceID(ctx), " ", ""))
+				service := serviceName(ctx)
 				op, region := awsmiddleware.GetOperationName(ctx), awsmiddleware.GetRegion(ctx)
-				shape, _ := middleware.GetStackValue(ctx, shapeKey{}).(requestShape)
+				shape := shapeFrom(ctx)
 				who := account(ctx)
 				draws := []draw{{"", 1}}
 				if service == "ec2" && shape.unfiltered {
@@ -358,21 +351,53 @@ func paceAs(account func(context.Context) string) func(*middleware.Stack) error 
 	}
 }
 
-type shapeKey struct{}
-
 // draw is tokens a call takes from one of its buckets.
 type draw struct {
 	variant string // see paceOf
 	n       int
 }
 
-// requestShape is what of a request's parameters its quota depends on.
+// serviceName is the service of the call in ctx by its SigV4 signing name
+// ("ec2", "autoscaling"), as the quotas and the call counts name it.
+func serviceName(ctx context.Context) string {
+	return strings.ToLower(strings.ReplaceAll(awsmiddleware.GetServiceID(ctx), " ", ""))
+}
+
+// requestShape is what of a request's parameters the call counts (a dry
+// run is counted apart) and its quota (EC2's extra buckets) depend on.
 type requestShape struct {
+	// dryRun: DryRun is set (EC2's and KMS's inputs have a DryRun *bool):
+	// the call only asks to be checked.
+	dryRun bool
 	// unfiltered: neither Filters nor pagination (MaxResults, NextToken).
 	unfiltered bool
 	// instances a call starts or stops: RunInstances' MaxCount, or the
 	// number of InstanceIds.
 	instances int
+}
+
+type shapeKey struct{}
+
+const shapeID = "amigateRequestShape"
+
+// noteShape adds to the stack, once whoever asks first (the call counter,
+// pacing), the middleware that reads the request's shape from its
+// parameters, before any attempt is made.
+func noteShape(stack *middleware.Stack) error {
+	if _, ok := stack.Initialize.Get(shapeID); ok {
+		return nil
+	}
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc(shapeID,
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			ctx = middleware.WithStackValue(ctx, shapeKey{}, shapeOf(in.Parameters))
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before)
+}
+
+// shapeFrom is the shape noteShape found for the call in ctx.
+func shapeFrom(ctx context.Context) requestShape {
+	shape, _ := middleware.GetStackValue(ctx, shapeKey{}).(requestShape)
+	return shape
 }
 
 func shapeOf(params any) requestShape {
@@ -386,6 +411,9 @@ func shapeOf(params any) requestShape {
 		return f.IsValid() && ((f.Kind() == reflect.Pointer && !f.IsNil()) || (f.Kind() == reflect.Slice && f.Len() > 0))
 	}
 	s := requestShape{unfiltered: !set(field("Filters")) && !set(field("MaxResults")) && !set(field("NextToken"))}
+	if f := field("DryRun"); f.IsValid() && f.Kind() == reflect.Pointer && !f.IsNil() && f.Elem().Kind() == reflect.Bool {
+		s.dryRun = f.Elem().Bool()
+	}
 	if f := field("MaxCount"); f.IsValid() && f.Kind() == reflect.Pointer && !f.IsNil() && f.Elem().CanInt() {
 		s.instances = int(f.Elem().Int())
 	} else if f := field("InstanceIds"); f.IsValid() && f.Kind() == reflect.Slice {

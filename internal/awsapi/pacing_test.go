@@ -7,13 +7,17 @@ import (
 	"fmt"
 	"math"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
@@ -73,11 +77,10 @@ func TestPacingWithinTheSimulatorsQuotas(t *testing.T) {
 		}
 		bySimGroup := map[string]*sum{}
 		for _, o := range ops {
-			if o.variant == "" && (len(o.name) > len(awsim.Unfiltered) && o.name[len(o.name)-len(awsim.Unfiltered):] == awsim.Unfiltered ||
-				len(o.name) > len(awsim.Instances) && o.name[len(o.name)-len(awsim.Instances):] == awsim.Instances) {
+			if o.variant == "" && (strings.HasSuffix(o.name, awsim.Unfiltered) || strings.HasSuffix(o.name, awsim.Instances)) {
 				continue // the simulator's pseudo-actions, checked as variants
 			}
-			group, rate, burst := Pacing(o.service, o.name, o.variant)
+			group, rate, burst := pacing(o.service, o.name, o.variant)
 			if o.variant == "" && rate == 0 {
 				t.Errorf("%s:%s is not paced", o.service, o.name)
 				continue
@@ -302,8 +305,20 @@ func TestPacingStopsOnCancel(t *testing.T) {
 	}
 }
 
-// AMIGATE_PACING_SCALE sets the scale of a process; New refuses a bad one.
+// AMIGATE_PACING_SCALE sets the scale of a process when it starts; New
+// refuses a bad one, and pacing keeps to AWS's figures meanwhile.
 func TestPacingScaleFromTheEnvironment(t *testing.T) {
+	const child = "AMIGATE_TEST_BAD_PACING_SCALE"
+	if os.Getenv(child) != "" {
+		// A process started with AMIGATE_PACING_SCALE=lots.
+		if _, err := New(context.Background(), Settings{Region: "us-east-1", AccessKey: "AKID", SecretKey: "x"}); err == nil {
+			t.Fatal("New accepted AMIGATE_PACING_SCALE=lots")
+		}
+		if process.scale != 1 {
+			t.Fatalf("scale %v with AMIGATE_PACING_SCALE=lots, want 1", process.scale)
+		}
+		return
+	}
 	for v, want := range map[string]float64{"": 1, "1": 1, "0.1": 0.1, "0": 0, "2.5": 2.5} {
 		if got, err := parseScale(v); err != nil || got != want {
 			t.Errorf("%q: %v %v, want %v", v, got, err, want)
@@ -314,8 +329,52 @@ func TestPacingScaleFromTheEnvironment(t *testing.T) {
 			t.Errorf("%q accepted", v)
 		}
 	}
-	t.Setenv(PacingScaleEnv, "lots")
-	if _, err := New(context.Background(), Settings{Region: "us-east-1", AccessKey: "AKID", SecretKey: "x"}); err == nil {
-		t.Fatal("New accepted AMIGATE_PACING_SCALE=lots")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPacingScaleFromTheEnvironment$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), PacingScaleEnv+"=lots", child+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestPacingScaleFromTheEnvironment")) {
+		t.Fatalf("a process started with AMIGATE_PACING_SCALE=lots: %v\n%s", err, out)
+	}
+}
+
+// A request's shape is read once and serves both the call counts (a dry
+// run counted apart) and pacing (EC2's unfiltered and per-instance
+// buckets). At a hundredth of AWS's rates the buckets refill too slowly
+// for the test to see it.
+func TestRequestShapeReachesCountsAndPacing(t *testing.T) {
+	defer SetPacing(SetPacing(0.01))
+	_, url, _ := startQuotas(t)
+	ctx := context.Background()
+	sess, err := New(ctx, Settings{Region: "us-east-1", AccessKey: "SIM444455556666", SecretKey: "x", Endpoint: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := ec2.NewFromConfig(sess.Source("us-east-1"))
+	_, _ = ec.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{DryRun: aws.Bool(true)})
+	_, _ = ec.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{MaxResults: aws.Int32(5)})
+	_, _ = ec.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{"i-0123456789abcdef0", "i-0123456789abcdef1"}})
+	calls := sess.Calls()
+	if calls["ec2:DescribeSnapshots (dry run)"] != 1 || calls["ec2:DescribeSnapshots"] != 1 || calls["ec2:TerminateInstances"] != 1 {
+		t.Errorf("calls %v", calls)
+	}
+	process.mu.Lock()
+	tokens := map[string]float64{}
+	for k, lim := range process.buckets {
+		tokens[k.group] = lim.Tokens()
+	}
+	process.mu.Unlock()
+	for _, b := range []struct {
+		group, op, variant string
+		taken              int
+	}{
+		{"DescribeSnapshots unfiltered", "DescribeSnapshots", "unfiltered", 1},
+		{"DescribeSnapshots", "DescribeSnapshots", "", 1},
+		{"TerminateInstances", "TerminateInstances", "", 1},
+		{"TerminateInstances instances", "TerminateInstances", "instances", 2},
+	} {
+		_, _, burst := pacing("ec2", b.op, b.variant)
+		if got, ok := tokens[b.group]; !ok || math.Floor(got) != float64(burst-b.taken) {
+			t.Errorf("bucket %q: %v tokens (present %v), want %d", b.group, got, ok, burst-b.taken)
+		}
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -90,8 +88,8 @@ type Session struct {
 // New loads the source configuration: static keys when given, else the
 // profile, else the SDK's default chain; then the source assume_role.
 func New(ctx context.Context, s Settings) (*Session, error) {
-	if _, err := parseScale(os.Getenv(PacingScaleEnv)); err != nil {
-		return nil, err
+	if envScaleErr != nil {
+		return nil, envScaleErr
 	}
 	calls := &callCounter{n: map[string]int{}, inFlight: map[string]chan struct{}{}}
 	opts := []func(*config.LoadOptions) error{
@@ -251,20 +249,14 @@ type callCounter struct {
 // at once rather than queued behind the in-flight bound.
 func (c *callCounter) middleware(stack *middleware.Stack) error {
 	// A call with DryRun set changes nothing; it is counted apart.
-	if err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("amigateNoteDryRun",
-		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			if isDryRun(in.Parameters) {
-				ctx = middleware.WithStackValue(ctx, dryRunKey{}, true)
-			}
-			return next.HandleInitialize(ctx, in)
-		}), middleware.Before); err != nil {
+	if err := noteShape(stack); err != nil {
 		return err
 	}
 	count := middleware.FinalizeMiddlewareFunc("amigateCountCalls",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-			service := strings.ToLower(strings.ReplaceAll(awsmiddleware.GetServiceID(ctx), " ", ""))
+			service := serviceName(ctx)
 			name := service + ":" + awsmiddleware.GetOperationName(ctx)
-			if dry, _ := middleware.GetStackValue(ctx, dryRunKey{}).(bool); dry {
+			if shapeFrom(ctx).dryRun {
 				name += " (dry run)"
 			}
 			c.mu.Lock()
@@ -287,19 +279,6 @@ func (c *callCounter) middleware(stack *middleware.Stack) error {
 		return stack.Finalize.Insert(count, "Signing", middleware.Before)
 	}
 	return stack.Finalize.Add(count, middleware.After)
-}
-
-type dryRunKey struct{}
-
-// isDryRun reports whether an operation's input asks only to be checked:
-// EC2's and KMS's inputs have a DryRun *bool field.
-func isDryRun(params any) bool {
-	v := reflect.ValueOf(params)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
-		return false
-	}
-	f := v.Elem().FieldByName("DryRun")
-	return f.IsValid() && f.Kind() == reflect.Pointer && !f.IsNil() && f.Elem().Kind() == reflect.Bool && f.Elem().Bool()
 }
 
 func (c *callCounter) snapshot() map[string]int {

@@ -2,6 +2,7 @@ package awsim
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/netip"
 	"path"
@@ -243,16 +244,7 @@ func (st policyStatement) applies(r request, identity bool) (bool, bool) {
 			return false, false
 		}
 	}
-	if st.Action != nil && !anyGlob(st.actions, r.action, true) {
-		return false, false
-	}
-	if st.NotAction != nil && anyGlob(st.notActions, r.action, true) {
-		return false, false
-	}
-	if st.Resource != nil && !st.anyResource(st.resources, r) {
-		return false, false
-	}
-	if st.NotResource != nil && st.anyResource(st.notResources, r) {
+	if !st.targets(r) {
 		return false, false
 	}
 	for _, c := range st.conditions {
@@ -261,6 +253,16 @@ func (st policyStatement) applies(r request, identity bool) (bool, bool) {
 		}
 	}
 	return true, direct
+}
+
+// targets reports whether the statement's Action or NotAction covers the
+// request's action, and its Resource or NotResource the request's
+// resource.
+func (st policyStatement) targets(r request) bool {
+	return (st.Action == nil || anyGlob(st.actions, r.action, true)) &&
+		(st.NotAction == nil || !anyGlob(st.notActions, r.action, true)) &&
+		(st.Resource == nil || st.anyResource(st.resources, r)) &&
+		(st.NotResource == nil || !st.anyResource(st.notResources, r))
 }
 
 // anyResource matches the request's key against Resource or NotResource
@@ -513,9 +515,27 @@ func (s *Server) identityAllows(r request) (allowed, denied bool) {
 	return allowed, false
 }
 
-// authorize decides a KMS call on key k.
+// roleMay reports whether the caller may call action on resource as far
+// as its own identity policies say, with what the request context says of
+// it (principalContext): a role needs an Allow and no Deny; an account's
+// root user needs no policy.
+func (s *Server) roleMay(c caller, action, resource string) bool {
+	if c.roleARN == "" {
+		return true
+	}
+	allowed, _ := s.identityAllows(request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: action, resource: resource,
+		context: s.principalContext(c)})
+	return allowed
+}
+
+// authorize decides a KMS call on key k, with what KMS adds to the
+// request's context about the key (keyContext; the caller's map is left
+// as it was).
 func (s *Server) authorize(k *key, r request) error {
-	keyContext(k, r.context)
+	ctx := make(map[string][]string, len(r.context)+5)
+	maps.Copy(ctx, r.context)
+	keyContext(k, ctx)
+	r.context = ctx
 	keyAllows, keyDirect := false, false
 	for _, st := range parsePolicy(k.policy).Statement {
 		ok, direct := st.applies(r, false)
@@ -648,25 +668,28 @@ func (s *Server) useKeyThroughEC2(c caller, k *key, volumeID, invokedBy string) 
 	if k.state != "Enabled" {
 		return errorf(http.StatusBadRequest, "Client.InvalidKMSKey.InvalidState", "The KMS key provided is in an incorrect state")
 	}
-	for _, action := range []string{"kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext"} {
-		ctx := s.kmsContext(c)
-		ctx["kms:viaservice"] = []string{"ec2." + c.region + ".amazonaws.com"}
-		ctx["aws:securetransport"] = []string{"true"}
-		// EC2 forwards the principal's credentials (true), except for a
-		// service-linked role, for which AWS documents false (IAM User
-		// Guide, "AWS global condition context keys", aws:ViaAWSService).
-		// The forwarded session is temporary credentials without MFA.
-		ctx["aws:viaawsservice"] = []string{"true"}
-		if strings.Contains(c.roleARN, ":role/aws-service-role/") {
-			ctx["aws:viaawsservice"] = []string{"false"}
-		}
-		ctx["aws:multifactorauthpresent"] = []string{"false"}
-		if action == "kms:CreateGrant" {
-			ctx["kms:grantisforawsresource"] = []string{"true"}
-		}
-		err := s.authorize(k, request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: action, resource: k.arn, context: ctx})
+	ctx := s.kmsContext(c)
+	ctx["kms:viaservice"] = []string{"ec2." + c.region + ".amazonaws.com"}
+	ctx["aws:securetransport"] = []string{"true"}
+	// EC2 forwards the principal's credentials (true), except for a
+	// service-linked role, for which AWS documents false (IAM User Guide,
+	// "AWS global condition context keys", aws:ViaAWSService). The
+	// forwarded session is temporary credentials without MFA.
+	ctx["aws:viaawsservice"] = []string{"true"}
+	if strings.Contains(c.roleARN, ":role/aws-service-role/") {
+		ctx["aws:viaawsservice"] = []string{"false"}
+	}
+	ctx["aws:multifactorauthpresent"] = []string{"false"}
+	// CreateGrant alone carries kms:GrantIsForAWSResource.
+	grantCtx := maps.Clone(ctx)
+	grantCtx["kms:grantisforawsresource"] = []string{"true"}
+	for _, call := range []struct {
+		action string
+		ctx    map[string][]string
+	}{{"kms:CreateGrant", grantCtx}, {"kms:Decrypt", ctx}, {"kms:GenerateDataKeyWithoutPlaintext", ctx}} {
+		err := s.authorize(k, request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: call.action, resource: k.arn, context: call.ctx})
 		if err != nil {
-			s.recordKMSDenial(c, k, action, volumeID, invokedBy)
+			s.recordKMSDenial(c, k, call.action, volumeID, invokedBy)
 			return errorf(http.StatusBadRequest, "Client.InternalError", "Client error on launch")
 		}
 	}

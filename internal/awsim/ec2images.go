@@ -360,7 +360,7 @@ func (s *Server) ec2ModifyImageAttribute(c caller, form url.Values) (any, error)
 			}
 			switch {
 			case user != "":
-				if !isDigits(user) || len(user) != 12 {
+				if !validAccount(user) {
 					return nil, errorf(http.StatusBadRequest, "InvalidAMIAttributeItemValue", "Invalid attribute item value \"%s\" for userId item type.", user)
 				}
 				changes = append(changes, func() { setMember(im.launchUsers, user, add) })

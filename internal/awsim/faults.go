@@ -84,14 +84,21 @@ func (s *Server) injectFault(w http.ResponseWriter, c caller) bool {
 	return true
 }
 
+// throttling is the error a service answers a throttled call with (over
+// its quota, or an injected fault), as AWS's SDKs recognise it as a
+// throttle: EC2's RequestLimitExceeded (503), KMS's and CloudTrail's
+// ThrottlingException (400), Organizations' TooManyRequestsException
+// (400), STS's, IAM's and Auto Scaling's Throttling (400).
 func throttling(service string) *apiError {
 	switch service {
 	case "ec2":
 		return errorf(http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded.")
-	case "kms", "cloudtrail":
+	case "kms":
+		return errorf(http.StatusBadRequest, "ThrottlingException", "You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls.")
+	case "cloudtrail":
 		return errorf(http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
 	case "organizations":
-		return errorf(http.StatusBadRequest, "TooManyRequestsException", "Rate exceeded")
+		return errorf(http.StatusBadRequest, "TooManyRequestsException", "You have sent too many requests in too short a period of time. The quota helps protect against denial-of-service attacks. Try again later.")
 	default:
 		return errorf(http.StatusBadRequest, "Throttling", "Rate exceeded")
 	}

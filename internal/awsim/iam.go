@@ -96,11 +96,8 @@ func (s *Server) iamGetRole(c caller, form url.Values) (any, error) {
 // PathPrefix, by name, a page of MaxItems (default 100) at a time with
 // Marker/IsTruncated, as IAM does. An assumed role needs iam:ListRoles.
 func (s *Server) iamListRoles(c caller, form url.Values) (any, error) {
-	if c.roleARN != "" {
-		r := request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: "iam:ListRoles", resource: "arn:aws:iam::" + c.account + ":role/"}
-		if allowed, _ := s.identityAllows(r); !allowed {
-			return nil, errorf(http.StatusForbidden, "AccessDenied", "User: %s is not authorized to perform: iam:ListRoles on resource: %s because no identity-based policy allows the iam:ListRoles action", c.arn, r.resource)
-		}
+	if resource := "arn:aws:iam::" + c.account + ":role/"; !s.roleMay(c, "iam:ListRoles", resource) {
+		return nil, errorf(http.StatusForbidden, "AccessDenied", "User: %s is not authorized to perform: iam:ListRoles on resource: %s because no identity-based policy allows the iam:ListRoles action", c.arn, resource)
 	}
 	prefix := form.Get("PathPrefix")
 	if prefix == "" {
@@ -204,14 +201,13 @@ type evalResult struct {
 
 // missingContext lists the condition keys, of the role's statements that
 // match action and resource, that ctx has no value for.
-func (s *Server) missingContext(role *role, action, resource string, ctx map[string][]string) []string {
+func missingContext(role *role, action, resource string, ctx map[string][]string) []string {
 	var missing []string
 	seen := map[string]bool{}
+	r := request{principal: role.arn, roleARN: role.arn, account: role.account, action: action, resource: resource}
 	for _, doc := range role.inlinePolicies {
 		for _, st := range parsePolicy(doc).Statement {
-			r := request{principal: role.arn, roleARN: role.arn, account: role.account, action: action, resource: resource}
-			if (st.Action != nil && !anyGlob(st.actions, action, true)) || (st.NotAction != nil && anyGlob(st.notActions, action, true)) ||
-				(st.Resource != nil && !st.anyResource(st.resources, r)) || (st.NotResource != nil && st.anyResource(st.notResources, r)) {
+			if !st.targets(r) {
 				continue
 			}
 			for _, c := range st.conditions {
@@ -253,11 +249,8 @@ func (s *Server) iamSimulatePrincipalPolicy(c caller, form url.Values) (any, err
 		}
 		ctx[strings.ToLower(name)] = indexed(form, p+"ContextKeyValues.member")
 	}
-	if c.roleARN != "" {
-		r := request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: "iam:SimulatePrincipalPolicy", resource: source}
-		if allowed, _ := s.identityAllows(r); !allowed {
-			return nil, errorf(http.StatusForbidden, "AccessDenied", "User: %s is not authorized to perform: iam:SimulatePrincipalPolicy on resource: %s because no identity-based policy allows the iam:SimulatePrincipalPolicy action", c.arn, source)
-		}
+	if !s.roleMay(c, "iam:SimulatePrincipalPolicy", source) {
+		return nil, errorf(http.StatusForbidden, "AccessDenied", "User: %s is not authorized to perform: iam:SimulatePrincipalPolicy on resource: %s because no identity-based policy allows the iam:SimulatePrincipalPolicy action", c.arn, source)
 	}
 	role, ok := s.world.roles[source]
 	if !ok || role.account != c.account {
@@ -274,7 +267,7 @@ func (s *Server) iamSimulatePrincipalPolicy(c caller, form url.Values) (any, err
 				decision = "allowed"
 			}
 			results = append(results, evalResult{EvalActionName: action, EvalResourceName: resource, EvalDecision: decision, AllowedByOrgs: true,
-				MissingContextValues: s.missingContext(role, action, resource, ctx)})
+				MissingContextValues: missingContext(role, action, resource, ctx)})
 		}
 	}
 	return struct {

@@ -240,7 +240,7 @@ func (s *Server) principalsExist(policy string) error {
 				continue
 			}
 			for _, p := range stringList(m["AWS"]) {
-				if p != "*" && !strings.HasPrefix(p, "arn:") && !(len(p) == 12 && isDigits(p)) {
+				if p != "*" && !strings.HasPrefix(p, "arn:") && !validAccount(p) {
 					return errorf(http.StatusBadRequest, "MalformedPolicyDocumentException", "Policy contains a statement with one or more invalid principals.")
 				}
 				if strings.Contains(p, ":role/") {
@@ -468,11 +468,8 @@ func (s *Server) kmsDeleteAlias(c caller, in map[string]json.RawMessage) (any, e
 // key with KeyId), in pages of Limit (1 to 100, 50 by default) from Marker.
 // It needs kms:ListAliases in the caller's identity policy only.
 func (s *Server) kmsListAliases(c caller, in map[string]json.RawMessage) (any, error) {
-	if c.roleARN != "" {
-		r := request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: "kms:ListAliases", resource: "*"}
-		if allowed, _ := s.identityAllows(r); !allowed {
-			return nil, accessDenied(r, "because no identity-based policy allows the kms:ListAliases action")
-		}
+	if !s.roleMay(c, "kms:ListAliases", "*") {
+		return nil, accessDenied(request{principal: c.arn, action: "kms:ListAliases", resource: "*"}, "because no identity-based policy allows the kms:ListAliases action")
 	}
 	var filter *key
 	if id, err := str(in, "KeyId", false); err != nil {

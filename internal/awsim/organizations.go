@@ -30,6 +30,15 @@ const (
 	accountPendingClosure = "PENDING_CLOSURE"
 )
 
+// validStatus: an account's status is one of the three.
+func validStatus(status string) bool {
+	return status == accountActive || status == accountSuspended || status == accountPendingClosure
+}
+
+// validFeatureSet: an organization's feature set is ALL or
+// CONSOLIDATED_BILLING.
+func validFeatureSet(fs string) bool { return fs == "ALL" || fs == "CONSOLIDATED_BILLING" }
+
 // maxOUDepth is how deep OUs nest under the root: five levels while
 // service control policies are enabled (Organizations User Guide, quotas;
 // CreateOrganizationalUnit).
@@ -76,17 +85,6 @@ var (
 	ouIDRE   = regexp.MustCompile(`^ou-([0-9a-z]{4,32})-[a-z0-9]{8,32}$`)
 	emailRE  = regexp.MustCompile(`^[^\s@]+@[^\s@]+\.[^\s@]+$`)
 )
-
-// alnumID is prefix followed by n random lower-case letters and digits.
-func alnumID(prefix string, n int) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, n)
-	for i := range b {
-		k, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
-		b[i] = alphabet[k.Int64()]
-	}
-	return prefix + string(b)
-}
 
 func (o *organization) arn() string {
 	return "arn:aws:organizations::" + o.management + ":organization/" + o.id
@@ -201,16 +199,12 @@ func invalidInput(reason, format string, args ...any) error {
 // operation from ..."). An account's root user needs no policy.
 func (s *Server) orgFor(c caller, action string, who orgCaller, resource func(*organization) string) (*organization, error) {
 	o, _ := s.memberOf(c.account)
-	if c.roleARN != "" {
-		res := "*"
-		if o != nil && resource != nil {
-			res = resource(o)
-		}
-		r := request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: "organizations:" + action, resource: res,
-			context: s.principalContext(c)}
-		if allowed, _ := s.identityAllows(r); !allowed {
-			return nil, orgAccessDenied()
-		}
+	res := "*"
+	if o != nil && resource != nil {
+		res = resource(o)
+	}
+	if !s.roleMay(c, "organizations:"+action, res) {
+		return nil, orgAccessDenied()
 	}
 	if o == nil {
 		return nil, errorf(http.StatusBadRequest, "AWSOrganizationsNotInUseException", "Your account is not a member of an organization.")
@@ -563,15 +557,24 @@ func (s *Server) orgListChildren(c caller, in map[string]json.RawMessage) (any, 
 	return pageResult("Children", out, next), nil
 }
 
+// orgChild finds an account or OU of o (a root is no one's child): its ARN
+// and its parent's id, or "" and "".
+func (s *Server) orgChild(o *organization, id string) (arn, parentID string) {
+	if a, ok := s.world.orgAccounts[id]; ok && a.orgID == o.id {
+		return o.accountARN(id), a.parentID
+	}
+	if u, ok := s.world.orgUnits[id]; ok && u.orgID == o.id && u.parentID != "" {
+		return o.unitARN(u), u.parentID
+	}
+	return "", ""
+}
+
 // orgListParents names the one parent (root or OU) of an account or OU.
 func (s *Server) orgListParents(c caller, in map[string]json.RawMessage) (any, error) {
 	childARN := func(o *organization) string {
 		id, _ := orgStr(in, "ChildId", false)
-		if a, ok := s.world.orgAccounts[id]; ok && a.orgID == o.id {
-			return o.accountARN(id)
-		}
-		if u, ok := s.world.orgUnits[id]; ok && u.orgID == o.id && u.parentID != "" {
-			return o.unitARN(u)
+		if arn, _ := s.orgChild(o, id); arn != "" {
+			return arn
 		}
 		return "*"
 	}
@@ -586,12 +589,7 @@ func (s *Server) orgListParents(c caller, in map[string]json.RawMessage) (any, e
 	if !validAccount(id) && !ouIDRE.MatchString(id) {
 		return nil, invalidInput("INVALID_PATTERN", "You provided a value that does not match the required pattern for ChildId.")
 	}
-	parentID := ""
-	if a, ok := s.world.orgAccounts[id]; ok && a.orgID == o.id {
-		parentID = a.parentID
-	} else if u, ok := s.world.orgUnits[id]; ok && u.orgID == o.id && u.parentID != "" {
-		parentID = u.parentID
-	}
+	_, parentID := s.orgChild(o, id)
 	if parentID == "" {
 		return nil, errorf(http.StatusBadRequest, "ChildNotFoundException", "We can't find an organizational unit (OU) or AWS account with the ChildId that you specified.")
 	}
@@ -666,11 +664,8 @@ func (s *Server) orgDescribeUnit(c caller, in map[string]json.RawMessage) (any, 
 // orgCreateOrganization makes the caller's account the management account
 // of a new organization, with one root ("Root") holding it.
 func (s *Server) orgCreateOrganization(c caller, in map[string]json.RawMessage) (any, error) {
-	if c.roleARN != "" {
-		r := request{principal: c.arn, roleARN: c.roleARN, account: c.account, action: "organizations:CreateOrganization", resource: "*", context: s.principalContext(c)}
-		if allowed, _ := s.identityAllows(r); !allowed {
-			return nil, orgAccessDenied()
-		}
+	if !s.roleMay(c, "organizations:CreateOrganization", "*") {
+		return nil, orgAccessDenied()
 	}
 	featureSet, err := orgStr(in, "FeatureSet", false)
 	if err != nil {
@@ -679,7 +674,7 @@ func (s *Server) orgCreateOrganization(c caller, in map[string]json.RawMessage) 
 	if featureSet == "" {
 		featureSet = "ALL"
 	}
-	if featureSet != "ALL" && featureSet != "CONSOLIDATED_BILLING" {
+	if !validFeatureSet(featureSet) {
 		return nil, invalidInput("INVALID_ENUM", "FeatureSet must be ALL or CONSOLIDATED_BILLING.")
 	}
 	if o, _ := s.memberOf(c.account); o != nil {
@@ -694,10 +689,10 @@ func (s *Server) orgCreateOrganization(c caller, in map[string]json.RawMessage) 
 // "").
 func (s *Server) newOrganization(id, rootID, management, featureSet string) *organization {
 	if id == "" {
-		id = alnumID("o-", 10)
+		id = newID("o-", 5) // 10 of o-[a-z0-9]{10,32}, as AWS makes them
 	}
 	if rootID == "" {
-		rootID = alnumID("r-", 4)
+		rootID = newID("r-", 2) // 4 of r-[0-9a-z]{4,32}
 	}
 	o := &organization{id: id, management: management, featureSet: featureSet, rootID: rootID, delegated: map[string]bool{}}
 	s.world.orgs[id] = o
@@ -709,7 +704,7 @@ func (s *Server) newOrganization(id, rootID, management, featureSet string) *org
 // root's id without r-, and 8 more characters.
 func (s *Server) newUnit(o *organization, parent *orgUnit, id, name string) *orgUnit {
 	if id == "" {
-		id = alnumID("ou-"+strings.TrimPrefix(o.rootID, "r-")+"-", 8)
+		id = newID("ou-"+strings.TrimPrefix(o.rootID, "r-")+"-", 4) // 8 of ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}
 	}
 	u := &orgUnit{id: id, name: name, orgID: o.id, parentID: parent.id, seq: s.nextOrgSeq()}
 	s.world.orgUnits[id] = u
@@ -971,7 +966,7 @@ func (s *Server) SetAccountStatus(account, status string) error {
 	switch {
 	case !ok:
 		return fmt.Errorf("set the status of %s: the account is in no organization", account)
-	case status != accountActive && status != accountSuspended && status != accountPendingClosure:
+	case !validStatus(status):
 		return fmt.Errorf("set the status of %s: %q is not ACTIVE, SUSPENDED or PENDING_CLOSURE", account, status)
 	}
 	a.status = status

@@ -13,6 +13,7 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
@@ -463,6 +464,38 @@ func TestKeyPolicyPrincipalOrgIDAllowsMembersOnly(t *testing.T) {
 	absent := newKeyWith(t, url, orgPolicy(`{"Null":{"aws:PrincipalOrgID":"true"}}`))
 	if describeKey(config(url, outsider), absent) != nil || describeKey(config(url, target), absent) == nil {
 		t.Error("aws:PrincipalOrgID is present for an account in no organization, or absent for a member")
+	}
+}
+
+// A role's own policies are read with what the request says of the
+// principal, aws:PrincipalOrgID included, in every operation that checks
+// them alone: IAM's ListRoles and SimulatePrincipalPolicy, KMS's
+// ListAliases, Organizations' calls.
+func TestIdentityPolicyConditionsSeePrincipalOrgID(t *testing.T) {
+	s, url := startOrgSim(t)
+	ctx := context.Background()
+	for org, want := range map[string]bool{orgID: true, "o-otherorg000": false} {
+		name := "reader-" + fmt.Sprint(want)
+		cfg := roleSession(t, s, url, target, name, `{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+		 "Action":["iam:ListRoles","iam:SimulatePrincipalPolicy","kms:ListAliases","organizations:DescribeOrganization"],"Resource":"*",
+		 "Condition":{"StringEquals":{"aws:PrincipalOrgID":"`+org+`"}}}]}`)
+		for call, err := range map[string]error{
+			"iam:ListRoles": func() error { _, err := iam.NewFromConfig(cfg).ListRoles(ctx, &iam.ListRolesInput{}); return err }(),
+			"iam:SimulatePrincipalPolicy": func() error {
+				_, err := iam.NewFromConfig(cfg).SimulatePrincipalPolicy(ctx, &iam.SimulatePrincipalPolicyInput{
+					PolicySourceArn: aws.String("arn:aws:iam::" + target + ":role/" + name), ActionNames: []string{"kms:Decrypt"}})
+				return err
+			}(),
+			"kms:ListAliases": func() error { _, err := kms.NewFromConfig(cfg).ListAliases(ctx, &kms.ListAliasesInput{}); return err }(),
+			"organizations:DescribeOrganization": func() error {
+				_, err := organizations.NewFromConfig(cfg).DescribeOrganization(ctx, &organizations.DescribeOrganizationInput{})
+				return err
+			}(),
+		} {
+			if (err == nil) != want || (!want && !strings.Contains(apiCode(err), "AccessDenied")) {
+				t.Errorf("%s allowed on aws:PrincipalOrgID %s: %v, want allowed %v", call, org, err, want)
+			}
+		}
 	}
 }
 

@@ -254,18 +254,10 @@ func Quota(service, action string) (group string, rate float64, burst int) {
 	return q.group, q.rate, q.burst
 }
 
-// quotaActions are the actions QuotaTable lists: every operation the
-// simulator serves, plus the ones amigate calls that it does not.
-var quotaActions = map[string][]string{
-	"sts":           {"AssumeRole", "GetCallerIdentity"},
-	"iam":           {"GetRole", "ListRoles", "SimulatePrincipalPolicy", "CreateRole", "PutRolePolicy", "DeleteRole", "CreateServiceLinkedRole"},
-	"cloudtrail":    {"LookupEvents"},
-	"organizations": {"DescribeOrganization", "DescribeAccount", "ListAccounts", "ListAccountsForParent", "ListChildren", "ListParents", "ListRoots", "ListOrganizationalUnitsForParent", "DescribeOrganizationalUnit"},
-}
-
-// QuotaTable lists the quotas of the operations the simulator serves and
-// amigate calls, EC2's pseudo-actions included, sorted by service and
-// action. The slice is a copy.
+// QuotaTable lists the quotas of the operations the simulator serves (its
+// operation tables) and of those the quota tables name, EC2's
+// pseudo-actions included, sorted by service and action. Every operation
+// amigate calls is served, so none is added by hand. The slice is a copy.
 func QuotaTable() []QuotaRule {
 	actions := map[string]map[string]bool{}
 	add := func(service, action string) {
@@ -274,8 +266,10 @@ func QuotaTable() []QuotaRule {
 		}
 		actions[service][action] = true
 	}
-	for a := range kmsOps {
-		add("kms", a)
+	for service, ops := range jsonOps {
+		for a := range ops {
+			add(service, a)
+		}
 	}
 	for a := range kmsQuotas {
 		add("kms", a)
@@ -299,11 +293,6 @@ func QuotaTable() []QuotaRule {
 	}
 	for service, ops := range queryOps {
 		for a := range ops {
-			add(service, a)
-		}
-	}
-	for service, list := range quotaActions {
-		for _, a := range list {
 			add(service, a)
 		}
 	}
@@ -405,7 +394,7 @@ func (s *Server) throttle(w http.ResponseWriter, c caller, service, action strin
 	if s.take(c, service, draws, scale, time.Now()) {
 		return false
 	}
-	err := quotaExceeded(service)
+	err := throttling(service)
 	s.record(c, service, action, false, err)
 	writeServiceError(w, service, err)
 	return true
@@ -420,7 +409,11 @@ func (s *Server) take(c caller, service string, draws []draw, scale float64, now
 	if s.quotas.buckets == nil {
 		s.quotas.buckets = map[bucketKey]*bucket{}
 	}
-	var buckets []*bucket
+	type taking struct {
+		b      *bucket
+		tokens float64
+	}
+	var takes []taking
 	for _, d := range draws {
 		q, global, _, ok := quotaOf(service, d.action)
 		if !ok {
@@ -438,13 +431,14 @@ func (s *Server) take(c caller, service string, draws []draw, scale float64, now
 		}
 		b.tokens = math.Min(size, b.tokens+rate*now.Sub(b.last).Seconds())
 		b.last = now
-		if b.tokens < min(d.tokens, size) {
+		n := min(d.tokens, size)
+		if b.tokens < n {
 			return false
 		}
-		buckets = append(buckets, b)
+		takes = append(takes, taking{b, n})
 	}
-	for i, b := range buckets {
-		b.tokens -= min(draws[i].tokens, b.tokens)
+	for _, t := range takes {
+		t.b.tokens -= t.tokens
 	}
 	return true
 }
@@ -461,21 +455,6 @@ func unfiltered(form url.Values) bool {
 		}
 	}
 	return true
-}
-
-// quotaExceeded is the error a service answers a call over its quota
-// with, as AWS's SDKs recognise it as a throttle: KMS's and CloudTrail's
-// ThrottlingException (400), EC2's RequestLimitExceeded (503), STS's,
-// IAM's and Auto Scaling's Throttling (400), Organizations'
-// TooManyRequestsException (400).
-func quotaExceeded(service string) *apiError {
-	switch service {
-	case "kms":
-		return errorf(http.StatusBadRequest, "ThrottlingException", "You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls.")
-	case "organizations":
-		return errorf(http.StatusBadRequest, "TooManyRequestsException", "You have sent too many requests in too short a period of time. The quota helps protect against denial-of-service attacks. Try again later.")
-	}
-	return throttling(service)
 }
 
 // serveQuotas answers POST /_sim/quotas (settings) and GET /_sim/quotas

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -64,7 +63,8 @@ func TestQuotaTable(t *testing.T) {
 		}
 	}
 	for _, op := range []string{"kms:CreateGrant", "ec2:ModifyImageAttribute", "ec2:DescribeSnapshots (unfiltered)", "sts:AssumeRole",
-		"iam:SimulatePrincipalPolicy", "autoscaling:CreateAutoScalingGroup", "organizations:ListAccountsForParent"} {
+		"iam:SimulatePrincipalPolicy", "autoscaling:CreateAutoScalingGroup", "organizations:ListAccountsForParent",
+		"organizations:CreateAccount", "cloudtrail:LookupEvents"} {
 		if !seen[op] {
 			t.Errorf("%s is not in the table", op)
 		}
@@ -80,10 +80,6 @@ func TestQuotaErrorsAreThrottlesInTheSDK(t *testing.T) {
 	s.SetQuotas(QuotaSettings{Enabled: true, Scale: 0.001})
 	ctx := context.Background()
 	cfg := config(url, target)
-	orgs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeServiceError(w, "organizations", quotaExceeded("organizations"))
-	}))
-	t.Cleanup(orgs.Close)
 	for _, tc := range []struct {
 		service, action string
 		call            func() error
@@ -111,6 +107,10 @@ func TestQuotaErrorsAreThrottlesInTheSDK(t *testing.T) {
 			_, err := cloudtrail.NewFromConfig(cfg).LookupEvents(ctx, &cloudtrail.LookupEventsInput{})
 			return err
 		}, "ThrottlingException", 400},
+		{"organizations", "ListAccounts", func() error {
+			_, err := organizations.NewFromConfig(cfg).ListAccounts(ctx, &organizations.ListAccountsInput{})
+			return err
+		}, "TooManyRequestsException", 400},
 	} {
 		t.Run(tc.service, func(t *testing.T) {
 			_ = tc.call() // takes the bucket's only token
@@ -123,14 +123,6 @@ func TestQuotaErrorsAreThrottlesInTheSDK(t *testing.T) {
 			}
 		})
 	}
-	// The simulator does not serve Organizations; its error shape is
-	// checked on its own.
-	t.Run("organizations", func(t *testing.T) {
-		ocfg := cfg.Copy()
-		ocfg.BaseEndpoint = aws.String(orgs.URL)
-		_, err := organizations.NewFromConfig(ocfg).ListAccounts(ctx, &organizations.ListAccountsInput{})
-		checkThrottle(t, err, "TooManyRequestsException", 400)
-	})
 }
 
 func checkThrottle(t *testing.T, err error, code string, status int) {
@@ -285,5 +277,20 @@ func TestQuotasAdminEndpoint(t *testing.T) {
 	s.Reset()
 	if s.Quotas().Enabled {
 		t.Fatal("quotas on after a reset")
+	}
+}
+
+// A draw on no modelled quota takes nothing, and the others still take
+// their own tokens.
+func TestQuotaTakeSkipsUnmodelledDraws(t *testing.T) {
+	s := New()
+	s.SetQuotas(QuotaSettings{Enabled: true})
+	c := caller{account: owner, region: region}
+	now := time.Now()
+	if !s.take(c, "ec2", []draw{{"DescribeImages" + Instances, 1}, {"RunInstances" + Instances, 1000}}, 1, now) {
+		t.Fatal("1000 instances at once")
+	}
+	if s.take(c, "ec2", []draw{{"RunInstances" + Instances, 1}}, 1, now) {
+		t.Fatal("the instance bucket gave a token after 1000 were taken")
 	}
 }

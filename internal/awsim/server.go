@@ -218,7 +218,7 @@ func (s *Server) identify(r *http.Request) (caller, error) {
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		c.sourceIP = host
 	}
-	if acct, ok := strings.CutPrefix(akid, "SIM"); ok && len(acct) == 12 && isDigits(acct) {
+	if acct, ok := strings.CutPrefix(akid, "SIM"); ok && validAccount(acct) {
 		c.account = acct
 		c.arn = "arn:aws:iam::" + acct + ":root"
 		return c, nil
@@ -241,6 +241,9 @@ func requestAction(r *http.Request) string {
 	}
 	return r.FormValue("Action")
 }
+
+// validAccount reports whether s is an account id: 12 digits.
+func validAccount(s string) bool { return len(s) == 12 && isDigits(s) }
 
 func isDigits(s string) bool {
 	for _, r := range s {

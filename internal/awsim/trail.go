@@ -77,7 +77,7 @@ func (s *Server) cloudTrailLookupEvents(c caller, in map[string]json.RawMessage)
 	}
 	if len(recent) >= 2 {
 		s.lookups[who] = recent
-		return nil, errorf(http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
+		return nil, throttling("cloudtrail")
 	}
 	s.lookups[who] = append(recent, now)
 	var attrs []struct{ AttributeKey, AttributeValue string }

@@ -328,8 +328,6 @@ func (s *Server) loadWorld(wf *WorldFile) error {
 	return nil
 }
 
-func validAccount(s string) bool { return len(s) == 12 && isDigits(s) }
-
 // loadOrganization adds a world file's organization. Its accounts must be
 // in no organization yet (an account belongs to at most one), so a load
 // only adds objects and a failed one can be undone. Errors start with the
@@ -352,7 +350,7 @@ func (s *Server) loadOrganization(wo *WorldOrganization) error {
 	if featureSet == "" {
 		featureSet = "ALL"
 	}
-	if featureSet != "ALL" && featureSet != "CONSOLIDATED_BILLING" {
+	if !validFeatureSet(featureSet) {
 		return fmt.Errorf(".feature_set %q is not ALL or CONSOLIDATED_BILLING", featureSet)
 	}
 	o := s.newOrganization(wo.ID, wo.RootID, wo.ManagementAccount, featureSet)
@@ -432,7 +430,7 @@ func (s *Server) loadOrgAccounts(o *organization, parent *orgUnit, accounts []Wo
 			return fmt.Errorf("%s.id %q is not a 12-digit account id", at, wa.ID)
 		case s.world.orgAccounts[wa.ID] != nil:
 			return fmt.Errorf("%s.id %q is already a member of an organization", at, wa.ID)
-		case status != accountActive && status != accountSuspended && status != accountPendingClosure:
+		case !validStatus(status):
 			return fmt.Errorf("%s.status %q is not ACTIVE, SUSPENDED or PENDING_CLOSURE", at, wa.Status)
 		case joined != "INVITED" && joined != "CREATED":
 			return fmt.Errorf("%s.joined_method %q is not INVITED or CREATED", at, wa.JoinedMethod)
