@@ -41,6 +41,16 @@ func (r *Request) context() map[string][]string {
 // principal, the ARN of "any role of the account", the time when none is
 // given. A condition on such a key is decided only when it comes out the
 // same for every value the key may take.
+//
+// A request with an Undecidable also leaves open how AWS checks a Deny's
+// NotPrincipal: AWS may check the caller's account and, for a role
+// session, its role against NotPrincipal before the caller itself, and it
+// denies a principal that has a permissions boundary whatever NotPrincipal
+// lists (IAM User Guide, "AWS JSON policy elements: NotPrincipal"). The
+// exemption is then certain only when NotPrincipal lists the caller, its
+// account and, for a session, its role, and the caller cannot have a
+// permissions boundary (the root user, a service-linked role); otherwise
+// the Deny may apply.
 type Undecidable interface {
 	// Values reports whether key (lower-cased) is undecidable and what is
 	// known of it: nil when nothing is (the key may also be absent), else
@@ -48,16 +58,6 @@ type Undecidable interface {
 	// ("arn:aws:iam::111122223333:role/*": some role of the account); the
 	// key is then present.
 	Values(key string) (values []string, undecidable bool)
-	// StrictNotPrincipal reports whether a Deny's NotPrincipal exempts the
-	// caller only when that is certain: AWS may check the caller's account
-	// and, for a role session, its role against NotPrincipal before the
-	// caller itself, and it denies a principal that has a permissions
-	// boundary whatever NotPrincipal lists (IAM User Guide, "AWS JSON
-	// policy elements: NotPrincipal"). The exemption is then certain only
-	// when NotPrincipal lists the caller, its account and, for a session,
-	// its role, and the caller cannot have a permissions boundary (the root
-	// user, a service-linked role); otherwise the Deny may apply.
-	StrictNotPrincipal() bool
 }
 
 // UndecidableKeys is an Undecidable given as a table.
@@ -68,8 +68,6 @@ type UndecidableKeys struct {
 	// Prefixes are lower-cased key prefixes, such as "aws:principaltag/":
 	// nothing is known of any key under them.
 	Prefixes []string
-	// NotPrincipal is StrictNotPrincipal.
-	NotPrincipal bool
 }
 
 // Values implements Undecidable.
@@ -84,9 +82,6 @@ func (u *UndecidableKeys) Values(key string) ([]string, bool) {
 	}
 	return nil, false
 }
-
-// StrictNotPrincipal implements Undecidable.
-func (u *UndecidableKeys) StrictNotPrincipal() bool { return u.NotPrincipal }
 
 // Decision is the outcome of an evaluation.
 type Decision int
@@ -273,8 +268,8 @@ func (s *Statement) match(c *caller, action, resource string, ctx map[string][]s
 // matchPrincipal evaluates Principal or NotPrincipal. A statement with
 // neither applies to its principal in an identity policy, and to no one in
 // a key policy, where KMS would have refused it. The string is
-// "NotPrincipal" when a Deny's NotPrincipal exempts the caller but not for
-// certain (Undecidable.StrictNotPrincipal).
+// "NotPrincipal" when a Deny's NotPrincipal exempts the caller but, the
+// request having an Undecidable, not for certain (see Undecidable).
 func (s *Statement) matchPrincipal(c *caller, ctx map[string][]string, sc *scope) (principalMatch, string) {
 	switch {
 	case s.Principal != nil:
@@ -283,7 +278,7 @@ func (s *Statement) matchPrincipal(c *caller, ctx map[string][]string, sc *scope
 		if s.NotPrincipal.match(c, true) == noMatch {
 			return matchDirect, ""
 		}
-		if sc.und != nil && sc.und.StrictNotPrincipal() && !s.NotPrincipal.surelyExempts(c, ctx) {
+		if sc.und != nil && !s.NotPrincipal.surelyExempts(c, ctx) {
 			return matchDirect, "NotPrincipal"
 		}
 		return noMatch, ""

@@ -409,7 +409,7 @@ func (p *Principal) namesAccount(account string) bool {
 }
 
 // surelyExempts reports whether a NotPrincipal that matches the caller
-// exempts it for certain (Undecidable.StrictNotPrincipal): the caller
+// exempts it for certain (see Undecidable): the caller
 // cannot have a permissions boundary (the root user, or a service-linked
 // role or its session, which AWS does not let anyone give one: IAM API
 // Reference, PutRolePermissionsBoundary), and the element lists the

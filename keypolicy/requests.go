@@ -289,11 +289,6 @@ type unknowns struct {
 	shape int
 }
 
-// StrictNotPrincipal implements Undecidable: whether AWS checks the
-// account and role before a session against NotPrincipal, and whether the
-// principal has a permissions boundary, are not known.
-func (u *unknowns) StrictNotPrincipal() bool { return true }
-
 // Values implements Undecidable: for each key AWS sends, or may send,
 // with the request, what amigate cannot know of it (IAM User Guide, "AWS
 // global condition context keys", each key's Availability; Service

@@ -293,7 +293,7 @@ func (c caller) principalARN() string {
 // it; and its aws:PrincipalArn when its role's path is not known. A Deny
 // that depends on them counts, an allow does not.
 func (c caller) unknowns(keyOrigin string) keypolicy.Undecidable {
-	u := &keypolicy.UndecidableKeys{Keys: map[string][]string{}, NotPrincipal: true,
+	u := &keypolicy.UndecidableKeys{Keys: map[string][]string{},
 		Prefixes: []string{"aws:principaltag/", "aws:resourcetag/"}}
 	for _, k := range []string{"aws:sourceip", "aws:sourcevpc", "aws:sourcevpce", "aws:vpcsourceip", "aws:sourcevpcarn",
 		"aws:vpceaccount", "aws:vpceorgid", "aws:vpceorgpaths", "aws:sourceidentity", "aws:tokenissuetime",
