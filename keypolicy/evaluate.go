@@ -129,23 +129,50 @@ type Result struct {
 	Undecided []Undecided
 }
 
-// Undecided is a statement whose match could not be decided.
+// Undecided is a statement whose match could not be decided, and why.
 type Undecided struct {
 	// Statement is the statement's index.
 	Statement int
-	// Key is what could not be decided: a condition key as the statement
-	// writes it, a policy variable as "${key}", or "NotPrincipal".
+	// Reason is what kept the match from being decided.
+	Reason UndecidedReason
+	// Key is what Reason names: a condition key as the statement writes
+	// it (UndecidedByKey, UndecidedByBoolCase, UndecidedByNoSetOperator),
+	// the key of a policy variable, lower-cased (UndecidedByVariable), or
+	// "" (UndecidedByNotPrincipal).
 	Key string
 }
 
-// UndecidedKey returns what kept statement i from being decided, or "".
-func (r *Result) UndecidedKey(i int) string {
+// UndecidedReason is why a statement's match could not be decided.
+type UndecidedReason int
+
+// The reasons a match may not be decided.
+const (
+	// UndecidedByKey: a condition's key is one the request's Undecidable
+	// names.
+	UndecidedByKey UndecidedReason = iota + 1
+	// UndecidedByVariable: a policy variable in Resource or in a
+	// condition's values has a key the request's Undecidable names.
+	UndecidedByVariable
+	// UndecidedByBoolCase: a Bool or Null value is not written in lower
+	// case (see lowerBool).
+	UndecidedByBoolCase
+	// UndecidedByNoSetOperator: a condition on a multivalued key has
+	// neither ForAnyValue: nor ForAllValues: (see multiValuedKeys).
+	UndecidedByNoSetOperator
+	// UndecidedByNotPrincipal: a Deny's NotPrincipal lists the caller, but
+	// that may not exempt it (see Undecidable).
+	UndecidedByNotPrincipal
+)
+
+// UndecidedFor returns what kept statement i from being decided, if
+// anything did.
+func (r *Result) UndecidedFor(i int) (Undecided, bool) {
 	for _, u := range r.Undecided {
 		if u.Statement == i {
-			return u.Key
+			return u, true
 		}
 	}
-	return ""
+	return Undecided{}, false
 }
 
 // Evaluate decides the request against this policy as a key policy (a
@@ -208,9 +235,10 @@ func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]s
 		if m == noMatch {
 			continue
 		}
-		if undecided != "" {
+		if undecided.Reason != 0 {
 			// It may apply: a Deny counts, an Allow does not.
-			r.Undecided = append(r.Undecided, Undecided{Statement: i, Key: undecided})
+			undecided.Statement = i
+			r.Undecided = append(r.Undecided, undecided)
 			if s.Effect == Deny {
 				denies = append(denies, i)
 			}
@@ -236,29 +264,33 @@ func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]s
 
 // match reports how the statement applies to the request (noMatch when it
 // does not), and, when that depends on what the request's Undecidable
-// names, what could not be decided. Policy variables the request does not
-// carry are added to r.Unknown.
-func (s *Statement) match(c *caller, action, resource string, ctx map[string][]string, sc *scope, r *Result) (principalMatch, string) {
-	pm, undecided := s.matchPrincipal(c, ctx, sc)
+// names, what could not be decided (its Statement unset; a zero Reason
+// when all was decided). Policy variables the request does not carry are
+// added to r.Unknown.
+func (s *Statement) match(c *caller, action, resource string, ctx map[string][]string, sc *scope, r *Result) (principalMatch, Undecided) {
+	var undecided Undecided
+	pm, uncertain := s.matchPrincipal(c, ctx, sc)
 	if pm == noMatch || !s.matchAction(action) {
-		return noMatch, ""
+		return noMatch, undecided
 	}
-	switch res, key := s.matchResource(resource, ctx, sc, r); res {
+	if uncertain {
+		undecided.Reason = UndecidedByNotPrincipal
+	}
+	switch res, variable := s.matchResource(resource, ctx, sc, r); res {
 	case condFalse:
-		return noMatch, ""
+		return noMatch, Undecided{}
 	case condUndecided:
-		if undecided == "" {
-			undecided = "${" + key + "}"
+		if undecided.Reason == 0 {
+			undecided = Undecided{Reason: UndecidedByVariable, Key: variable}
 		}
 	}
 	for i := range s.Conditions {
-		cond := &s.Conditions[i]
-		switch res := cond.eval(ctx, sc, r); res {
+		switch res, why := s.Conditions[i].eval(ctx, sc, r); res {
 		case condFalse:
-			return noMatch, ""
+			return noMatch, Undecided{}
 		case condUndecided:
-			if undecided == "" {
-				undecided = cond.undecidedName(ctx, sc)
+			if undecided.Reason == 0 {
+				undecided = why
 			}
 		}
 	}
@@ -267,25 +299,25 @@ func (s *Statement) match(c *caller, action, resource string, ctx map[string][]s
 
 // matchPrincipal evaluates Principal or NotPrincipal. A statement with
 // neither applies to its principal in an identity policy, and to no one in
-// a key policy, where KMS would have refused it. The string is
-// "NotPrincipal" when a Deny's NotPrincipal exempts the caller but, the
-// request having an Undecidable, not for certain (see Undecidable).
-func (s *Statement) matchPrincipal(c *caller, ctx map[string][]string, sc *scope) (principalMatch, string) {
+// a key policy, where KMS would have refused it. uncertain is true when a
+// Deny's NotPrincipal exempts the caller but, the request having an
+// Undecidable, not for certain (see Undecidable).
+func (s *Statement) matchPrincipal(c *caller, ctx map[string][]string, sc *scope) (pm principalMatch, uncertain bool) {
 	switch {
 	case s.Principal != nil:
-		return s.Principal.match(c, false), ""
+		return s.Principal.match(c, false), false
 	case s.NotPrincipal != nil:
 		if s.NotPrincipal.match(c, true) == noMatch {
-			return matchDirect, ""
+			return matchDirect, false
 		}
 		if sc.und != nil && !s.NotPrincipal.surelyExempts(c, ctx) {
-			return matchDirect, "NotPrincipal"
+			return matchDirect, true
 		}
-		return noMatch, ""
+		return noMatch, false
 	case sc.kind == identityPolicy:
-		return matchDirect, ""
+		return matchDirect, false
 	}
-	return noMatch, ""
+	return noMatch, false
 }
 
 func (s *Statement) matchAction(action string) bool {
@@ -350,8 +382,8 @@ func (s *Statement) failedConditions(c *caller, action, resource string, ctx map
 	}
 	var failed []failedCondition
 	for i := range s.Conditions {
-		if res := s.Conditions[i].eval(ctx, sc, nil); res != condTrue {
-			failed = append(failed, failedCondition{&s.Conditions[i], res})
+		if res, why := s.Conditions[i].eval(ctx, sc, nil); res != condTrue {
+			failed = append(failed, failedCondition{&s.Conditions[i], res, why.Reason})
 		}
 	}
 	return failed, true
@@ -360,6 +392,8 @@ func (s *Statement) failedConditions(c *caller, action, resource string, ctx map
 type failedCondition struct {
 	*Condition
 	result conditionResult
+	// why is the reason of an undecided result.
+	why UndecidedReason
 }
 
 func lowerKeys(ctx map[string][]string) map[string][]string {

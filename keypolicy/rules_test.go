@@ -484,6 +484,25 @@ func TestPrincipalOrgPathsIsMultiValuedSoItNeedsForAnyValue(t *testing.T) {
 	}
 }
 
+// A Deny on a multivalued key without a set operator may apply (above);
+// the finding says so, and what to write instead: ForAllValues: for a
+// negated operator in a Deny (it then also holds when the key is missing,
+// as the Deny means), ForAnyValue: otherwise. It is not the advice for a
+// Bool value written in upper case.
+func TestDenyOnMultiValuedKeyWithoutSetOperatorSaysSo(t *testing.T) {
+	for cond, qualified := range map[string]string{
+		`{"StringNotLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/*"}}`:                                           `"ForAllValues:StringNotLike"`,
+		`{"StringLike":{"aws:PrincipalOrgPaths":"` + otherOUPath + `*"}}`:                                        `"ForAnyValue:StringLike"`,
+		`{"StringEquals":{"aws:PrincipalOrgPaths":"` + otherOUPath + `"},"Bool":{"aws:SecureTransport":"true"}}`: `"ForAnyValue:StringEquals"`,
+	} {
+		pv := orgVerdict(t, denyByCondition(cond), PathInstance, testOrgPath)
+		wantFinding(t, pv, CodeKeyPolicyDenies, "Guard", "may deny", "no ForAnyValue: or ForAllValues: qualifier", "aws:PrincipalOrgPaths is multivalued", qualified)
+		if f, _ := findingFor(pv, CodeKeyPolicyDenies); strings.Contains(f.Message+f.Fix, "lower case") {
+			t.Errorf("%s: the advice for a Bool value not in lower case:\n%s\nfix: %s", cond, f.Message, f.Fix)
+		}
+	}
+}
+
 // IAM User Guide, "AWS global condition context keys": aws:PrincipalOrgID
 // and aws:PrincipalOrgPaths are in the request of a principal whose account
 // is in an organization; the id is the path's first part. Requests EC2
