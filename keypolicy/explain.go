@@ -157,10 +157,6 @@ func explainDeny(key *Key, env *requestEnv, t Target, p Path, principal string, 
 	}
 	f.Message = fmt.Sprintf("key-policy statement %q explicitly denies %s to %s; an explicit deny wins over every allow and grant", f.Statement, action, name)
 	f.Fix = fmt.Sprintf("the key owner must narrow statement %q so it does not match %s (amigate never edits statements it does not own)", f.Statement, name)
-	if k := missingOrgKey(s, req); k != "" {
-		f.Message += fmt.Sprintf("; its condition on %s holds because account %s's organization is not known, so the request carries no organization keys, and a negated or ...IfExists condition on a missing key is true", k, t.Account)
-		f.Fix = fmt.Sprintf("if account %s is in the organization the statement names, give its organization path (the aws:PrincipalOrgPaths value of its principals, o-ORG/r-ROOT/ou-.../; in amigate lint: --org-path %s=PATH) so the statement can be evaluated; otherwise %s", t.Account, t.Account, f.Fix)
-	}
 	if s.NotPrincipal != nil {
 		c := parseCaller(req.Principal)
 		switch {
@@ -493,18 +489,6 @@ func variableIn(s string) string {
 		return ""
 	}
 	return s[i : i+j+1]
-}
-
-// missingOrgKey returns an organization key (as written) that one of the
-// statement's conditions tests and the request lacks, or "".
-func missingOrgKey(s *Statement, req Request) string {
-	ctx := req.context()
-	for _, c := range s.Conditions {
-		if _, present := ctx[c.key]; orgKeys[c.key] && !present {
-			return c.Key
-		}
-	}
-	return ""
 }
 
 func originalKey(s *Statement, lower string) string {
