@@ -60,29 +60,6 @@ type Undecidable interface {
 	Values(key string) (values []string, undecidable bool)
 }
 
-// UndecidableKeys is an Undecidable given as a table.
-type UndecidableKeys struct {
-	// Keys maps lower-cased condition keys to the values they may take,
-	// as Undecidable.Values returns them (nil: nothing is known).
-	Keys map[string][]string
-	// Prefixes are lower-cased key prefixes, such as "aws:principaltag/":
-	// nothing is known of any key under them.
-	Prefixes []string
-}
-
-// Values implements Undecidable.
-func (u *UndecidableKeys) Values(key string) ([]string, bool) {
-	if v, ok := u.Keys[key]; ok {
-		return v, true
-	}
-	for _, p := range u.Prefixes {
-		if strings.HasPrefix(key, p) {
-			return nil, true
-		}
-	}
-	return nil, false
-}
-
 // Decision is the outcome of an evaluation.
 type Decision int
 

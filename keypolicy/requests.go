@@ -117,6 +117,9 @@ type actor struct {
 	principalARN []string
 	principalTyp []string
 	org          *orgContext
+	// known are keys (lower-cased) the caller of a direct request gives:
+	// none of them is undecidable.
+	known map[string][]string
 	// ctx caches the request contexts by shape; unknowns the Undecidable
 	// of each request shape.
 	ctx      [3]map[string][]string
@@ -295,6 +298,9 @@ type unknowns struct {
 // Authorization Reference, AWS KMS, condition keys by action).
 func (u *unknowns) Values(key string) ([]string, bool) {
 	a, e := u.a, u.a.env
+	if _, ok := a.known[key]; ok {
+		return nil, false
+	}
 	fas := a.via != viaDirect
 	switch key {
 	case "aws:principalarn":
@@ -414,19 +420,54 @@ func (e *requestEnv) serviceRequest(principal string, p Path, pa pathAction, org
 	return e.newActor(principal, p, org, false).request(pa)
 }
 
-// directGrantRequest is the CreateGrant a target makes itself, by key ARN,
-// for its Auto Scaling role: no service is in between. org is the caller's
-// organization context, nil when not known.
-func (e *requestEnv) directGrantRequest(caller, grantee string, org *orgContext) Request {
-	a := e.newActor(caller, PathInstance, org, true)
-	req := a.request(pathAction{action: "kms:CreateGrant", createsGrant: true})
-	ctx := make(map[string][]string, len(req.Context)+3)
-	for k, v := range req.Context {
+// DirectRequest is the request principal makes to KMS itself, by key ARN,
+// with no service in between: action on key at now (the zero time: not
+// known, and aws:CurrentTime and aws:EpochTime are then undecidable).
+// principal is an account's root user, an IAM user, an IAM role (through
+// a session whose name is not known) or an assumed-role session. The
+// request carries what AWS sends that amigate knows (the key's metadata
+// among it) and names what it cannot know in its Undecidable, as the
+// requests of a verdict do. known adds the condition keys (any case) the
+// caller knows: the action's parameters (kms:GranteePrincipal, ...), a
+// session's aws:PrincipalArn, the organization keys; none of them is then
+// undecidable.
+func DirectRequest(key *Key, principal, action string, now time.Time, known map[string][]string) (Request, error) {
+	keyARN, err := ParseKeyARN(key.ARN)
+	if err != nil {
+		return Request{}, err
+	}
+	return newRequestEnv(key, keyARN, now).directRequest(principal, action, nil, lowerKeys(known)), nil
+}
+
+// directRequest is the request principal makes itself for action. org is
+// its organization context, nil when not known; known are more keys,
+// lower-cased.
+func (e *requestEnv) directRequest(principal, action string, org *orgContext, known map[string][]string) Request {
+	a := e.newActor(principal, PathInstance, org, true)
+	a.known = known
+	shape, unk := shapePlain, shapePlain
+	switch lower := strings.ToLower(action); {
+	case lower == "kms:creategrant":
+		shape, unk = shapeGrant, shapeGrant
+	case strings.HasPrefix(lower, "kms:reencrypt"):
+		unk = shapeReEncrypt
+	}
+	ctx := a.context(shape) // new: the request may add to it
+	for k, v := range known {
 		ctx[k] = v
 	}
-	ctx["kms:granteeprincipal"] = []string{grantee}
-	ctx["kms:grantoperations"] = AutoScalingGrantOperations
-	ctx["kms:grantisforawsresource"] = valueFalse
-	req.Context = ctx
+	return Request{Principal: a.caller, Action: action, Resource: a.resource, Context: ctx, Undecidable: &a.unknowns[unk], lowerCase: true}
+}
+
+// directGrantRequest is the CreateGrant a target makes itself, by key ARN,
+// for its Auto Scaling role: no service is in between. org is the caller's
+// organization context, nil when not known. The grant's keys are written
+// into the request's own context; a direct call leaves none of them
+// undecidable.
+func (e *requestEnv) directGrantRequest(caller, grantee string, org *orgContext) Request {
+	req := e.directRequest(caller, "kms:CreateGrant", org, nil)
+	req.Context["kms:granteeprincipal"] = []string{grantee}
+	req.Context["kms:grantoperations"] = AutoScalingGrantOperations
+	req.Context["kms:grantisforawsresource"] = valueFalse
 	return req
 }

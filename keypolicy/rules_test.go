@@ -1012,11 +1012,31 @@ func TestKeyPropertiesAreInEveryRequest(t *testing.T) {
 	}
 }
 
-// A caller that builds its own requests names what it cannot know with
-// UndecidableKeys: a condition on such a key decides only when it comes
-// out the same for every value the key may take.
+// undecidableTable is an Undecidable given as a table: Keys maps
+// lower-cased keys to the values they may take (nil: nothing is known);
+// nothing is known of a key under one of Prefixes.
+type undecidableTable struct {
+	Keys     map[string][]string
+	Prefixes []string
+}
+
+func (u *undecidableTable) Values(key string) ([]string, bool) {
+	if v, ok := u.Keys[key]; ok {
+		return v, true
+	}
+	for _, p := range u.Prefixes {
+		if strings.HasPrefix(key, p) {
+			return nil, true
+		}
+	}
+	return nil, false
+}
+
+// A caller that builds its own requests names what it cannot know with an
+// Undecidable: a condition on such a key decides only when it comes out
+// the same for every value the key may take.
 func TestUndecidableKeysTable(t *testing.T) {
-	und := &UndecidableKeys{
+	und := &undecidableTable{
 		Keys:     map[string][]string{"aws:principalarn": {"arn:aws:iam::111122223333:role/*"}, "aws:sourceidentity": nil},
 		Prefixes: []string{"aws:principaltag/"},
 	}
@@ -1035,5 +1055,50 @@ func TestUndecidableKeysTable(t *testing.T) {
 		if undecided := r.Decision == ImplicitDeny && !strings.Contains(cond, "999988887777"); undecided != (len(r.Undecided) == 1) {
 			t.Errorf("%s: undecided %+v", cond, r.Undecided)
 		}
+	}
+}
+
+// A KMS call a principal makes itself (amigate's dry run checks its own
+// calls so) carries what AWS sends with every request to KMS: the key's
+// properties (AWS KMS Developer Guide, "AWS KMS condition keys"), the
+// principal's account, ARN and type, that no service signs or forwards it
+// (IAM User Guide, "AWS global condition context keys"); and the keys its
+// caller knows, such as the grant's parameters and a session's role. What
+// it cannot know stays undecidable: where the call comes from, and
+// whether a multi-Region key is the primary or a replica.
+func TestDirectRequestCarriesWhatAWSSends(t *testing.T) {
+	const (
+		mrk     = "arn:aws:kms:us-east-1:444455556666:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+		session = "arn:aws:sts::111122223333:assumed-role/builder/me"
+		role    = "arn:aws:iam::111122223333:role/ci/builder"
+	)
+	req, err := DirectRequest(&Key{ARN: mrk, Origin: "AWS_KMS"}, session, "kms:CreateGrant", testNow,
+		map[string][]string{"aws:PrincipalArn": {role}, "kms:GranteePrincipal": {targetRole}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{
+		"kms:multiregion": "true", "kms:keyspec": "SYMMETRIC_DEFAULT", "kms:keyusage": "ENCRYPT_DECRYPT", "kms:keyorigin": "AWS_KMS",
+		"aws:principaltype": "AssumedRole", "aws:principalisawsservice": "false", "aws:viaawsservice": "false",
+		"aws:principalaccount": "111122223333", "aws:resourceaccount": "444455556666", "aws:principalarn": role,
+		"kms:granteeprincipal": targetRole, "aws:currenttime": testNow.UTC().Format(time.RFC3339),
+	} {
+		if got := req.Context[k]; len(got) != 1 || got[0] != want {
+			t.Errorf("%s = %v, want %s", k, got, want)
+		}
+	}
+	for k, want := range map[string]bool{"kms:multiregionkeytype": true, "aws:sourceip": true, "aws:principalarn": false, "kms:granteeprincipal": false} {
+		if _, got := req.Undecidable.Values(k); got != want {
+			t.Errorf("%s undecidable = %v, want %v", k, got, want)
+		}
+	}
+	// The session's role, with its path, decides a Deny by role ARN.
+	deny := mustPolicy(t, `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"},
+	  {"Effect":"Deny","Principal":"*","Action":"kms:CreateGrant","Resource":"*","Condition":{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/ci/*"}}}]}`)
+	if r := deny.Evaluate(req); r.Decision != ExplicitDeny || len(r.Undecided) != 0 {
+		t.Errorf("Deny of role/ci/* to a session of role/ci/builder: %+v", r)
+	}
+	if _, err := DirectRequest(&Key{ARN: "alias/golden"}, session, "kms:CreateGrant", testNow, nil); err == nil {
+		t.Error("an alias taken for a key ARN")
 	}
 }
