@@ -392,6 +392,10 @@ var multiValuedKeys = map[string]bool{
 	"kms:resourcealiases":           true,
 }
 
+// IsMultiValued reports whether the condition key (any case) is
+// multivalued: its request value is a set (see multiValuedKeys).
+func IsMultiValued(key string) bool { return multiValuedKeys[strings.ToLower(key)] }
+
 // resolve substitutes policy variables in the condition's values; only the
 // string and ARN operators take variables. A value whose variable the
 // request does not carry becomes nullValue (and the variable goes to

@@ -116,7 +116,7 @@ func contextEntries(reqContext map[string][]string) []iamtypes.ContextEntry {
 		switch {
 		case boolKeys[k]:
 			typ = iamtypes.ContextKeyTypeEnumBoolean
-		case multiValuedKeys[k]:
+		case keypolicy.IsMultiValued(k):
 			typ = iamtypes.ContextKeyTypeEnumStringList
 		}
 		out = append(out, iamtypes.ContextEntry{ContextKeyName: aws.String(k), ContextKeyType: typ, ContextKeyValues: reqContext[k]})
@@ -124,11 +124,8 @@ func contextEntries(reqContext map[string][]string) []iamtypes.ContextEntry {
 	return out
 }
 
-var (
-	boolKeys = map[string]bool{"aws:viaawsservice": true, "aws:securetransport": true, "aws:principalisawsservice": true,
-		"aws:multifactorauthpresent": true, "kms:grantisforawsresource": true, "kms:multiregion": true}
-	multiValuedKeys = map[string]bool{"kms:grantoperations": true, "aws:principalorgpaths": true, "kms:encryptioncontextkeys": true}
-)
+var boolKeys = map[string]bool{"aws:viaawsservice": true, "aws:securetransport": true, "aws:principalisawsservice": true,
+	"aws:multifactorauthpresent": true, "kms:grantisforawsresource": true, "kms:multiregion": true}
 
 // notVerifiedBecause says why an allowed decision is not a verified one:
 // the policies test condition keys the simulator had no value for.
