@@ -82,8 +82,7 @@ func newCondition(op, key string, values []string) Condition {
 	if err != nil {
 		panic(err) // only called with the literals above
 	}
-	lower := strings.ToLower(key)
-	return Condition{Operator: op, Key: key, Values: Values{Items: values, List: true}, op: o, set: set, ifExists: ifExists, key: lower, multiValued: multiValuedKeys[lower]}
+	return makeCondition(op, o, set, ifExists, key, Values{Items: values, List: true})
 }
 
 // autoScalingRolePattern matches an account's Auto Scaling service-linked

@@ -1,6 +1,7 @@
 package keypolicy
 
 import (
+	"cmp"
 	"strconv"
 	"strings"
 	"time"
@@ -141,10 +142,7 @@ const (
 // principal itself, with no service in between.
 func (e *requestEnv) newActor(principal string, p Path, org *orgContext, direct bool) *actor {
 	c := parseCaller(principal)
-	a := &actor{env: e, principal: principal, caller: principal, resource: e.keyARN.String(), account: c.account, roleName: c.roleName, org: org, partition: e.keyARN.Partition}
-	if pa, err := ParseARN(principal); err == nil {
-		a.partition = pa.Partition
-	}
+	a := &actor{env: e, principal: principal, caller: principal, resource: e.keyARN.String(), account: c.account, roleName: c.roleName, org: org, partition: cmp.Or(c.partition, e.keyARN.Partition)}
 	switch {
 	case direct:
 		a.via = viaDirect
@@ -154,7 +152,7 @@ func (e *requestEnv) newActor(principal string, p Path, org *orgContext, direct 
 		a.via = viaEC2
 	}
 	switch {
-	case c.kind == callerRole && c.roleName == anyRoleName:
+	case c.anyPrincipal():
 		a.who = whoAny
 	case c.kind == callerRole && p == PathASG && !direct:
 		a.who = whoServiceLinked
@@ -174,7 +172,7 @@ func (e *requestEnv) newActor(principal string, p Path, org *orgContext, direct 
 		a.who = whoRoot
 		a.principalARN = []string{c.arn}
 		a.principalTyp = []string{"Account"}
-	case strings.Contains(principal, ":user/"):
+	case c.kind == callerUser:
 		a.who = whoUser
 		a.principalARN = []string{principal}
 		a.principalTyp = []string{"User"}
