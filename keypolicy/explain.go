@@ -255,9 +255,9 @@ func undecidableAdvice(s *Statement, label string, undecided Undecided, env *req
 		return "amigate does not know whether this multi-Region key is the primary or a replica", narrow
 	case key == "kms:reencryptonsamekey":
 		return "whether EC2 re-encrypts under the same key depends on the volume's key", narrow
-	case key == "aws:sourceip" || networkKeys[key]:
+	case networkKeys[key]:
 		return "EC2 calls KMS for the launch from AWS's own addresses, and a direct call comes from wherever the principal runs", narrow
-	case strings.HasPrefix(key, "kms:grant") || strings.HasPrefix(key, "kms:grantee") || strings.HasPrefix(key, "kms:retiring") || strings.HasPrefix(key, "kms:encryptioncontext"):
+	case strings.HasPrefix(key, "kms:grant") || strings.HasPrefix(key, "kms:retiring") || strings.HasPrefix(key, "kms:encryptioncontext"):
 		return "EC2 chooses the grantee, operations and constraints of the grant it creates for the volume",
 			"limit EC2's grants with \"Bool\": {\"kms:GrantIsForAWSResource\": \"true\"} alone, as AWS's default key policy does, or " + narrow
 	}

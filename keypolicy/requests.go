@@ -78,6 +78,9 @@ const (
 	whoRoot
 	// whoServiceLinked: the Auto Scaling service-linked role's session.
 	whoServiceLinked
+	// whoOther: a principal of no kind above (a Target.Principal or a
+	// DirectRequest principal that is no IAM role, user, session or root):
+	// its aws:PrincipalArn is itself, its type is not known.
 	whoOther
 )
 
@@ -410,12 +413,6 @@ func (u *unknowns) Values(key string) ([]string, bool) {
 		}
 	}
 	return nil, false
-}
-
-// serviceRequest is the request EC2 (or Auto Scaling through EC2) makes
-// to KMS for principal on path p: see actor.
-func (e *requestEnv) serviceRequest(principal string, p Path, pa pathAction, org *orgContext) Request {
-	return e.newActor(principal, p, org, false).request(pa)
 }
 
 // DirectRequest is the request principal makes to KMS itself, by key ARN,

@@ -19,6 +19,12 @@ const (
 // testNow.
 func testEnv(keyARN ARN) *requestEnv { return newRequestEnv(nil, keyARN, testNow) }
 
+// serviceRequest is the request EC2 (or Auto Scaling through EC2) makes
+// to KMS for principal on path p: see actor.
+func (e *requestEnv) serviceRequest(principal string, p Path, pa pathAction, org *orgContext) Request {
+	return e.newActor(principal, p, org, false).request(pa)
+}
+
 // testNow is the time the tests' launches happen.
 var testNow = time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
 
@@ -533,11 +539,12 @@ func TestRequestsOfATargetCarryItsOrganizationKeys(t *testing.T) {
 
 // IAM User Guide, "AWS global condition context keys", Availability: the
 // organization keys are absent when the principal's account is in no
-// organization, which is how a target whose organization is not known is
-// checked. An allow by aws:PrincipalOrgID is then false (the missing-key
-// rule), and a Deny with StringNotEquals on it true: a red at worst, never
-// a green AWS would refuse. The finding says the organization is unknown.
-func TestUnknownOrganizationMakesOrgConditionsFalseNeverGreen(t *testing.T) {
+// organization, and carry its organization otherwise. For a target whose
+// organization is not known, either may be so: conditions on them are
+// undecided, so an allow by aws:PrincipalOrgID is not counted and a Deny
+// with StringNotEquals on it is: a red at worst, never a green AWS would
+// refuse. The finding says the organization is unknown.
+func TestUnknownOrganizationMakesOrgConditionsUndecidedNeverGreen(t *testing.T) {
 	allow := useByCondition(`{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}}`)
 	pv := orgVerdict(t, allow, PathInstance, "")
 	f, ok := findingFor(pv, CodeKeyPolicyMissing)
