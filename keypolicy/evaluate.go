@@ -212,10 +212,9 @@ func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]s
 		if m == noMatch {
 			continue
 		}
-		if undecided.Reason != 0 {
+		if undecided {
 			// It may apply: a Deny counts, an Allow does not.
-			undecided.Statement = i
-			r.Undecided = append(r.Undecided, undecided)
+			r.Undecided[len(r.Undecided)-1].Statement = i
 			if s.Effect == Deny {
 				denies = append(denies, i)
 			}
@@ -240,38 +239,44 @@ func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]s
 }
 
 // match reports how the statement applies to the request (noMatch when it
-// does not), and, when that depends on what the request's Undecidable
-// names, what could not be decided (its Statement unset; a zero Reason
-// when all was decided). Policy variables the request does not carry are
-// added to r.Unknown.
-func (s *Statement) match(c *caller, action, resource string, ctx map[string][]string, sc *scope, r *Result) (principalMatch, Undecided) {
-	var undecided Undecided
+// does not), and whether that depends on what the request's Undecidable
+// names: then what could not be decided is added to r.Undecided, for the
+// caller to set its Statement. (Neither the index nor an Undecided passes
+// through the call: evaluate makes it for every statement, and one more
+// argument no longer fits in registers.) Policy variables the request does
+// not carry are added to r.Unknown.
+func (s *Statement) match(c *caller, action, resource string, ctx map[string][]string, sc *scope, r *Result) (pm principalMatch, undecided bool) {
 	pm, uncertain := s.matchPrincipal(c, ctx, sc)
 	if pm == noMatch || !s.matchAction(action) {
-		return noMatch, undecided
+		return noMatch, false
 	}
+	var why Undecided
 	if uncertain {
-		undecided.Reason = UndecidedByNotPrincipal
+		why.Reason = UndecidedByNotPrincipal
 	}
 	switch res, variable := s.matchResource(resource, ctx, sc, r); res {
 	case condFalse:
-		return noMatch, Undecided{}
+		return noMatch, false
 	case condUndecided:
-		if undecided.Reason == 0 {
-			undecided = Undecided{Reason: UndecidedByVariable, Key: variable}
+		if why.Reason == 0 {
+			why.Reason, why.Key = UndecidedByVariable, variable
 		}
 	}
 	for i := range s.Conditions {
-		switch res, why := s.Conditions[i].eval(ctx, sc, r); res {
+		switch res, cw := s.Conditions[i].eval(ctx, sc, r); res {
 		case condFalse:
-			return noMatch, Undecided{}
+			return noMatch, false
 		case condUndecided:
-			if undecided.Reason == 0 {
-				undecided = why
+			if why.Reason == 0 {
+				why = cw
 			}
 		}
 	}
-	return pm, undecided
+	if why.Reason == 0 {
+		return pm, false
+	}
+	r.Undecided = append(r.Undecided, why)
+	return pm, true
 }
 
 // matchPrincipal evaluates Principal or NotPrincipal. A statement with

@@ -299,8 +299,10 @@ type unknowns struct {
 // Authorization Reference, AWS KMS, condition keys by action).
 func (u *unknowns) Values(key string) ([]string, bool) {
 	a, e := u.a, u.a.env
-	if _, ok := a.known[key]; ok {
-		return nil, false
+	if a.known != nil {
+		if _, ok := a.known[key]; ok {
+			return nil, false
+		}
 	}
 	fas := a.via != viaDirect
 	switch key {
