@@ -82,7 +82,9 @@ func newCondition(op, key string, values []string) Condition {
 	if err != nil {
 		panic(err) // only called with the literals above
 	}
-	return makeCondition(op, o, set, ifExists, key, Values{Items: values, List: true})
+	c := Condition{Operator: op, Values: Values{Items: values, List: true}, op: o, set: set, ifExists: ifExists}
+	c.setKey(key)
+	return c
 }
 
 // autoScalingRolePattern matches an account's Auto Scaling service-linked

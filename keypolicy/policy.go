@@ -388,7 +388,8 @@ func parseConditions(n *node, doc []byte) ([]Condition, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s %s: %w", opName, key, err)
 			}
-			c := makeCondition(opName, op, set, ifExists, key, vals)
+			c := Condition{Operator: opName, Values: vals, op: op, set: set, ifExists: ifExists}
+			c.setKey(key)
 			if err := c.validate(); err != nil {
 				return nil, fmt.Errorf("%s %s: %w", opName, key, err)
 			}
@@ -399,11 +400,12 @@ func parseConditions(n *node, doc []byte) ([]Condition, error) {
 	return out, nil
 }
 
-// makeCondition is the condition of the operator opName (parsed: op, set,
-// ifExists) on key.
-func makeCondition(opName string, op operator, set setQualifier, ifExists bool, key string, vals Values) Condition {
-	lower := strings.ToLower(key)
-	return Condition{Operator: opName, Key: key, Values: vals, op: op, set: set, ifExists: ifExists, key: lower, multiValued: multiValuedKeys[lower]}
+// setKey sets the condition's key, as written, and what follows from it:
+// the key lower-cased, and whether it is multivalued. Parsing and the
+// planner's statements build conditions with it.
+func (c *Condition) setKey(key string) {
+	c.Key, c.key = key, strings.ToLower(key)
+	c.multiValued = multiValuedKeys[c.key]
 }
 
 // sortConditions orders conditions by operator and key, so that the
