@@ -78,3 +78,16 @@ func BenchmarkParse30KiB(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPlan100Targets: the key-policy patch for 100 targets, both
+// default paths, against a ~24 KiB key policy that has none of them yet.
+func BenchmarkPlan100Targets(b *testing.B) {
+	targets := hundredTargets()
+	key := Key{ARN: testKey, Manager: "CUSTOMER", State: "Enabled", Policy: bigPolicy(b, 24*1024, nil)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := PlanPatch(key, targets, PlanOptions{}); err != nil && !strings.Contains(err.Error(), "32 KiB") {
+			b.Fatal(err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package keypolicy
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"net/netip"
@@ -181,8 +182,9 @@ const (
 // context keys": ForAllValues: true, ForAnyValue: false). A key the
 // request's Undecidable names is evaluated for every value it may take.
 // Variables the request does not carry are added to r.Unknown (r may be
-// nil).
-func (c *Condition) eval(ctx map[string][]string, sc *scope, r *Result) conditionResult {
+// nil). When the result is condUndecided, the Undecided (its Statement
+// unset) says why.
+func (c *Condition) eval(ctx map[string][]string, sc *scope, r *Result) (conditionResult, Undecided) {
 	if sc.und != nil {
 		if vals, ok := sc.und.Values(c.key); ok {
 			return c.evalUndecidable(vals, ctx, sc, r)
@@ -194,33 +196,38 @@ func (c *Condition) eval(ctx map[string][]string, sc *scope, r *Result) conditio
 
 // evalUndecidable evaluates the condition on an undecidable key that may
 // take any of vals (nil: any value, or none): decided only when it comes
-// out the same for each.
-func (c *Condition) evalUndecidable(vals []string, ctx map[string][]string, sc *scope, r *Result) conditionResult {
+// out the same for each. Undecided, it is so because of the key, even
+// where a value's case or a variable leaves one of them open too: writing
+// those otherwise would not decide it.
+func (c *Condition) evalUndecidable(vals []string, ctx map[string][]string, sc *scope, r *Result) (conditionResult, Undecided) {
+	byKey := Undecided{Reason: UndecidedByKey, Key: c.Key}
 	if vals == nil {
-		return condUndecided
+		return condUndecided, byKey
 	}
 	if c.op.kind == opNull {
-		return c.evalValues(nil, true, false, ctx, sc, r) // present
+		// The key is present: only how a value is written can leave it
+		// open.
+		return c.evalValues(nil, true, false, ctx, sc, r)
 	}
 	res := condUndecided
 	for i := range vals {
-		got := c.evalValues(vals[i:i+1], true, strings.Contains(vals[i], "*"), ctx, sc, r)
+		got, _ := c.evalValues(vals[i:i+1], true, strings.Contains(vals[i], "*"), ctx, sc, r)
 		switch {
 		case got == condUndecided:
-			return condUndecided
+			return condUndecided, byKey
 		case i == 0:
 			res = got
 		case got != res:
-			return condUndecided
+			return condUndecided, byKey
 		}
 	}
-	return res
+	return res, byKey
 }
 
 // evalValues evaluates the condition on the request's values for its key;
 // pattern says they are patterns in which '*' stands for any text (the
 // values an undecidable key may take).
-func (c *Condition) evalValues(vals []string, present, pattern bool, ctx map[string][]string, sc *scope, r *Result) conditionResult {
+func (c *Condition) evalValues(vals []string, present, pattern bool, ctx map[string][]string, sc *scope, r *Result) (conditionResult, Undecided) {
 	if c.op.kind == opNull {
 		res := condFalse
 		for _, want := range c.Values.Items {
@@ -229,111 +236,131 @@ func (c *Condition) evalValues(vals []string, present, pattern bool, ctx map[str
 					res = condUndecided
 					continue
 				}
-				return condTrue
+				return condTrue, Undecided{}
 			}
 		}
-		return res
+		return res, c.undecided(UndecidedByBoolCase, "")
 	}
 	if !present {
 		// ForAnyValue: over no values is false even with ...IfExists: AWS
 		// applies IfExists to each value inside the set test.
 		if c.set == setAnyValue {
-			return condFalse
+			return condFalse, Undecided{}
 		}
 		if c.ifExists || c.set == setAllValues || (c.op.negated && c.set == setNone) {
-			return condTrue
+			return condTrue, Undecided{}
 		}
-		return condFalse
+		return condFalse, Undecided{}
 	}
 	// A multivalued key needs ForAnyValue: or ForAllValues: (see
 	// multiValuedKeys); what AWS makes of a condition without one is not
 	// documented, so it is undecided: an Allow on it does not count, a
 	// Deny on it does.
 	if c.set == setNone && c.multiValued {
-		return condUndecided
+		return condUndecided, c.undecided(UndecidedByNoSetOperator, "")
 	}
-	policy := c.Values.Items
+	policy, variable := c.Values.Items, ""
 	if sc.variables {
-		policy = c.resolve(ctx, sc, r)
+		policy, variable = c.resolve(ctx, sc, r)
 	}
+	var why UndecidedReason // of the first undecided value
 	switch c.set {
 	case setAllValues:
 		res := condTrue
 		for _, rv := range vals {
-			switch c.satisfied(rv, pattern, policy) {
+			switch m, w := c.satisfied(rv, pattern, policy); m {
 			case condFalse:
-				return condFalse
+				return condFalse, Undecided{}
 			case condUndecided:
 				res = condUndecided
+				why = cmp.Or(why, w)
 			}
 		}
-		return res
+		return res, c.undecided(why, variable)
 	case setAnyValue:
 		res := condFalse
 		for _, rv := range vals {
-			switch c.satisfied(rv, pattern, policy) {
+			switch m, w := c.satisfied(rv, pattern, policy); m {
 			case condTrue:
-				return condTrue
+				return condTrue, Undecided{}
 			case condUndecided:
 				res = condUndecided
+				why = cmp.Or(why, w)
 			}
 		}
-		return res
+		return res, c.undecided(why, variable)
 	default:
 		// Several values for a key AWS documents as single-valued (no
 		// request carries them): the operator matches when any value
 		// matches, its negation when none does.
 		res := condFalse
 		for _, rv := range vals {
-			if m := c.matchOne(rv, pattern, policy); m == condTrue {
-				res = condTrue
+			if m, w := c.matchOne(rv, pattern, policy); m == condTrue {
+				res, why = condTrue, 0
 				break
 			} else if m == condUndecided {
 				res = condUndecided
+				why = cmp.Or(why, w)
 			}
 		}
 		if c.op.negated {
-			return res.not()
+			res = res.not()
 		}
-		return res
+		return res, c.undecided(why, variable)
 	}
+}
+
+// undecided is what leaves the condition undecided for the reason: it
+// names the undecidable variable (of the condition's values) or the
+// condition's key. With no reason (a decided result), it is empty.
+func (c *Condition) undecided(reason UndecidedReason, variable string) Undecided {
+	switch reason {
+	case 0:
+		return Undecided{}
+	case UndecidedByVariable:
+		return Undecided{Reason: reason, Key: variable}
+	}
+	return Undecided{Reason: reason, Key: c.Key}
 }
 
 // satisfied reports whether one request value satisfies the operator: for
 // a negated operator, when it matches none of the policy values.
-func (c *Condition) satisfied(rv string, pattern bool, policy []string) conditionResult {
-	m := c.matchOne(rv, pattern, policy)
+func (c *Condition) satisfied(rv string, pattern bool, policy []string) (conditionResult, UndecidedReason) {
+	m, why := c.matchOne(rv, pattern, policy)
 	if c.op.negated {
-		return m.not()
+		return m.not(), why
 	}
-	return m
+	return m, why
 }
 
 // matchOne reports whether a request value matches any of the policy
-// values under the operator's positive form.
-func (c *Condition) matchOne(rv string, pattern bool, policy []string) conditionResult {
-	res := condFalse
+// values under the operator's positive form; undecided, it says why: a
+// policy value whose variable is undecidable, a request value given as a
+// pattern (its key is undecidable), or a Bool value not in lower case.
+func (c *Condition) matchOne(rv string, pattern bool, policy []string) (conditionResult, UndecidedReason) {
+	res, why := condFalse, UndecidedReason(0)
 	for _, pv := range policy {
 		var m conditionResult
+		var w UndecidedReason
 		switch {
 		case pv == undecidedValue:
-			m = condUndecided
+			m, w = condUndecided, UndecidedByVariable
 		case pattern:
-			m = comparePattern(c.op.kind, rv, pv)
+			m, w = comparePattern(c.op.kind, rv, pv), UndecidedByKey
 		case compare(c.op.kind, rv, pv):
 			m = condTrue
 			if c.op.kind == opBool && !lowerBool(pv) {
-				m = condUndecided
+				m, w = condUndecided, UndecidedByBoolCase
 			}
 		}
 		if m == condTrue {
-			return condTrue
+			return condTrue, 0
 		}
-		if m == condUndecided {
-			res = condUndecided
+		if m == condUndecided && res != condUndecided {
+			res, why = condUndecided, w
 		}
 	}
-	return res
+	return res, why
 }
 
 // lowerBool reports whether a Bool or Null value is written "true" or
@@ -365,15 +392,20 @@ var multiValuedKeys = map[string]bool{
 	"kms:resourcealiases":           true,
 }
 
+// IsMultiValued reports whether the condition key (any case) is
+// multivalued: its request value is a set (see multiValuedKeys).
+func IsMultiValued(key string) bool { return multiValuedKeys[strings.ToLower(key)] }
+
 // resolve substitutes policy variables in the condition's values; only the
 // string and ARN operators take variables. A value whose variable the
 // request does not carry becomes nullValue (and the variable goes to
-// r.Unknown), one whose variable is undecidable undecidedValue.
-func (c *Condition) resolve(ctx map[string][]string, sc *scope, r *Result) []string {
+// r.Unknown), one whose variable is undecidable undecidedValue; the first
+// such variable is returned too.
+func (c *Condition) resolve(ctx map[string][]string, sc *scope, r *Result) (policy []string, undecidedVariable string) {
 	switch c.op.kind {
 	case opStringEquals, opStringEqualsIgnoreCase, opStringLike, opArnLike:
 	default:
-		return c.Values.Items
+		return c.Values.Items, ""
 	}
 	var out []string
 	for i, v := range c.Values.Items {
@@ -387,6 +419,9 @@ func (c *Condition) resolve(ctx map[string][]string, sc *scope, r *Result) []str
 		switch {
 		case undecided != "":
 			out[i] = undecidedValue
+			if undecidedVariable == "" {
+				undecidedVariable = undecided
+			}
 		case missing != "":
 			out[i] = nullValue
 			r.addUnknown(missing)
@@ -395,30 +430,9 @@ func (c *Condition) resolve(ctx map[string][]string, sc *scope, r *Result) []str
 		}
 	}
 	if out == nil {
-		return c.Values.Items
+		return c.Values.Items, ""
 	}
-	return out
-}
-
-// undecidedName names what makes the condition undecided: its key, or
-// the undecidable variable in its values.
-func (c *Condition) undecidedName(ctx map[string][]string, sc *scope) string {
-	if sc.und != nil {
-		if _, ok := sc.und.Values(c.key); ok {
-			return c.Key
-		}
-		if sc.variables {
-			for _, v := range c.Values.Items {
-				if !hasVariable(v) {
-					continue
-				}
-				if _, _, undecided := substitute(v, ctx, sc.und, false); undecided != "" {
-					return "${" + undecided + "}"
-				}
-			}
-		}
-	}
-	return c.Key
+	return out, undecidedVariable
 }
 
 // comparePattern compares a request value given as a pattern q, in which

@@ -41,6 +41,16 @@ func (r *Request) context() map[string][]string {
 // principal, the ARN of "any role of the account", the time when none is
 // given. A condition on such a key is decided only when it comes out the
 // same for every value the key may take.
+//
+// A request with an Undecidable also leaves open how AWS checks a Deny's
+// NotPrincipal: AWS may check the caller's account and, for a role
+// session, its role against NotPrincipal before the caller itself, and it
+// denies a principal that has a permissions boundary whatever NotPrincipal
+// lists (IAM User Guide, "AWS JSON policy elements: NotPrincipal"). The
+// exemption is then certain only when NotPrincipal lists the caller, its
+// account and, for a session, its role, and the caller cannot have a
+// permissions boundary (the root user, a service-linked role); otherwise
+// the Deny may apply.
 type Undecidable interface {
 	// Values reports whether key (lower-cased) is undecidable and what is
 	// known of it: nil when nothing is (the key may also be absent), else
@@ -48,45 +58,7 @@ type Undecidable interface {
 	// ("arn:aws:iam::111122223333:role/*": some role of the account); the
 	// key is then present.
 	Values(key string) (values []string, undecidable bool)
-	// StrictNotPrincipal reports whether a Deny's NotPrincipal exempts the
-	// caller only when that is certain: AWS may check the caller's account
-	// and, for a role session, its role against NotPrincipal before the
-	// caller itself, and it denies a principal that has a permissions
-	// boundary whatever NotPrincipal lists (IAM User Guide, "AWS JSON
-	// policy elements: NotPrincipal"). The exemption is then certain only
-	// when NotPrincipal lists the caller, its account and, for a session,
-	// its role, and the caller cannot have a permissions boundary (the root
-	// user, a service-linked role); otherwise the Deny may apply.
-	StrictNotPrincipal() bool
 }
-
-// UndecidableKeys is an Undecidable given as a table.
-type UndecidableKeys struct {
-	// Keys maps lower-cased condition keys to the values they may take,
-	// as Undecidable.Values returns them (nil: nothing is known).
-	Keys map[string][]string
-	// Prefixes are lower-cased key prefixes, such as "aws:principaltag/":
-	// nothing is known of any key under them.
-	Prefixes []string
-	// NotPrincipal is StrictNotPrincipal.
-	NotPrincipal bool
-}
-
-// Values implements Undecidable.
-func (u *UndecidableKeys) Values(key string) ([]string, bool) {
-	if v, ok := u.Keys[key]; ok {
-		return v, true
-	}
-	for _, p := range u.Prefixes {
-		if strings.HasPrefix(key, p) {
-			return nil, true
-		}
-	}
-	return nil, false
-}
-
-// StrictNotPrincipal implements Undecidable.
-func (u *UndecidableKeys) StrictNotPrincipal() bool { return u.NotPrincipal }
 
 // Decision is the outcome of an evaluation.
 type Decision int
@@ -134,23 +106,50 @@ type Result struct {
 	Undecided []Undecided
 }
 
-// Undecided is a statement whose match could not be decided.
+// Undecided is a statement whose match could not be decided, and why.
 type Undecided struct {
 	// Statement is the statement's index.
 	Statement int
-	// Key is what could not be decided: a condition key as the statement
-	// writes it, a policy variable as "${key}", or "NotPrincipal".
+	// Reason is what kept the match from being decided.
+	Reason UndecidedReason
+	// Key is what Reason names: a condition key as the statement writes
+	// it (UndecidedByKey, UndecidedByBoolCase, UndecidedByNoSetOperator),
+	// the key of a policy variable, lower-cased (UndecidedByVariable), or
+	// "" (UndecidedByNotPrincipal).
 	Key string
 }
 
-// UndecidedKey returns what kept statement i from being decided, or "".
-func (r *Result) UndecidedKey(i int) string {
+// UndecidedReason is why a statement's match could not be decided.
+type UndecidedReason int
+
+// The reasons a match may not be decided.
+const (
+	// UndecidedByKey: a condition's key is one the request's Undecidable
+	// names.
+	UndecidedByKey UndecidedReason = iota + 1
+	// UndecidedByVariable: a policy variable in Resource or in a
+	// condition's values has a key the request's Undecidable names.
+	UndecidedByVariable
+	// UndecidedByBoolCase: a Bool or Null value is not written in lower
+	// case (see lowerBool).
+	UndecidedByBoolCase
+	// UndecidedByNoSetOperator: a condition on a multivalued key has
+	// neither ForAnyValue: nor ForAllValues: (see multiValuedKeys).
+	UndecidedByNoSetOperator
+	// UndecidedByNotPrincipal: a Deny's NotPrincipal lists the caller, but
+	// that may not exempt it (see Undecidable).
+	UndecidedByNotPrincipal
+)
+
+// UndecidedFor returns what kept statement i from being decided, if
+// anything did.
+func (r *Result) UndecidedFor(i int) (Undecided, bool) {
 	for _, u := range r.Undecided {
 		if u.Statement == i {
-			return u.Key
+			return u, true
 		}
 	}
-	return ""
+	return Undecided{}, false
 }
 
 // Evaluate decides the request against this policy as a key policy (a
@@ -213,9 +212,9 @@ func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]s
 		if m == noMatch {
 			continue
 		}
-		if undecided != "" {
+		if undecided {
 			// It may apply: a Deny counts, an Allow does not.
-			r.Undecided = append(r.Undecided, Undecided{Statement: i, Key: undecided})
+			r.Undecided[len(r.Undecided)-1].Statement = i
 			if s.Effect == Deny {
 				denies = append(denies, i)
 			}
@@ -240,57 +239,67 @@ func (p *Policy) evaluate(principal, action, resource string, ctx map[string][]s
 }
 
 // match reports how the statement applies to the request (noMatch when it
-// does not), and, when that depends on what the request's Undecidable
-// names, what could not be decided. Policy variables the request does not
-// carry are added to r.Unknown.
-func (s *Statement) match(c *caller, action, resource string, ctx map[string][]string, sc *scope, r *Result) (principalMatch, string) {
-	pm, undecided := s.matchPrincipal(c, ctx, sc)
+// does not), and whether that depends on what the request's Undecidable
+// names: then what could not be decided is added to r.Undecided, for the
+// caller to set its Statement. (Neither the index nor an Undecided passes
+// through the call: evaluate makes it for every statement, and one more
+// argument no longer fits in registers.) Policy variables the request does
+// not carry are added to r.Unknown.
+func (s *Statement) match(c *caller, action, resource string, ctx map[string][]string, sc *scope, r *Result) (pm principalMatch, undecided bool) {
+	pm, uncertain := s.matchPrincipal(c, ctx, sc)
 	if pm == noMatch || !s.matchAction(action) {
-		return noMatch, ""
+		return noMatch, false
 	}
-	switch res, key := s.matchResource(resource, ctx, sc, r); res {
+	var why Undecided
+	if uncertain {
+		why.Reason = UndecidedByNotPrincipal
+	}
+	switch res, variable := s.matchResource(resource, ctx, sc, r); res {
 	case condFalse:
-		return noMatch, ""
+		return noMatch, false
 	case condUndecided:
-		if undecided == "" {
-			undecided = "${" + key + "}"
+		if why.Reason == 0 {
+			why.Reason, why.Key = UndecidedByVariable, variable
 		}
 	}
 	for i := range s.Conditions {
-		cond := &s.Conditions[i]
-		switch res := cond.eval(ctx, sc, r); res {
+		switch res, cw := s.Conditions[i].eval(ctx, sc, r); res {
 		case condFalse:
-			return noMatch, ""
+			return noMatch, false
 		case condUndecided:
-			if undecided == "" {
-				undecided = cond.undecidedName(ctx, sc)
+			if why.Reason == 0 {
+				why = cw
 			}
 		}
 	}
-	return pm, undecided
+	if why.Reason == 0 {
+		return pm, false
+	}
+	r.Undecided = append(r.Undecided, why)
+	return pm, true
 }
 
 // matchPrincipal evaluates Principal or NotPrincipal. A statement with
 // neither applies to its principal in an identity policy, and to no one in
-// a key policy, where KMS would have refused it. The string is
-// "NotPrincipal" when a Deny's NotPrincipal exempts the caller but not for
-// certain (Undecidable.StrictNotPrincipal).
-func (s *Statement) matchPrincipal(c *caller, ctx map[string][]string, sc *scope) (principalMatch, string) {
+// a key policy, where KMS would have refused it. uncertain is true when a
+// Deny's NotPrincipal exempts the caller but, the request having an
+// Undecidable, not for certain (see Undecidable).
+func (s *Statement) matchPrincipal(c *caller, ctx map[string][]string, sc *scope) (pm principalMatch, uncertain bool) {
 	switch {
 	case s.Principal != nil:
-		return s.Principal.match(c, false), ""
+		return s.Principal.match(c, false), false
 	case s.NotPrincipal != nil:
 		if s.NotPrincipal.match(c, true) == noMatch {
-			return matchDirect, ""
+			return matchDirect, false
 		}
-		if sc.und != nil && sc.und.StrictNotPrincipal() && !s.NotPrincipal.surelyExempts(c, ctx) {
-			return matchDirect, "NotPrincipal"
+		if sc.und != nil && !s.NotPrincipal.surelyExempts(c, ctx) {
+			return matchDirect, true
 		}
-		return noMatch, ""
+		return noMatch, false
 	case sc.kind == identityPolicy:
-		return matchDirect, ""
+		return matchDirect, false
 	}
-	return noMatch, ""
+	return noMatch, false
 }
 
 func (s *Statement) matchAction(action string) bool {
@@ -355,8 +364,8 @@ func (s *Statement) failedConditions(c *caller, action, resource string, ctx map
 	}
 	var failed []failedCondition
 	for i := range s.Conditions {
-		if res := s.Conditions[i].eval(ctx, sc, nil); res != condTrue {
-			failed = append(failed, failedCondition{&s.Conditions[i], res})
+		if res, why := s.Conditions[i].eval(ctx, sc, nil); res != condTrue {
+			failed = append(failed, failedCondition{&s.Conditions[i], res, why.Reason})
 		}
 	}
 	return failed, true
@@ -365,6 +374,8 @@ func (s *Statement) failedConditions(c *caller, action, resource string, ctx map
 type failedCondition struct {
 	*Condition
 	result conditionResult
+	// why is the reason of an undecided result.
+	why UndecidedReason
 }
 
 func lowerKeys(ctx map[string][]string) map[string][]string {

@@ -65,13 +65,13 @@ func explain(key *Key, env *requestEnv, t Target, p Path, principal string, req 
 			f.Code = CodeKeyPolicyMissing
 			f.Message = fmt.Sprintf("key-policy statement %q would allow %s to %s, but its %s condition on %s has no ForAnyValue: or ForAllValues: qualifier: %s is multivalued, and AWS matches such a condition only with one",
 				f.Statement, action, name, c.Operator, c.Key, c.Key)
-			f.Fix = fmt.Sprintf("in statement %q, write \"ForAnyValue:%s\" instead of \"%s\" for %s", f.Statement, c.Operator, c.Operator, c.Key)
+			f.Fix = fmt.Sprintf("in statement %q, write %q instead of %q for %s", f.Statement, setOperatorFor(c, false), c.Operator, c.Key)
 			return f
 		}
 	}
 	if i, undecided, ok := undecidedAllow(key.Policy, auth.KeyPolicy); ok {
 		s := &key.Policy.Statements[i]
-		why, fix := undecidableAdvice(s, s.Label(i), undecided, env, t, p, principal, req, false)
+		why, fix := undecidableAdvice(s, s.Label(i), undecided, env, t, principal, req, false)
 		f.Code = CodeKeyPolicyMissing
 		f.Statement = s.Label(i)
 		f.Message = fmt.Sprintf("key-policy statement %q would allow %s to %s only if %s, which amigate cannot decide: %s; an allow that may not apply is not counted", f.Statement, action, name, what(undecided), why)
@@ -96,27 +96,27 @@ func explain(key *Key, env *requestEnv, t Target, p Path, principal string, req 
 
 // undecidedAllow returns the first Allow statement that may apply but
 // could not be decided, and what could not be.
-func undecidedAllow(p *Policy, r Result) (int, string, bool) {
+func undecidedAllow(p *Policy, r Result) (int, Undecided, bool) {
 	if p == nil {
-		return 0, "", false
+		return 0, Undecided{}, false
 	}
 	for _, u := range r.Undecided {
 		if p.Statements[u.Statement].Effect == Allow {
-			return u.Statement, u.Key, true
+			return u.Statement, u, true
 		}
 	}
-	return 0, "", false
+	return 0, Undecided{}, false
 }
 
 // what names what a statement's match depends on, for a message.
-func what(undecided string) string {
-	switch {
-	case undecided == "NotPrincipal":
+func what(u Undecided) string {
+	switch u.Reason {
+	case UndecidedByNotPrincipal:
 		return "its NotPrincipal exempts the principal"
-	case strings.HasPrefix(undecided, "${"):
-		return "its policy variable " + undecided + " has a value that lets it match"
+	case UndecidedByVariable:
+		return "its policy variable ${" + u.Key + "} has a value that lets it match"
 	}
-	return "its condition on " + undecided + " holds"
+	return "its condition on " + u.Key + " holds"
 }
 
 // explainDeny explains the key-policy statement whose Deny refused the
@@ -129,12 +129,12 @@ func explainDeny(key *Key, env *requestEnv, t Target, p Path, principal string, 
 	// A Deny that surely applies explains best; else one that may.
 	i := auth.KeyPolicy.Deciding[0]
 	for _, d := range auth.KeyPolicy.Deciding {
-		if auth.KeyPolicy.UndecidedKey(d) == "" {
+		if _, open := auth.KeyPolicy.UndecidedFor(d); !open {
 			i = d
 			break
 		}
 	}
-	undecided := auth.KeyPolicy.UndecidedKey(i)
+	undecided, open := auth.KeyPolicy.UndecidedFor(i)
 	s := &key.Policy.Statements[i]
 	f.Statement = s.Label(i)
 	if keys := networkConditionKeys(s); len(keys) > 0 {
@@ -149,18 +149,14 @@ func explainDeny(key *Key, env *requestEnv, t Target, p Path, principal string, 
 		return f
 	}
 	f.Code = CodeKeyPolicyDenies
-	if undecided != "" {
-		why, fix := undecidableAdvice(s, f.Statement, undecided, env, t, p, principal, req, true)
+	if open {
+		why, fix := undecidableAdvice(s, f.Statement, undecided, env, t, principal, req, true)
 		f.Message = fmt.Sprintf("key-policy statement %q may deny %s to %s: it applies if %s, which amigate cannot decide: %s; a Deny that may apply is counted, since an explicit deny wins over every allow and grant", f.Statement, action, name, what(undecided), why)
 		f.Fix = fix
 		return f
 	}
 	f.Message = fmt.Sprintf("key-policy statement %q explicitly denies %s to %s; an explicit deny wins over every allow and grant", f.Statement, action, name)
 	f.Fix = fmt.Sprintf("the key owner must narrow statement %q so it does not match %s (amigate never edits statements it does not own)", f.Statement, name)
-	if k := missingOrgKey(s, req); k != "" {
-		f.Message += fmt.Sprintf("; its condition on %s holds because account %s's organization is not known, so the request carries no organization keys, and a negated or ...IfExists condition on a missing key is true", k, t.Account)
-		f.Fix = fmt.Sprintf("if account %s is in the organization the statement names, give its organization path (the aws:PrincipalOrgPaths value of its principals, o-ORG/r-ROOT/ou-.../; in amigate lint: --org-path %s=PATH) so the statement can be evaluated; otherwise %s", t.Account, t.Account, f.Fix)
-	}
 	if s.NotPrincipal != nil {
 		c := parseCaller(req.Principal)
 		switch {
@@ -193,23 +189,32 @@ func roleARNOf(req Request, principal string) string {
 // undecidableAdvice says why the statement's match depends on what
 // amigate cannot know (undecided, as Result.Undecided names it) and what
 // would let it decide, for a Deny (deny) or an Allow.
-func undecidableAdvice(s *Statement, label, undecided string, env *requestEnv, t Target, p Path, principal string, req Request, deny bool) (why, fix string) {
+func undecidableAdvice(s *Statement, label string, undecided Undecided, env *requestEnv, t Target, principal string, req Request, deny bool) (why, fix string) {
 	narrow := "allow the account without that condition (or let amigate patch the key policy: its statements name the account)"
 	if deny {
 		narrow = "narrow the Deny so that it cannot match the launches (amigate never edits statements it does not own)"
 	}
-	written := strings.TrimSuffix(strings.TrimPrefix(undecided, "${"), "}")
+	written := undecided.Key
 	key := strings.ToLower(written)
-	variable := strings.HasPrefix(undecided, "${")
-	_, anyPrincipal := anyPrincipalAccount(principal)
-	switch {
-	case undecided == "NotPrincipal":
+	switch undecided.Reason {
+	case UndecidedByNotPrincipal:
 		return "AWS may check the principal's account and, for a role session, its role against NotPrincipal before the principal itself, and it denies any principal that has a permissions boundary whatever NotPrincipal lists (IAM User Guide, \"AWS JSON policy elements: NotPrincipal\")",
 			notPrincipalFix(label, fmt.Sprintf("\"ArnNotEquals\": {\"aws:PrincipalArn\": \"%s\"}", roleARNOf(req, principal)))
-	case !variable && !undecidableKey(req, key):
-		// Decidable key: the operator's values leave it open.
+	case UndecidedByBoolCase:
 		return fmt.Sprintf("its %s value is not written in lower case, and AWS does not say whether Bool and Null ignore case", conditionOn(s, key)),
 			fmt.Sprintf("write \"true\" or \"false\" in lower case in statement %q", label)
+	case UndecidedByNoSetOperator:
+		c := noSetOperatorCondition(s, written)
+		qualified := setOperatorFor(c, deny)
+		why = fmt.Sprintf("%s is multivalued, and its %s condition on it has no ForAnyValue: or ForAllValues: qualifier: AWS requires one for a multivalued key and does not document what it makes of a condition without (IAM User Guide, \"Single-valued vs. multivalued context keys\")", c.Key, c.Operator)
+		if deny {
+			return why, fmt.Sprintf("the key owner must write %q instead of %q for %s in statement %q (amigate never edits statements it does not own)", qualified, c.Operator, c.Key, label)
+		}
+		return why, fmt.Sprintf("in statement %q, write %q instead of %q for %s", label, qualified, c.Operator, c.Key)
+	}
+	// The key, or the policy variable's, is undecidable.
+	_, anyPrincipal := anyPrincipalAccount(principal)
+	switch {
 	case anyPrincipal && (key == "aws:principalarn" || key == "aws:userid" || key == "aws:username" || key == "aws:principaltype"):
 		why = fmt.Sprintf("the launching principal is not named, so amigate checks any role or user of account %s, whose %s it cannot know", t.Account, written)
 		if c := exactARNCondition(s, key); c != "" {
@@ -250,22 +255,36 @@ func undecidableAdvice(s *Statement, label, undecided string, env *requestEnv, t
 		return "amigate does not know whether this multi-Region key is the primary or a replica", narrow
 	case key == "kms:reencryptonsamekey":
 		return "whether EC2 re-encrypts under the same key depends on the volume's key", narrow
-	case key == "aws:sourceip" || networkKeys[key]:
+	case networkKeys[key]:
 		return "EC2 calls KMS for the launch from AWS's own addresses, and a direct call comes from wherever the principal runs", narrow
-	case strings.HasPrefix(key, "kms:grant") || strings.HasPrefix(key, "kms:grantee") || strings.HasPrefix(key, "kms:retiring") || strings.HasPrefix(key, "kms:encryptioncontext"):
+	case strings.HasPrefix(key, "kms:grant") || strings.HasPrefix(key, "kms:retiring") || strings.HasPrefix(key, "kms:encryptioncontext"):
 		return "EC2 chooses the grantee, operations and constraints of the grant it creates for the volume",
 			"limit EC2's grants with \"Bool\": {\"kms:GrantIsForAWSResource\": \"true\"} alone, as AWS's default key policy does, or " + narrow
 	}
 	return "it depends on how the launching principal signed in, which amigate cannot know", narrow
 }
 
-// undecidableKey reports whether the request's Undecidable names key.
-func undecidableKey(req Request, key string) bool {
-	if req.Undecidable == nil {
-		return false
+// noSetOperatorCondition returns the statement's condition on the
+// multivalued key (as written) that has no set operator.
+func noSetOperatorCondition(s *Statement, key string) *Condition {
+	for i := range s.Conditions {
+		if c := &s.Conditions[i]; c.Key == key && c.multiValued && c.set == setNone {
+			return c
+		}
 	}
-	_, ok := req.Undecidable.Values(key)
-	return ok
+	return &Condition{Operator: "?", Key: key} // not reached: the condition left the statement undecided
+}
+
+// setOperatorFor is the condition's operator with the set operator that
+// states what it most likely means: ForAllValues: for a negated operator
+// in a Deny (it also holds when the key is missing, as such a Deny means),
+// ForAnyValue: otherwise (an Allow with ForAllValues: would also hold
+// then).
+func setOperatorFor(c *Condition, deny bool) string {
+	if deny && c.op.negated {
+		return "ForAllValues:" + c.Operator
+	}
+	return "ForAnyValue:" + c.Operator
 }
 
 // conditionOn names the statement's condition on key, as written.
@@ -391,7 +410,7 @@ func nearMiss(p *Policy, req Request) (nearMissInfo, bool) {
 				info.viaService = true
 			case orgKeys[fc.key] && !present:
 				info.orgUnknown = fc.Key
-			case multiValuedKeys[fc.key] && present && fc.set == setNone && fc.op.kind != opNull:
+			case fc.why == UndecidedByNoSetOperator:
 				info.noSetOperator = fc.Condition
 			}
 		}
@@ -470,18 +489,6 @@ func variableIn(s string) string {
 		return ""
 	}
 	return s[i : i+j+1]
-}
-
-// missingOrgKey returns an organization key (as written) that one of the
-// statement's conditions tests and the request lacks, or "".
-func missingOrgKey(s *Statement, req Request) string {
-	ctx := req.context()
-	for _, c := range s.Conditions {
-		if _, present := ctx[c.key]; orgKeys[c.key] && !present {
-			return c.Key
-		}
-	}
-	return ""
 }
 
 func originalKey(s *Statement, lower string) string {

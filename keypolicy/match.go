@@ -231,6 +231,18 @@ func ParseRoleARN(s string) (ARN, error) {
 	return a, nil
 }
 
+// ParsePrincipalARN parses the ARN of an IAM role or user.
+func ParsePrincipalARN(s string) (ARN, error) {
+	a, err := ParseARN(s)
+	if err != nil {
+		return a, err
+	}
+	if a.Service != "iam" || a.Account == "" || !(strings.HasPrefix(a.Resource, "role/") || strings.HasPrefix(a.Resource, "user/")) || strings.HasSuffix(a.Resource, "/") {
+		return a, fmt.Errorf("%q is not an IAM role or user ARN (arn:aws:iam::ACCOUNT:role/NAME or arn:aws:iam::ACCOUNT:user/NAME)", s)
+	}
+	return a, nil
+}
+
 // ValidAccountID reports whether s is a 12-digit AWS account id.
 func ValidAccountID(s string) bool {
 	if len(s) != 12 {
@@ -268,15 +280,16 @@ const anyRoleName = "*"
 // account.
 func anyPrincipalAccount(principal string) (string, bool) {
 	c := parseCaller(principal)
-	return c.account, c.kind == callerRole && c.roleName == anyRoleName && strings.HasSuffix(principal, ":role/"+anyRoleName)
+	return c.account, c.anyPrincipal()
 }
 
 // caller is the principal making a request, parsed once per evaluation.
 type caller struct {
-	arn      string
-	account  string
-	kind     callerKind
-	roleName string // for roles and their sessions
+	arn       string
+	account   string
+	partition string // "" when given as an account id
+	kind      callerKind
+	roleName  string // for roles and their sessions
 }
 
 type callerKind int
@@ -286,6 +299,7 @@ const (
 	callerRoot
 	callerRole
 	callerSession
+	callerUser
 	callerService
 )
 
@@ -300,19 +314,26 @@ func parseCaller(p string) caller {
 		}
 		return caller{arn: p}
 	}
-	c := caller{arn: p, account: a.Account}
+	c := caller{arn: p, account: a.Account, partition: a.Partition}
 	switch {
 	case a.Service == "iam" && a.Resource == "root":
 		c.kind = callerRoot
 	case a.Service == "iam" && strings.HasPrefix(a.Resource, "role/"):
 		c.kind = callerRole
 		c.roleName = a.Resource[strings.LastIndexByte(a.Resource, '/')+1:]
+	case a.Service == "iam" && strings.HasPrefix(a.Resource, "user/"):
+		c.kind = callerUser
 	case a.Service == "sts" && strings.HasPrefix(a.Resource, "assumed-role/"):
 		c.kind = callerSession
 		name, _, _ := strings.Cut(strings.TrimPrefix(a.Resource, "assumed-role/"), "/")
 		c.roleName = name
 	}
 	return c
+}
+
+// anyPrincipal reports whether the caller is an AnyPrincipal.
+func (c *caller) anyPrincipal() bool {
+	return c.kind == callerRole && c.roleName == anyRoleName && strings.HasSuffix(c.arn, ":role/"+anyRoleName)
 }
 
 // principalMatch says how a Principal element matched a caller.
@@ -409,7 +430,7 @@ func (p *Principal) namesAccount(account string) bool {
 }
 
 // surelyExempts reports whether a NotPrincipal that matches the caller
-// exempts it for certain (Undecidable.StrictNotPrincipal): the caller
+// exempts it for certain (see Undecidable): the caller
 // cannot have a permissions boundary (the root user, or a service-linked
 // role or its session, which AWS does not let anyone give one: IAM API
 // Reference, PutRolePermissionsBoundary), and the element lists the
@@ -430,14 +451,7 @@ func (p *Principal) surelyExempts(c *caller, ctx map[string][]string) bool {
 		if !strings.Contains(role, ":role/aws-service-role/") || !p.namesAccount(c.account) {
 			return false
 		}
-		if c.kind == callerRole {
-			return true
-		}
-		for i := range p.aws {
-			if e := &p.aws[i]; e.kind == awsRole && e.account == c.account && e.roleName == c.roleName {
-				return true
-			}
-		}
+		return c.kind == callerRole || p.namesRole(c.account, c.roleName)
 	}
 	return false
 }

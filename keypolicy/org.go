@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -285,17 +284,6 @@ func orgStatement(purpose, sid, partition string, patterns, excluded, viaService
 	s.Conditions = append(s.Conditions, orgConditions(patterns, excluded)...)
 	sortConditions(s.Conditions)
 	return s
-}
-
-// sortConditions orders conditions as Parse does, so that a statement
-// built here renders as it reads back.
-func sortConditions(cs []Condition) {
-	sort.Slice(cs, func(i, j int) bool {
-		if cs[i].Operator != cs[j].Operator {
-			return cs[i].Operator < cs[j].Operator
-		}
-		return cs[i].Key < cs[j].Key
-	})
 }
 
 // orgFamily reports whether sid is an organization statement of the

@@ -350,9 +350,9 @@ func ownedTexts(p *Policy) map[string]string {
 // organization id. Nothing a statement allowed is taken away.
 func TestPlanOrganizationSecondOUMergesIntoTheSameStatement(t *testing.T) {
 	one := &OrgScope{OrgID: testOrg, Paths: []string{ou1}}
-	plan, key := checkOrgPlan(t, defaultKey(t), []Target{orgTarget(memberA)}, PlanOptions{Organization: one})
+	_, key := checkOrgPlan(t, defaultKey(t), []Target{orgTarget(memberA)}, PlanOptions{Organization: one})
 	two := &OrgScope{OrgID: testOrg, Paths: []string{ou1, strings.TrimSuffix(ou3, "/")}}
-	plan, key = checkOrgPlan(t, key, []Target{orgTarget(memberA), orgTarget(ou3Member)}, PlanOptions{Organization: two})
+	plan, key := checkOrgPlan(t, key, []Target{orgTarget(memberA), orgTarget(ou3Member)}, PlanOptions{Organization: two})
 	sts := orgStatements(t, plan.After)
 	if len(sts) != 3 {
 		t.Fatalf("%d organization statements, want one per purpose:\n%s", len(sts), plan.After)

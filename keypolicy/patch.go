@@ -82,8 +82,9 @@ func newCondition(op, key string, values []string) Condition {
 	if err != nil {
 		panic(err) // only called with the literals above
 	}
-	lower := strings.ToLower(key)
-	return Condition{Operator: op, Key: key, Values: Values{Items: values, List: true}, op: o, set: set, ifExists: ifExists, key: lower, multiValued: multiValuedKeys[lower]}
+	c := Condition{Operator: op, Values: Values{Items: values, List: true}, op: o, set: set, ifExists: ifExists}
+	c.setKey(key)
+	return c
 }
 
 // autoScalingRolePattern matches an account's Auto Scaling service-linked
@@ -270,11 +271,21 @@ func (pl *planner) require(purpose string, t Target, covered []string) {
 func (pl *planner) path(t Target, p Path, principal string, covered []string) {
 	key, env, keyARN, plan := pl.key, pl.env, pl.keyARN, pl.plan
 	if p == PathASG {
-		if blocked := firstRefusal(key, env, t, p, principal, nil, ExplicitDeny); blocked != nil {
-			plan.Blocked = append(plan.Blocked, *blocked)
-			return
+		// One pass: an explicit deny blocks the path (no grant lifts it);
+		// else a refused action needs the grant.
+		a := env.newActor(principal, p, t.orgFor(principal), false)
+		needsGrant := false
+		for _, pa := range pathActions[p] {
+			req := a.request(pa)
+			switch auth := Authorize(key, req, nil); auth.Decision {
+			case ExplicitDeny:
+				plan.Blocked = append(plan.Blocked, explain(key, env, t, p, principal, req, auth))
+				return
+			case ImplicitDeny:
+				needsGrant = true
+			}
 		}
-		if !refused(key, env, p, principal, t.orgFor(principal)) {
+		if !needsGrant {
 			return // a grant (or, same account, a statement) covers it
 		}
 		plan.Grants = appendGrant(plan.Grants, Grant{
@@ -393,31 +404,6 @@ func addedScopeValues(st Statement, added []string) []string {
 		}
 	}
 	return added
-}
-
-// firstRefusal returns the finding for the first action of the path that is
-// refused with the given decision, or nil.
-func firstRefusal(key *Key, env *requestEnv, t Target, p Path, principal string, identity *Policy, want Decision) *Finding {
-	a := env.newActor(principal, p, t.orgFor(principal), false)
-	for _, pa := range pathActions[p] {
-		req := a.request(pa)
-		if auth := Authorize(key, req, identity); auth.Decision != Allowed && (want == ImplicitDeny || auth.Decision == want) {
-			f := explain(key, env, t, p, principal, req, auth)
-			return &f
-		}
-	}
-	return nil
-}
-
-// refused reports whether any action of the path is refused to principal.
-func refused(key *Key, env *requestEnv, p Path, principal string, org *orgContext) bool {
-	a := env.newActor(principal, p, org, false)
-	for _, pa := range pathActions[p] {
-		if Authorize(key, a.request(pa), nil).Decision != Allowed {
-			return true
-		}
-	}
-	return false
 }
 
 func appendGrant(list []Grant, g Grant) []Grant {

@@ -388,23 +388,36 @@ func parseConditions(n *node, doc []byte) ([]Condition, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s %s: %w", opName, key, err)
 			}
-			lower := strings.ToLower(key)
-			c := Condition{Operator: opName, Key: key, Values: vals, op: op, set: set, ifExists: ifExists, key: lower, multiValued: multiValuedKeys[lower]}
+			c := Condition{Operator: opName, Values: vals, op: op, set: set, ifExists: ifExists}
+			c.setKey(key)
 			if err := c.validate(); err != nil {
 				return nil, fmt.Errorf("%s %s: %w", opName, key, err)
 			}
 			out = append(out, c)
 		}
 	}
-	// Sorted, so that the output of Marshal does not depend on the order
-	// the document gives.
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Operator != out[j].Operator {
-			return out[i].Operator < out[j].Operator
-		}
-		return out[i].Key < out[j].Key
-	})
+	sortConditions(out)
 	return out, nil
+}
+
+// setKey sets the condition's key, as written, and what follows from it:
+// the key lower-cased, and whether it is multivalued. Parsing and the
+// planner's statements build conditions with it.
+func (c *Condition) setKey(key string) {
+	c.Key, c.key = key, strings.ToLower(key)
+	c.multiValued = multiValuedKeys[c.key]
+}
+
+// sortConditions orders conditions by operator and key, so that the
+// output of Marshal does not depend on the order a document gives, and a
+// statement amigate builds renders as it reads back.
+func sortConditions(cs []Condition) {
+	sort.Slice(cs, func(i, j int) bool {
+		if cs[i].Operator != cs[j].Operator {
+			return cs[i].Operator < cs[j].Operator
+		}
+		return cs[i].Key < cs[j].Key
+	})
 }
 
 // ValidateKeyPolicy checks what KMS requires of a key policy beyond the

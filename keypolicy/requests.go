@@ -1,6 +1,7 @@
 package keypolicy
 
 import (
+	"cmp"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +78,9 @@ const (
 	whoRoot
 	// whoServiceLinked: the Auto Scaling service-linked role's session.
 	whoServiceLinked
+	// whoOther: a principal of no kind above (a Target.Principal or a
+	// DirectRequest principal that is no IAM role, user, session or root):
+	// its aws:PrincipalArn is itself, its type is not known.
 	whoOther
 )
 
@@ -117,6 +121,9 @@ type actor struct {
 	principalARN []string
 	principalTyp []string
 	org          *orgContext
+	// known are keys (lower-cased) the caller of a direct request gives:
+	// none of them is undecidable.
+	known map[string][]string
 	// ctx caches the request contexts by shape; unknowns the Undecidable
 	// of each request shape.
 	ctx      [3]map[string][]string
@@ -138,10 +145,7 @@ const (
 // principal itself, with no service in between.
 func (e *requestEnv) newActor(principal string, p Path, org *orgContext, direct bool) *actor {
 	c := parseCaller(principal)
-	a := &actor{env: e, principal: principal, caller: principal, resource: e.keyARN.String(), account: c.account, roleName: c.roleName, org: org, partition: e.keyARN.Partition}
-	if pa, err := ParseARN(principal); err == nil {
-		a.partition = pa.Partition
-	}
+	a := &actor{env: e, principal: principal, caller: principal, resource: e.keyARN.String(), account: c.account, roleName: c.roleName, org: org, partition: cmp.Or(c.partition, e.keyARN.Partition)}
 	switch {
 	case direct:
 		a.via = viaDirect
@@ -151,7 +155,7 @@ func (e *requestEnv) newActor(principal string, p Path, org *orgContext, direct 
 		a.via = viaEC2
 	}
 	switch {
-	case c.kind == callerRole && c.roleName == anyRoleName:
+	case c.anyPrincipal():
 		a.who = whoAny
 	case c.kind == callerRole && p == PathASG && !direct:
 		a.who = whoServiceLinked
@@ -171,7 +175,7 @@ func (e *requestEnv) newActor(principal string, p Path, org *orgContext, direct 
 		a.who = whoRoot
 		a.principalARN = []string{c.arn}
 		a.principalTyp = []string{"Account"}
-	case strings.Contains(principal, ":user/"):
+	case c.kind == callerUser:
 		a.who = whoUser
 		a.principalARN = []string{principal}
 		a.principalTyp = []string{"User"}
@@ -289,17 +293,17 @@ type unknowns struct {
 	shape int
 }
 
-// StrictNotPrincipal implements Undecidable: whether AWS checks the
-// account and role before a session against NotPrincipal, and whether the
-// principal has a permissions boundary, are not known.
-func (u *unknowns) StrictNotPrincipal() bool { return true }
-
 // Values implements Undecidable: for each key AWS sends, or may send,
 // with the request, what amigate cannot know of it (IAM User Guide, "AWS
 // global condition context keys", each key's Availability; Service
 // Authorization Reference, AWS KMS, condition keys by action).
 func (u *unknowns) Values(key string) ([]string, bool) {
 	a, e := u.a, u.a.env
+	if a.known != nil {
+		if _, ok := a.known[key]; ok {
+			return nil, false
+		}
+	}
 	fas := a.via != viaDirect
 	switch key {
 	case "aws:principalarn":
@@ -413,25 +417,54 @@ func (u *unknowns) Values(key string) ([]string, bool) {
 	return nil, false
 }
 
-// serviceRequest is the request EC2 (or Auto Scaling through EC2) makes
-// to KMS for principal on path p: see actor.
-func (e *requestEnv) serviceRequest(principal string, p Path, pa pathAction, org *orgContext) Request {
-	return e.newActor(principal, p, org, false).request(pa)
+// DirectRequest is the request principal makes to KMS itself, by key ARN,
+// with no service in between: action on key at now (the zero time: not
+// known, and aws:CurrentTime and aws:EpochTime are then undecidable).
+// principal is an account's root user, an IAM user, an IAM role (through
+// a session whose name is not known) or an assumed-role session. The
+// request carries what AWS sends that amigate knows (the key's metadata
+// among it) and names what it cannot know in its Undecidable, as the
+// requests of a verdict do. known adds the condition keys (any case) the
+// caller knows: the action's parameters (kms:GranteePrincipal, ...), a
+// session's aws:PrincipalArn, the organization keys; none of them is then
+// undecidable.
+func DirectRequest(key *Key, principal, action string, now time.Time, known map[string][]string) (Request, error) {
+	keyARN, err := ParseKeyARN(key.ARN)
+	if err != nil {
+		return Request{}, err
+	}
+	return newRequestEnv(key, keyARN, now).directRequest(principal, action, nil, lowerKeys(known)), nil
+}
+
+// directRequest is the request principal makes itself for action. org is
+// its organization context, nil when not known; known are more keys,
+// lower-cased.
+func (e *requestEnv) directRequest(principal, action string, org *orgContext, known map[string][]string) Request {
+	a := e.newActor(principal, PathInstance, org, true)
+	a.known = known
+	shape, unk := shapePlain, shapePlain
+	switch lower := strings.ToLower(action); {
+	case lower == "kms:creategrant":
+		shape, unk = shapeGrant, shapeGrant
+	case strings.HasPrefix(lower, "kms:reencrypt"):
+		unk = shapeReEncrypt
+	}
+	ctx := a.context(shape) // new: the request may add to it
+	for k, v := range known {
+		ctx[k] = v
+	}
+	return Request{Principal: a.caller, Action: action, Resource: a.resource, Context: ctx, Undecidable: &a.unknowns[unk], lowerCase: true}
 }
 
 // directGrantRequest is the CreateGrant a target makes itself, by key ARN,
 // for its Auto Scaling role: no service is in between. org is the caller's
-// organization context, nil when not known.
+// organization context, nil when not known. The grant's keys are written
+// into the request's own context; a direct call leaves none of them
+// undecidable.
 func (e *requestEnv) directGrantRequest(caller, grantee string, org *orgContext) Request {
-	a := e.newActor(caller, PathInstance, org, true)
-	req := a.request(pathAction{action: "kms:CreateGrant", createsGrant: true})
-	ctx := make(map[string][]string, len(req.Context)+3)
-	for k, v := range req.Context {
-		ctx[k] = v
-	}
-	ctx["kms:granteeprincipal"] = []string{grantee}
-	ctx["kms:grantoperations"] = AutoScalingGrantOperations
-	ctx["kms:grantisforawsresource"] = valueFalse
-	req.Context = ctx
+	req := e.directRequest(caller, "kms:CreateGrant", org, nil)
+	req.Context["kms:granteeprincipal"] = []string{grantee}
+	req.Context["kms:grantoperations"] = AutoScalingGrantOperations
+	req.Context["kms:grantisforawsresource"] = valueFalse
 	return req
 }

@@ -19,6 +19,12 @@ const (
 // testNow.
 func testEnv(keyARN ARN) *requestEnv { return newRequestEnv(nil, keyARN, testNow) }
 
+// serviceRequest is the request EC2 (or Auto Scaling through EC2) makes
+// to KMS for principal on path p: see actor.
+func (e *requestEnv) serviceRequest(principal string, p Path, pa pathAction, org *orgContext) Request {
+	return e.newActor(principal, p, org, false).request(pa)
+}
+
 // testNow is the time the tests' launches happen.
 var testNow = time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
 
@@ -484,6 +490,25 @@ func TestPrincipalOrgPathsIsMultiValuedSoItNeedsForAnyValue(t *testing.T) {
 	}
 }
 
+// A Deny on a multivalued key without a set operator may apply (above);
+// the finding says so, and what to write instead: ForAllValues: for a
+// negated operator in a Deny (it then also holds when the key is missing,
+// as the Deny means), ForAnyValue: otherwise. It is not the advice for a
+// Bool value written in upper case.
+func TestDenyOnMultiValuedKeyWithoutSetOperatorSaysSo(t *testing.T) {
+	for cond, qualified := range map[string]string{
+		`{"StringNotLike":{"aws:PrincipalOrgPaths":"o-abcdefghij/*"}}`:                                           `"ForAllValues:StringNotLike"`,
+		`{"StringLike":{"aws:PrincipalOrgPaths":"` + otherOUPath + `*"}}`:                                        `"ForAnyValue:StringLike"`,
+		`{"StringEquals":{"aws:PrincipalOrgPaths":"` + otherOUPath + `"},"Bool":{"aws:SecureTransport":"true"}}`: `"ForAnyValue:StringEquals"`,
+	} {
+		pv := orgVerdict(t, denyByCondition(cond), PathInstance, testOrgPath)
+		wantFinding(t, pv, CodeKeyPolicyDenies, "Guard", "may deny", "no ForAnyValue: or ForAllValues: qualifier", "aws:PrincipalOrgPaths is multivalued", qualified)
+		if f, _ := findingFor(pv, CodeKeyPolicyDenies); strings.Contains(f.Message+f.Fix, "lower case") {
+			t.Errorf("%s: the advice for a Bool value not in lower case:\n%s\nfix: %s", cond, f.Message, f.Fix)
+		}
+	}
+}
+
 // IAM User Guide, "AWS global condition context keys": aws:PrincipalOrgID
 // and aws:PrincipalOrgPaths are in the request of a principal whose account
 // is in an organization; the id is the path's first part. Requests EC2
@@ -514,11 +539,12 @@ func TestRequestsOfATargetCarryItsOrganizationKeys(t *testing.T) {
 
 // IAM User Guide, "AWS global condition context keys", Availability: the
 // organization keys are absent when the principal's account is in no
-// organization, which is how a target whose organization is not known is
-// checked. An allow by aws:PrincipalOrgID is then false (the missing-key
-// rule), and a Deny with StringNotEquals on it true: a red at worst, never
-// a green AWS would refuse. The finding says the organization is unknown.
-func TestUnknownOrganizationMakesOrgConditionsFalseNeverGreen(t *testing.T) {
+// organization, and carry its organization otherwise. For a target whose
+// organization is not known, either may be so: conditions on them are
+// undecided, so an allow by aws:PrincipalOrgID is not counted and a Deny
+// with StringNotEquals on it is: a red at worst, never a green AWS would
+// refuse. The finding says the organization is unknown.
+func TestUnknownOrganizationMakesOrgConditionsUndecidedNeverGreen(t *testing.T) {
 	allow := useByCondition(`{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}}`)
 	pv := orgVerdict(t, allow, PathInstance, "")
 	f, ok := findingFor(pv, CodeKeyPolicyMissing)
@@ -993,11 +1019,31 @@ func TestKeyPropertiesAreInEveryRequest(t *testing.T) {
 	}
 }
 
-// A caller that builds its own requests names what it cannot know with
-// UndecidableKeys: a condition on such a key decides only when it comes
-// out the same for every value the key may take.
+// undecidableTable is an Undecidable given as a table: Keys maps
+// lower-cased keys to the values they may take (nil: nothing is known);
+// nothing is known of a key under one of Prefixes.
+type undecidableTable struct {
+	Keys     map[string][]string
+	Prefixes []string
+}
+
+func (u *undecidableTable) Values(key string) ([]string, bool) {
+	if v, ok := u.Keys[key]; ok {
+		return v, true
+	}
+	for _, p := range u.Prefixes {
+		if strings.HasPrefix(key, p) {
+			return nil, true
+		}
+	}
+	return nil, false
+}
+
+// A caller that builds its own requests names what it cannot know with an
+// Undecidable: a condition on such a key decides only when it comes out
+// the same for every value the key may take.
 func TestUndecidableKeysTable(t *testing.T) {
-	und := &UndecidableKeys{
+	und := &undecidableTable{
 		Keys:     map[string][]string{"aws:principalarn": {"arn:aws:iam::111122223333:role/*"}, "aws:sourceidentity": nil},
 		Prefixes: []string{"aws:principaltag/"},
 	}
@@ -1016,5 +1062,50 @@ func TestUndecidableKeysTable(t *testing.T) {
 		if undecided := r.Decision == ImplicitDeny && !strings.Contains(cond, "999988887777"); undecided != (len(r.Undecided) == 1) {
 			t.Errorf("%s: undecided %+v", cond, r.Undecided)
 		}
+	}
+}
+
+// A KMS call a principal makes itself (amigate's dry run checks its own
+// calls so) carries what AWS sends with every request to KMS: the key's
+// properties (AWS KMS Developer Guide, "AWS KMS condition keys"), the
+// principal's account, ARN and type, that no service signs or forwards it
+// (IAM User Guide, "AWS global condition context keys"); and the keys its
+// caller knows, such as the grant's parameters and a session's role. What
+// it cannot know stays undecidable: where the call comes from, and
+// whether a multi-Region key is the primary or a replica.
+func TestDirectRequestCarriesWhatAWSSends(t *testing.T) {
+	const (
+		mrk     = "arn:aws:kms:us-east-1:444455556666:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+		session = "arn:aws:sts::111122223333:assumed-role/builder/me"
+		role    = "arn:aws:iam::111122223333:role/ci/builder"
+	)
+	req, err := DirectRequest(&Key{ARN: mrk, Origin: "AWS_KMS"}, session, "kms:CreateGrant", testNow,
+		map[string][]string{"aws:PrincipalArn": {role}, "kms:GranteePrincipal": {targetRole}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{
+		"kms:multiregion": "true", "kms:keyspec": "SYMMETRIC_DEFAULT", "kms:keyusage": "ENCRYPT_DECRYPT", "kms:keyorigin": "AWS_KMS",
+		"aws:principaltype": "AssumedRole", "aws:principalisawsservice": "false", "aws:viaawsservice": "false",
+		"aws:principalaccount": "111122223333", "aws:resourceaccount": "444455556666", "aws:principalarn": role,
+		"kms:granteeprincipal": targetRole, "aws:currenttime": testNow.UTC().Format(time.RFC3339),
+	} {
+		if got := req.Context[k]; len(got) != 1 || got[0] != want {
+			t.Errorf("%s = %v, want %s", k, got, want)
+		}
+	}
+	for k, want := range map[string]bool{"kms:multiregionkeytype": true, "aws:sourceip": true, "aws:principalarn": false, "kms:granteeprincipal": false} {
+		if _, got := req.Undecidable.Values(k); got != want {
+			t.Errorf("%s undecidable = %v, want %v", k, got, want)
+		}
+	}
+	// The session's role, with its path, decides a Deny by role ARN.
+	deny := mustPolicy(t, `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"},
+	  {"Effect":"Deny","Principal":"*","Action":"kms:CreateGrant","Resource":"*","Condition":{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/ci/*"}}}]}`)
+	if r := deny.Evaluate(req); r.Decision != ExplicitDeny || len(r.Undecided) != 0 {
+		t.Errorf("Deny of role/ci/* to a session of role/ci/builder: %+v", r)
+	}
+	if _, err := DirectRequest(&Key{ARN: "alias/golden"}, session, "kms:CreateGrant", testNow, nil); err == nil {
+		t.Error("an alias taken for a key ARN")
 	}
 }

@@ -205,13 +205,13 @@ func (a *lintArgs) targetList(paths []keypolicy.Path) ([]keypolicy.Target, error
 			return nil, badInput("--principal", v, errors.New("want ACCOUNT=ARN of the role or user that launches, such as 111122223333=arn:aws:iam::111122223333:role/Deployer"))
 		}
 		i, known := index[acct]
-		arn, err := keypolicy.ParseARN(principal)
+		arn, err := keypolicy.ParsePrincipalARN(principal)
 		switch {
 		case !keypolicy.ValidAccountID(acct):
 			return nil, badInput("--principal", v, fmt.Errorf("%q is not a 12-digit AWS account id", acct))
 		case !known:
 			return nil, badInput("--principal", v, fmt.Errorf("account %s is not one of the --target accounts", acct))
-		case err != nil || arn.Service != "iam" || !(strings.HasPrefix(arn.Resource, "role/") || strings.HasPrefix(arn.Resource, "user/")) || strings.HasSuffix(arn.Resource, "/"):
+		case err != nil:
 			return nil, badInput("--principal", v, errors.New("not the ARN of an IAM role or user (arn:aws:iam::ACCOUNT:role/NAME)"))
 		case arn.Account != acct:
 			return nil, badInput("--principal", v, fmt.Errorf("%s is not in account %s", principal, acct))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -117,7 +116,7 @@ func contextEntries(reqContext map[string][]string) []iamtypes.ContextEntry {
 		switch {
 		case boolKeys[k]:
 			typ = iamtypes.ContextKeyTypeEnumBoolean
-		case multiValuedKeys[k]:
+		case keypolicy.IsMultiValued(k):
 			typ = iamtypes.ContextKeyTypeEnumStringList
 		}
 		out = append(out, iamtypes.ContextEntry{ContextKeyName: aws.String(k), ContextKeyType: typ, ContextKeyValues: reqContext[k]})
@@ -125,11 +124,8 @@ func contextEntries(reqContext map[string][]string) []iamtypes.ContextEntry {
 	return out
 }
 
-var (
-	boolKeys = map[string]bool{"aws:viaawsservice": true, "aws:securetransport": true, "aws:principalisawsservice": true,
-		"aws:multifactorauthpresent": true, "kms:grantisforawsresource": true, "kms:multiregion": true}
-	multiValuedKeys = map[string]bool{"kms:grantoperations": true, "aws:principalorgpaths": true, "kms:encryptioncontextkeys": true}
-)
+var boolKeys = map[string]bool{"aws:viaawsservice": true, "aws:securetransport": true, "aws:principalisawsservice": true,
+	"aws:multifactorauthpresent": true, "kms:grantisforawsresource": true, "kms:multiregion": true}
 
 // notVerifiedBecause says why an allowed decision is not a verified one:
 // the policies test condition keys the simulator had no value for.
@@ -158,21 +154,30 @@ func (r *runState) sourceMay(ctx context.Context, ks *keyState, actions []string
 	if err != nil {
 		return nil, "", err
 	}
-	keyARN, err := keypolicy.ParseKeyARN(ks.key.ARN)
-	if err != nil {
-		return nil, "", fmt.Errorf("check the permissions on %s: %w", ks.key.ARN, err)
+	// Beyond what keypolicy knows of a direct call: the call's own keys,
+	// and aws:PrincipalArn of a session, its role's ARN when GetRole told
+	// it (with its path).
+	known := map[string][]string{}
+	for k, v := range reqContext {
+		known[k] = v
+	}
+	if arn := c.principalARN(); arn != "" {
+		known["aws:principalarn"] = []string{arn}
+	}
+	now := time.Now()
+	direct := func(action string) (keypolicy.Request, error) {
+		req, err := keypolicy.DirectRequest(&ks.key, c.arn, action, now, known)
+		if err != nil {
+			return req, fmt.Errorf("check the permissions on %s: %w", ks.key.ARN, err)
+		}
+		return req, nil
 	}
 	refused = map[string]string{}
 	needIdentity := append([]permission(nil), iamOnly...)
 	for _, action := range actions {
-		req := keypolicy.Request{Principal: c.arn, Action: action, Resource: ks.key.ARN, Context: directContext(c.principalARN(), keyARN), Undecidable: c.unknowns(ks.key.Origin)}
-		for k, v := range map[string]string{"kms:keyorigin": ks.key.Origin, "kms:keyspec": ks.key.Spec, "kms:keyusage": ks.key.Usage} {
-			if v != "" {
-				req.Context[k] = []string{v}
-			}
-		}
-		for k, v := range reqContext {
-			req.Context[k] = v
+		req, err := direct(action)
+		if err != nil {
+			return nil, "", err
 		}
 		auth := keypolicy.Authorize(&ks.key, req, nil)
 		if auth.Decision != keypolicy.Allowed {
@@ -189,12 +194,13 @@ func (r *runState) sourceMay(ctx context.Context, ks *keyState, actions []string
 	if c.policyARN == "" {
 		return refused, fmt.Sprintf("the IAM policies of %s could not be read: iam:GetRole on its role was refused", c.arn), nil
 	}
-	// aws:PrincipalArn of a role's session is the role's ARN.
-	reqCtx := directContext(c.policyARN, keyARN)
-	for k, v := range reqContext {
-		reqCtx[k] = v
+	// The simulator takes one context for every permission: a direct
+	// call's, which is the same for each action.
+	req, err := direct(needIdentity[0].action)
+	if err != nil {
+		return nil, "", err
 	}
-	decisions, err := r.simulate(ctx, source, ks.region, c.policyARN, needIdentity, reqCtx)
+	decisions, err := r.simulate(ctx, source, ks.region, c.policyARN, needIdentity, req.Context)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, "", err
@@ -252,32 +258,6 @@ func orUnknown(s string) string {
 	return s
 }
 
-// directContext is the request context of a direct KMS call by principal
-// (for a role session, its role: aws:PrincipalArn names the role; "" when
-// not known), made now: AWS always sends the time and the resource's
-// account (IAM User Guide, "AWS global condition context keys").
-func directContext(principal string, key keypolicy.ARN) map[string][]string {
-	account := key.Account
-	if a, err := keypolicy.ParseARN(principal); err == nil {
-		account = a.Account
-	}
-	now := time.Now().UTC()
-	ctx := map[string][]string{
-		"kms:calleraccount":    {account},
-		"aws:principalaccount": {account},
-		"aws:viaawsservice":    {"false"},
-		"aws:securetransport":  {"true"},
-		"aws:requestedregion":  {key.Region},
-		"aws:resourceaccount":  {key.Account},
-		"aws:currenttime":      {now.Format(time.RFC3339)},
-		"aws:epochtime":        {strconv.FormatInt(now.Unix(), 10)},
-	}
-	if principal != "" {
-		ctx["aws:principalarn"] = []string{principal}
-	}
-	return ctx
-}
-
 // principalARN is the caller's aws:PrincipalArn: its role's ARN for a
 // session, "" when GetRole could not tell it (the role's path).
 func (c caller) principalARN() string {
@@ -285,31 +265,6 @@ func (c caller) principalARN() string {
 		return c.arn
 	}
 	return c.policyARN
-}
-
-// unknowns is what a direct call of the caller carries that the dry run
-// cannot know: where it comes from, how the caller signed in, tags,
-// aliases, organizations, the key's origin when DescribeKey did not give
-// it; and its aws:PrincipalArn when its role's path is not known. A Deny
-// that depends on them counts, an allow does not.
-func (c caller) unknowns(keyOrigin string) keypolicy.Undecidable {
-	u := &keypolicy.UndecidableKeys{Keys: map[string][]string{}, NotPrincipal: true,
-		Prefixes: []string{"aws:principaltag/", "aws:resourcetag/"}}
-	for _, k := range []string{"aws:sourceip", "aws:sourcevpc", "aws:sourcevpce", "aws:vpcsourceip", "aws:sourcevpcarn",
-		"aws:vpceaccount", "aws:vpceorgid", "aws:vpceorgpaths", "aws:sourceidentity", "aws:tokenissuetime",
-		"aws:multifactorauthpresent", "aws:multifactorauthage", "aws:federatedprovider", "aws:ec2instancesourcevpc",
-		"aws:ec2instancesourceprivateipv4", "aws:principalorgid", "aws:principalorgpaths", "aws:resourceorgid",
-		"aws:resourceorgpaths", "kms:resourcealiases", "aws:userid"} {
-		u.Keys[k] = nil
-	}
-	if keyOrigin == "" {
-		u.Keys["kms:keyorigin"] = nil
-	}
-	u.Keys["aws:useragent"] = []string{"*"}
-	if c.principalARN() == "" {
-		u.Keys["aws:principalarn"] = nil
-	}
-	return u
 }
 
 func unverified(severity, message, fix string) keypolicy.Finding {
@@ -326,8 +281,7 @@ func unverified(severity, message, fix string) keypolicy.Finding {
 // checked as for the patch.
 func (r *runState) dryRunGrant(ctx context.Context, ks *keyState, g keypolicy.Grant, t Target, who principal, from, fromAccount string, in *kms.CreateGrantInput) (bool, error) {
 	if from == GrantFromSource {
-		refused, unchecked, err := r.sourceMay(ctx, ks, []string{"kms:CreateGrant"}, map[string][]string{
-			"kms:granteeprincipal": {g.GranteePrincipal}, "kms:grantoperations": g.Operations, "kms:grantisforawsresource": {"false"}}, nil)
+		refused, unchecked, err := r.sourceMay(ctx, ks, []string{"kms:CreateGrant"}, grantContext(g), nil)
 		switch {
 		case err != nil:
 			return false, err
@@ -357,21 +311,18 @@ func (r *runState) dryRunGrant(ctx context.Context, ks *keyState, g keypolicy.Gr
 		r.grantFailed(ks, g, t, from, fromAccount, apiErr.ErrorCode()+": "+apiErr.ErrorMessage())
 		return false, nil
 	}
-	keyARN, err := keypolicy.ParseKeyARN(ks.key.ARN)
+	// The context of the real call: the target's role calling KMS directly.
+	known := grantContext(g)
+	if path := r.orgPath(t.AccountID); path != "" {
+		known["aws:principalorgid"] = []string{strings.SplitN(path, "/", 2)[0]}
+		known["aws:principalorgpaths"] = []string{path}
+	}
+	req, err := keypolicy.DirectRequest(&ks.key, t.RoleARN, "kms:CreateGrant", time.Now(), known)
 	if err != nil {
 		return false, fmt.Errorf("dry run of the grant for %s: %w", g.GranteePrincipal, err)
 	}
-	// The context of the real call: the target's role calling KMS directly.
-	reqCtx := directContext(t.RoleARN, keyARN)
-	reqCtx["kms:granteeprincipal"] = []string{g.GranteePrincipal}
-	reqCtx["kms:grantoperations"] = g.Operations
-	reqCtx["kms:grantisforawsresource"] = []string{"false"}
-	if path := r.orgPath(t.AccountID); path != "" {
-		reqCtx["aws:principalorgid"] = []string{strings.SplitN(path, "/", 2)[0]}
-		reqCtx["aws:principalorgpaths"] = []string{path}
-	}
 	perm := permission{"kms:CreateGrant", ks.key.ARN}
-	decisions, err := r.simulate(ctx, who, ks.region, t.RoleARN, []permission{perm}, reqCtx)
+	decisions, err := r.simulate(ctx, who, ks.region, t.RoleARN, []permission{perm}, req.Context)
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, err
@@ -390,6 +341,12 @@ func (r *runState) dryRunGrant(ctx context.Context, ks *keyState, g keypolicy.Gr
 			"run without dry_run, or remove the conditions on keys the simulator cannot be given")
 	}
 	return true, nil
+}
+
+// grantContext is the condition keys a CreateGrant of g carries that its
+// caller sets: a direct call's, not one for an AWS resource.
+func grantContext(g keypolicy.Grant) map[string][]string {
+	return map[string][]string{"kms:granteeprincipal": {g.GranteePrincipal}, "kms:grantoperations": g.Operations, "kms:grantisforawsresource": {"false"}}
 }
 
 // identityRefusal reports whether KMS's AccessDenied says that the

@@ -737,30 +737,39 @@ func TestDryRunChecksTheSourcePrincipal(t *testing.T) {
 // a role session's requests carry its role's ARN. A key policy that denies
 // the builder role kms:PutKeyPolicy by that ARN stops the real run, so a
 // dry run as a session of the role must not be green (it compared the
-// session's own ARN, which no role pattern matches: a false green).
+// session's own ARN, which no role pattern matches: a false green). The
+// same for aws:PrincipalType, which every request carries (a review found
+// the dry run's requests without it: a Deny for AssumedRole was green).
 func TestDryRunSourceDeniedByItsRolesARNIsNotGreen(t *testing.T) {
-	s := startWorld(t, testWorld{shared: []string{target}})
-	ctx := context.Background()
-	sess := s.builderSession(t, `["kms:*","ec2:*","iam:GetRole","iam:SimulatePrincipalPolicy","sts:*"]`)
-	policy := strings.Replace(defaultPolicy, "\n  ]", `,
-    {"Sid": "NoBuilders", "Effect": "Deny", "Principal": "*", "Action": "kms:PutKeyPolicy", "Resource": "*", "Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::`+owner+`:role/ci/*"}}}
+	for _, cond := range []string{
+		`{"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::` + owner + `:role/ci/*"}}`,
+		`{"StringEquals": {"aws:PrincipalType": "AssumedRole"}}`,
+	} {
+		t.Run(cond, func(t *testing.T) {
+			s := startWorld(t, testWorld{shared: []string{target}})
+			ctx := context.Background()
+			sess := s.builderSession(t, `["kms:*","ec2:*","iam:GetRole","iam:SimulatePrincipalPolicy","sts:*"]`)
+			policy := strings.Replace(defaultPolicy, "\n  ]", `,
+    {"Sid": "NoBuilders", "Effect": "Deny", "Principal": "*", "Action": "kms:PutKeyPolicy", "Resource": "*", "Condition": `+cond+`}
   ]`, 1)
-	if _, err := kms.NewFromConfig(s.config(owner, "us-east-1")).PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String("alias/golden-ami"), PolicyName: aws.String("default"), Policy: aws.String(policy)}); err != nil {
-		t.Fatal(err)
-	}
-	s.setup = len(s.Calls())
-	opts := baseOptions(s.imageIDs(t), Target{AccountID: target, Paths: []keypolicy.Path{keypolicy.PathInstance}})
-	opts.DryRun = true
-	rep, err := Run(ctx, opts, sess, func(l string) { t.Log(l) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.OK || codesOf(rep) != keypolicy.CodePermissionMissing {
-		t.Fatalf("dry run: ok=%v %s, want PERMISSION_MISSING", rep.OK, codesOf(rep))
-	}
-	opts.DryRun = false
-	if _, err := Run(ctx, opts, sess, nil); err == nil || !strings.Contains(err.Error(), "AccessDenied") {
-		t.Fatalf("real run: %v, want an AccessDenied error", err)
+			if _, err := kms.NewFromConfig(s.config(owner, "us-east-1")).PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String("alias/golden-ami"), PolicyName: aws.String("default"), Policy: aws.String(policy)}); err != nil {
+				t.Fatal(err)
+			}
+			s.setup = len(s.Calls())
+			opts := baseOptions(s.imageIDs(t), Target{AccountID: target, Paths: []keypolicy.Path{keypolicy.PathInstance}})
+			opts.DryRun = true
+			rep, err := Run(ctx, opts, sess, func(l string) { t.Log(l) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK || codesOf(rep) != keypolicy.CodePermissionMissing {
+				t.Fatalf("dry run: ok=%v %s, want PERMISSION_MISSING", rep.OK, codesOf(rep))
+			}
+			opts.DryRun = false
+			if _, err := Run(ctx, opts, sess, nil); err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+				t.Fatalf("real run: %v, want an AccessDenied error", err)
+			}
+		})
 	}
 }
 
