@@ -42,12 +42,25 @@ type caller struct {
 	root      bool
 }
 
-// sourceCaller reads (once) who the source credentials are.
+// sourceIdentity reads (once) who the source credentials are, as STS
+// names them.
+func (r *runState) sourceIdentity(ctx context.Context, region string) (*sts.GetCallerIdentityOutput, error) {
+	r.identityOnce.Do(func() {
+		r.identity, r.identityErr = r.cl.STS(source, region).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if r.identityErr != nil {
+			r.identityErr = fmt.Errorf("read the source identity: %w", r.identityErr)
+		}
+	})
+	return r.identity, r.identityErr
+}
+
+// sourceCaller reads (once) who the source credentials are, and the IAM
+// entity whose policies apply to them (for the policy simulator).
 func (r *runState) sourceCaller(ctx context.Context, region string) (caller, error) {
 	r.callerOnce.Do(func() {
-		out, err := r.cl.STS(source, region).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		out, err := r.sourceIdentity(ctx, region)
 		if err != nil {
-			r.callerErr = fmt.Errorf("read the source identity: %w", err)
+			r.callerErr = err
 			return
 		}
 		c := caller{arn: aws.ToString(out.Arn)}
@@ -419,8 +432,12 @@ func testLaunchUnverified(mode string) keypolicy.Finding {
 		"run without dry_run to test-launch, or with test_launch = \"none\" to preview the policy changes only")
 }
 
-// callerState holds sourceCaller's answer.
+// callerState holds sourceIdentity's and sourceCaller's answers.
 type callerState struct {
+	identityOnce sync.Once
+	identity     *sts.GetCallerIdentityOutput
+	identityErr  error
+
 	callerOnce sync.Once
 	caller     caller
 	callerErr  error

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/amigate/packer-plugin-amigate/keypolicy"
 )
@@ -94,7 +95,7 @@ func (r *runState) resolveOrganizations(ctx context.Context, scoped func(), foun
 	var (
 		out                    *organizations.DescribeOrganizationOutput
 		roots                  []string
-		src                    caller
+		src                    *sts.GetCallerIdentityOutput
 		err, rootsErr, callErr error
 	)
 	_ = forEach(ctx, 3, 3, func(ctx context.Context, i int) error {
@@ -106,7 +107,7 @@ func (r *runState) resolveOrganizations(ctx context.Context, scoped func(), foun
 				roots, rootsErr = listRoots(ctx, oc)
 			}
 		case 2:
-			src, callErr = r.sourceCaller(ctx, r.regions[0])
+			src, callErr = r.sourceIdentity(ctx, r.regions[0])
 		}
 		return nil
 	})
@@ -172,8 +173,7 @@ func (r *runState) resolveOrganizations(ctx context.Context, scoped func(), foun
 	if callErr != nil {
 		return callErr
 	}
-	a, _ := keypolicy.ParseARN(src.arn)
-	adopt := r.newOrgAdoption(org, a.Account)
+	adopt := r.newOrgAdoption(org, aws.ToString(src.Account))
 	r.mu.Lock()
 	r.org, r.report.Organization = org, adopt.info
 	r.mu.Unlock()

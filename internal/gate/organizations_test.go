@@ -328,3 +328,22 @@ func TestOrganizationRunWithOneSlot(t *testing.T) {
 		t.Fatal("the run with one slot is stuck")
 	}
 }
+
+// Listing the organization needs the source account, which STS names: a
+// run (not a dry run) as a role makes no IAM call in the source account to
+// read its own role (the dry run's policy simulator needs that, nothing
+// else does).
+func TestOrganizationRunAsARoleReadsOnlyItsAccount(t *testing.T) {
+	s := startWorld(t, testWorld{targets: []string{target, target2, webAcct, devAcct}, organizations: orgWorld(owner)})
+	sess := s.builderSession(t, `["*"]`)
+	s.setup = len(s.Calls())
+	rep, err := Run(context.Background(), orgOptions(s.imageIDs(t), nil, []string{prodOU}), sess, nil)
+	if err != nil || !rep.OK {
+		t.Fatalf("run: %v %s", err, codesOf(rep))
+	}
+	for _, c := range s.Calls()[s.setup:] {
+		if c.Service == "iam" && c.Account == owner {
+			t.Errorf("the run called iam:%s in the source account", c.Action)
+		}
+	}
+}
