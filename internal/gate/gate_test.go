@@ -657,6 +657,19 @@ func TestDryRunChecksTheTargetRolesOwnPolicies(t *testing.T) {
 	}
 }
 
+// dryRunAs runs the gate as a dry run for one target's instance path,
+// with sess; it returns the report and the options, for a real run after.
+func (s *sim) dryRunAs(t *testing.T, sess *awsapi.Session) (*Report, Options) {
+	t.Helper()
+	opts := baseOptions(s.imageIDs(t), Target{AccountID: target, Paths: []keypolicy.Path{keypolicy.PathInstance}})
+	opts.DryRun = true
+	rep, err := Run(context.Background(), opts, sess, func(l string) { t.Log(l) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, opts
+}
+
 // builderSession makes the role ci/builder in the source account, allowed
 // the actions (a JSON list), and returns sessions acting as it.
 func (s *sim) builderSession(t *testing.T, actions string) *awsapi.Session {
@@ -695,12 +708,7 @@ func TestDryRunChecksTheSourcePrincipal(t *testing.T) {
 			ctx := context.Background()
 			sess := s.builderSession(t, tc.actions)
 			s.setup = len(s.Calls())
-			opts := baseOptions(s.imageIDs(t), Target{AccountID: target, Paths: []keypolicy.Path{keypolicy.PathInstance}})
-			opts.DryRun = true
-			rep, err := Run(ctx, opts, sess, func(l string) { t.Log(l) })
-			if err != nil {
-				t.Fatal(err)
-			}
+			rep, opts := s.dryRunAs(t, sess)
 			if m := s.mutations(); len(m) != 0 {
 				t.Fatalf("dry run made mutating calls: %v", m)
 			}
@@ -756,12 +764,7 @@ func TestDryRunSourceDeniedByItsRolesARNIsNotGreen(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.setup = len(s.Calls())
-			opts := baseOptions(s.imageIDs(t), Target{AccountID: target, Paths: []keypolicy.Path{keypolicy.PathInstance}})
-			opts.DryRun = true
-			rep, err := Run(ctx, opts, sess, func(l string) { t.Log(l) })
-			if err != nil {
-				t.Fatal(err)
-			}
+			rep, opts := s.dryRunAs(t, sess)
 			if rep.OK || codesOf(rep) != keypolicy.CodePermissionMissing {
 				t.Fatalf("dry run: ok=%v %s, want PERMISSION_MISSING", rep.OK, codesOf(rep))
 			}
